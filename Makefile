@@ -1,0 +1,38 @@
+# The two commands: `make demo` and `make test`. Both build .venv on first use.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+# Real recordings for the tests live beside the checkout (never copied in).
+ifneq ($(wildcard ../shared/data),)
+export TRADELAB_TEST_DATA ?= $(abspath ../shared/data)
+endif
+
+.PHONY: demo test test-fast bench install clean-store help
+
+help:
+	@echo "make demo       run the end-to-end demo on a synthetic market (fresh store under .demo/)"
+	@echo "make test       run the whole test suite (slow end-to-end checks included)"
+	@echo "make test-fast  the suite without tests marked slow"
+	@echo "make bench      run the benchmarks (JSON on stdout)"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tradelab demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/store.py

@@ -1,0 +1,116 @@
+"""What every importer shares: per-file reports, the reject log and the import manifest.
+
+Each import run writes ``<store>/_imports/<run_id>.json`` (sources with their sha256, counts per
+table and per message kind, rejects by reason, gaps, status) and, when anything was rejected,
+``<store>/_imports/<run_id>.rejects.jsonl`` with one line per rejected input (file, line, reason,
+the start of the text). Nothing is dropped silently: every input line ends up stored, counted as
+deliberately skipped (with a named reason), or rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tradelab.store.paths import new_run_id, resolve_root
+
+MANIFEST_DIR = "_imports"
+_REJECT_TEXT_MAX = 300
+
+
+@dataclass
+class FileReport:
+    """Outcome of importing one source file."""
+
+    path: str
+    sha256: str = ""
+    status: str = "pending"  # committed | skipped | failed
+    detail: str = ""
+    market: str | None = None
+    exchange: str | None = None
+    symbols: list[str] = field(default_factory=list)
+    lines: int = 0
+    messages: Counter = field(default_factory=Counter)
+    rows: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    rejects: Counter = field(default_factory=Counter)
+    gaps: int = 0
+    resyncs: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def n_rejects(self) -> int:
+        return sum(self.rejects.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("messages", "rows", "skipped", "rejects"):
+            d[key] = dict(getattr(self, key))
+        return d
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ImportRun:
+    """One invocation of an importer: owns the run id, the reject log and the manifest."""
+
+    def __init__(self, kind: str, store: str | os.PathLike | None, argv: dict[str, Any]) -> None:
+        self.kind = kind
+        self.root = resolve_root(store, create=True)
+        self.run_id = new_run_id()
+        self.argv = argv
+        self.files: list[FileReport] = []
+        self.started = time.time()
+        self.dir = self.root / MANIFEST_DIR
+        self.dir.mkdir(exist_ok=True)
+        self._reject_fh = None
+        self.reject_path = self.dir / f"{self.run_id}.rejects.jsonl"
+
+    def reject(self, report: FileReport, line: int | None, reason: str, text: bytes | str = b"") -> None:
+        """Count a rejected input and log it with file, line and reason."""
+        report.rejects[reason.split(":", 1)[0]] += 1
+        if self._reject_fh is None:
+            self._reject_fh = open(self.reject_path, "a", encoding="utf-8")
+        if isinstance(text, bytes):
+            text = text[:_REJECT_TEXT_MAX].decode("utf-8", "replace")
+        self._reject_fh.write(json.dumps({"file": report.path, "line": line, "reason": reason,
+                                          "text": text[:_REJECT_TEXT_MAX]}) + "\n")
+
+    def already_imported(self, sha: str) -> str | None:
+        """Run id of an earlier committed import of a file with this sha256, if any."""
+        for mf in self.dir.glob("*.json"):
+            try:
+                doc = json.loads(mf.read_text())
+            except (OSError, ValueError):
+                continue
+            for f in doc.get("files", []):
+                if f.get("sha256") == sha and f.get("status") == "committed":
+                    return doc.get("run_id")
+        return None
+
+    def finish(self) -> Path:
+        """Write the manifest (atomically) and close the reject log."""
+        if self._reject_fh is not None:
+            self._reject_fh.close()
+            self._reject_fh = None
+        doc = {"run_id": self.run_id, "kind": self.kind, "args": self.argv,
+               "started": self.started, "finished": time.time(),
+               "files": [f.as_dict() for f in self.files],
+               "rejects_file": str(self.reject_path) if self.reject_path.exists() else None}
+        path = self.dir / f"{self.run_id}.json"
+        tmp = self.dir / f".{self.run_id}.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=2, default=str))
+        os.replace(tmp, path)
+        return path

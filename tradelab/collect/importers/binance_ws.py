@@ -1,0 +1,682 @@
+"""Import raw Binance websocket recordings into the store.
+
+Input: text lines ``<local receipt time, ns> <raw JSON>``, gzip-compressed or plain, as recorded
+from the combined stream (``{"stream": ..., "data": ...}``) plus REST depth snapshot lines
+(``{"lastUpdateId": ..., "bids": ..., "asks": ...}``). Streams: ``depth`` diffs, ``trade``,
+``aggTrade``, ``bookTicker`` and ``markPrice`` (USD-M funding).
+
+The book is synced the Binance way. Diffs are buffered until a snapshot arrives; diffs older than
+the snapshot are skipped (counted as ``diff_before_sync``); the first diff applied must straddle
+the snapshot id (spot ``U <= id+1 <= u``, USD-M ``U <= id <= u``); after that every diff must
+continue the previous one (spot ``U == last_u + 1``, USD-M ``pu == last_u``). A break is written
+to ``quality_events`` as a ``gap``, and stored deltas resume only after a new snapshot
+(a ``resync``). When an import starts without a snapshot, a stream that continues exactly where
+the store's last stored book message ends is resumed from the store (e.g. a recording split at
+midnight imported file by file).
+
+Several files in one call are read as one continuous recording (ordered by their first receipt
+time), each committed on its own: a file that fails leaves nothing visible.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from tradelab.collect.importers.base import FileReport, ImportRun, sha256_of
+from tradelab.collect.symbols import BINANCE_EXCHANGE, binance_symbol
+from tradelab.store.catalog import Catalog
+from tradelab.store.errors import StoreError
+from tradelab.store.schema import BOOK_LAST, BOOK_SNAPSHOT
+from tradelab.store.writer import StoreWriter
+
+MARKETS = ("spot", "usdm")
+SNIFF_LINES = 2000
+BUFFER_MAX = 20_000
+FLUSH_ROWS = 1_000_000
+MS = 1_000_000
+
+_BIDASK = pa.array(["bid", "ask"])
+_BUYSELL = pa.array(["buy", "sell"])
+
+
+class ImportError_(StoreError):
+    """A file that cannot be imported at all (not a recording, wrong market, unreadable)."""
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def _open(path: Path):
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def sniff_market(path: Path) -> str | None:
+    """``spot`` or ``usdm`` from the first messages of a recording, or None if undecided."""
+    try:
+        with _open(path) as fh:
+            for i, raw in enumerate(fh):
+                if i >= SNIFF_LINES:
+                    break
+                sp = raw.find(b" ")
+                try:
+                    msg = orjson.loads(raw[sp + 1:])
+                except orjson.JSONDecodeError:
+                    continue
+                data = msg.get("data") if isinstance(msg, dict) else None
+                if not isinstance(data, dict):
+                    continue
+                ev = data.get("e")
+                if ev == "depthUpdate":
+                    return "usdm" if "pu" in data else "spot"
+                if ev == "markPriceUpdate":
+                    return "usdm"
+                if ev == "trade":
+                    if "X" in data:
+                        return "usdm"
+                    if "M" in data:
+                        return "spot"
+                if "u" in data and "b" in data and "a" in data and "U" not in data:
+                    return "usdm" if ev == "bookTicker" else "spot"
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
+        return None
+    return None
+
+
+def first_recv_ts(path: Path) -> int:
+    """Receipt time of the first line (used to order several files), or 0."""
+    try:
+        with _open(path) as fh:
+            line = fh.readline()
+        return int(line[: line.find(b" ")])
+    except (OSError, ValueError, EOFError, zlib.error, gzip.BadGzipFile):
+        return 0
+
+
+# -- per-symbol buffers ----------------------------------------------------------------------
+
+
+@dataclass
+class _BookCols:
+    m_ts: list = field(default_factory=list)
+    m_recv: list = field(default_factory=list)
+    m_seq: list = field(default_factory=list)
+    m_prev: list = field(default_factory=list)
+    m_nb: list = field(default_factory=list)
+    m_na: list = field(default_factory=list)
+    m_snap: list = field(default_factory=list)
+    px: list = field(default_factory=list)
+    qty: list = field(default_factory=list)
+
+    def rows(self) -> int:
+        return len(self.px)
+
+    def table(self) -> dict[str, Any] | None:
+        if not self.m_ts:
+            return None
+        nb = np.asarray(self.m_nb, dtype=np.int64)
+        na = np.asarray(self.m_na, dtype=np.int64)
+        cnt = nb + na
+        pairs = np.stack([nb, na], axis=1).ravel()
+        side_idx = np.repeat(np.tile(np.array([0, 1], dtype=np.int8), len(nb)), pairs)
+        flags = np.repeat(np.where(np.asarray(self.m_snap), BOOK_SNAPSHOT, 0).astype(np.uint8), cnt)
+        ends = np.cumsum(cnt)[cnt > 0] - 1
+        flags[ends] |= BOOK_LAST
+        prev = pa.array(self.m_prev, type=pa.int64())
+        return {
+            "ts": np.repeat(np.asarray(self.m_ts, dtype=np.int64), cnt),
+            "recv_ts": np.repeat(np.asarray(self.m_recv, dtype=np.int64), cnt),
+            "seq": np.repeat(np.asarray(self.m_seq, dtype=np.int64), cnt),
+            "prev_seq": prev.take(pa.array(np.repeat(np.arange(len(nb)), cnt))),
+            "side": pa.DictionaryArray.from_arrays(pa.array(side_idx), _BIDASK),
+            "price": np.asarray(self.px, dtype=np.float64),
+            "qty": np.asarray(self.qty, dtype=np.float64),
+            "flags": flags,
+        }
+
+
+@dataclass
+class _Rows:
+    """Row-wise column lists for the flat tables (trades, bbo, funding)."""
+
+    names: tuple[str, ...]
+    cols: dict[str, list] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cols = {n: [] for n in self.names}
+
+    def rows(self) -> int:
+        return len(self.cols[self.names[0]])
+
+    def take(self) -> dict[str, list]:
+        out = self.cols
+        self.cols = {n: [] for n in self.names}
+        return out
+
+
+@dataclass
+class _Depth:
+    """Sync state of one symbol's book."""
+
+    symbol: str
+    synced: bool = False
+    ever_synced: bool = False
+    last_u: int = -1
+    buffer: deque = field(default_factory=lambda: deque())
+    snap: tuple[int, dict, int] | None = None  # (recv, snapshot, line)
+    store_checked: bool = False
+
+
+# -- the importer ----------------------------------------------------------------------------
+
+
+class BinanceWsImporter:
+    """Streams one or more recordings of one market into a store (see module docstring)."""
+
+    def __init__(self, run: ImportRun, market: str | None = None, *, force: bool = False,
+                 progress: Callable[[str, int, int], None] | None = None) -> None:
+        if market is not None and market not in MARKETS:
+            raise StoreError(f"unknown market {market!r}: use spot or usdm")
+        self.run = run
+        self.market_arg = market
+        self.market: str | None = None
+        self.force = force
+        self.progress = progress
+        self.depth: dict[str, _Depth] = {}
+        self.routes: dict[str, tuple[Callable, str]] = {}
+        self.book_cols: dict[str, _BookCols] = {}
+        self.trades: dict[str, _Rows] = {}
+        self.bbo: dict[str, _Rows] = {}
+        self.funding: dict[str, _Rows] = {}
+        self.qevents: dict[str, _Rows] = {}
+        self.pending_snapshots: list[tuple[int, dict, int]] = []
+        self.writer: StoreWriter | None = None
+        self.report: FileReport | None = None
+        self._catalog: Catalog | None = None
+
+    # .. public ..............................................................................
+
+    def import_files(self, paths: Iterable[str | Path]) -> list[FileReport]:
+        """Import files in recording order; returns one report per file."""
+        files = [Path(p) for p in paths]
+        for p in files:
+            if not p.exists():
+                raise StoreError(f"no such file: {p}")
+            if p.is_dir():
+                raise StoreError(f"{p} is a directory; pass the recording files themselves")
+        files.sort(key=first_recv_ts)
+        for path in files:
+            self.run.files.append(self._import_file(path))
+        self._finish_unsynced()
+        return self.run.files
+
+    # .. per file ............................................................................
+
+    def _import_file(self, path: Path) -> FileReport:
+        rep = FileReport(path=str(path))
+        self.report = rep
+        t0 = time.perf_counter()
+        try:
+            rep.sha256 = sha256_of(path)
+            prior = None if self.force else self.run.already_imported(rep.sha256)
+            if prior:
+                rep.status, rep.detail = "skipped", f"already imported by run {prior} (use --force)"
+                return rep
+            self._decide_market(path, rep)
+            self.writer = StoreWriter(self.run.root, deferred=True, run_id=self.run.run_id,
+                                      batch_rows=4 * FLUSH_ROWS)
+            self._read(path, rep)
+            self._flush_all()
+            self.writer.commit()
+            rep.status = "committed"
+        except ImportError_ as exc:
+            rep.status, rep.detail = "failed", str(exc)
+            if self.writer is not None:
+                self.writer.abort()
+        except BaseException as exc:
+            if self.writer is not None:
+                self.writer.abort()
+            rep.status, rep.detail = "failed", f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            rep.elapsed_s = time.perf_counter() - t0
+            self.writer = None
+        return rep
+
+    def _decide_market(self, path: Path, rep: FileReport) -> None:
+        sniffed = sniff_market(path)
+        if self.market_arg and sniffed and sniffed != self.market_arg:
+            raise ImportError_(f"{path}: the messages look like {sniffed} but --market "
+                               f"{self.market_arg} was given")
+        market = self.market_arg or sniffed
+        if market is None:
+            raise ImportError_(f"{path}: cannot tell spot from USD-M from the first {SNIFF_LINES} "
+                               "lines (no Binance depth/trade/bookTicker message); pass --market")
+        if self.market and market != self.market:
+            raise ImportError_(f"{path}: is {market} but earlier files were {self.market}; "
+                               "import different markets in separate calls")
+        self.market = market
+        rep.market = market
+        rep.exchange = BINANCE_EXCHANGE[market]
+
+    def _read(self, path: Path, rep: FileReport) -> None:
+        reject = self.run.reject
+        loads = orjson.loads
+        routes = self.routes
+        lineno = 0
+        size = path.stat().st_size
+        try:
+            fh = _open(path)
+        except OSError as exc:
+            raise ImportError_(f"{path}: cannot open: {exc}") from None
+        raw_fh = getattr(fh, "fileobj", fh)
+        try:
+            for raw in fh:
+                lineno += 1
+                if not lineno & 0x3FFF:
+                    if self.progress:
+                        self.progress(str(path), raw_fh.tell(), size)
+                    if self._buffered_rows() >= FLUSH_ROWS:
+                        self._flush_all()
+                sp = raw.find(b" ")
+                if sp <= 0:
+                    if raw.strip():
+                        reject(rep, lineno, "no receipt timestamp: expected '<ns> <json>'", raw)
+                    else:
+                        rep.skipped["blank_line"] += 1
+                    continue
+                try:
+                    recv = int(raw[:sp])
+                    msg = loads(raw[sp + 1:])
+                except ValueError as exc:
+                    what = "bad receipt timestamp" if not raw[:sp].isdigit() else "malformed JSON"
+                    reject(rep, lineno, f"{what}: {exc}", raw)
+                    continue
+                try:
+                    stream = msg.get("stream")
+                    if stream is not None:
+                        route = routes.get(stream)
+                        if route is None:
+                            route = self._route(stream, msg)
+                            if route is None:
+                                reject(rep, lineno, f"unknown stream: {stream!r}", raw)
+                                continue
+                        rep.messages[route[2]] += 1
+                        route[0](route[1], recv, msg["data"], lineno)
+                    elif "lastUpdateId" in msg:
+                        rep.messages["snapshot"] += 1
+                        self._on_snapshot(recv, msg, lineno)
+                    else:
+                        reject(rep, lineno, "unknown message: neither a stream envelope nor a "
+                               "depth snapshot", raw)
+                except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                    reject(rep, lineno, f"bad message: {type(exc).__name__} {exc}", raw)
+        except EOFError:
+            reject(rep, lineno + 1, f"truncated gzip: {path.name} ends mid-stream after line "
+                   f"{lineno}; lines before it were imported")
+        except (zlib.error, gzip.BadGzipFile, OSError) as exc:
+            if lineno == 0:
+                raise ImportError_(f"{path}: not a readable recording: {exc}") from None
+            reject(rep, lineno + 1, f"corrupt input: {exc} (after line {lineno}); lines before it "
+                   "were imported")
+        finally:
+            fh.close()
+        rep.lines = lineno
+        if self.progress:
+            self.progress(str(path), size, size)
+        if lineno == 0:
+            raise ImportError_(f"{path}: empty file")
+        if sum(rep.messages.values()) == 0:
+            raise ImportError_(f"{path}: no Binance message could be read ({rep.n_rejects} lines "
+                               "rejected)")
+
+    def _route(self, stream: str, msg: dict) -> tuple[Callable, str, str] | None:
+        name, _, kind = stream.partition("@")
+        base = kind.split("@", 1)[0]
+        handler = {"depth": self._on_diff, "trade": self._on_trade, "aggTrade": self._on_trade,
+                   "bookTicker": self._on_bbo, "markPrice": self._on_mark}.get(base)
+        if handler is None or not name:
+            return None
+        raw_sym = msg.get("data", {}).get("s") or name.upper()
+        symbol = binance_symbol(raw_sym, self.market)
+        if symbol not in self.report.symbols:
+            self.report.symbols.append(symbol)
+        route = (handler, symbol, base)
+        self.routes[stream] = route
+        return route
+
+    # .. handlers ............................................................................
+
+    def _on_trade(self, symbol: str, recv: int, d: dict, line: int) -> None:
+        price = float(d["p"])
+        qty = float(d["q"])
+        ts = int(d.get("T") or d["E"])
+        side = 1 if d["m"] else 0  # buyer is maker -> the taker sold
+        tid = d["t"] if "t" in d else f"a{d['a']}"
+        if not (price > 0 and qty > 0):
+            self.run.reject(self.report, line, f"bad trade: price {d['p']} qty {d['q']}")
+            return
+        rows = self.trades.get(symbol)
+        if rows is None:
+            rows = self.trades[symbol] = _Rows(("ts", "recv_ts", "price", "qty", "side", "trade_id"))
+        c = rows.cols
+        c["ts"].append(ts)
+        c["recv_ts"].append(recv)
+        c["price"].append(price)
+        c["qty"].append(qty)
+        c["side"].append(side)
+        c["trade_id"].append(tid)
+
+    def _on_bbo(self, symbol: str, recv: int, d: dict, line: int) -> None:
+        bp, bq, ap, aq = float(d["b"]), float(d["B"]), float(d["a"]), float(d["A"])
+        seq = int(d["u"])
+        t = d.get("T") or d.get("E")
+        ts = int(t) * MS if t else recv
+        rows = self.bbo.get(symbol)
+        if rows is None:
+            rows = self.bbo[symbol] = _Rows(("ts", "recv_ts", "seq", "bid_px", "bid_qty",
+                                             "ask_px", "ask_qty"))
+        c = rows.cols
+        c["ts"].append(ts)
+        c["recv_ts"].append(recv)
+        c["seq"].append(seq)
+        c["bid_px"].append(bp)
+        c["bid_qty"].append(bq)
+        c["ask_px"].append(ap)
+        c["ask_qty"].append(aq)
+
+    def _on_mark(self, symbol: str, recv: int, d: dict, line: int) -> None:
+        rate = float(d["r"]) if d.get("r") not in (None, "") else None
+        if rate is None:
+            self.report.skipped["mark_price_without_funding_rate"] += 1
+            return
+        ts, mark = int(d["E"]) * MS, float(d["p"])
+        index = float(d["i"]) if "i" in d else None
+        nxt = int(d["T"]) * MS if d.get("T") else None
+        rows = self.funding.get(symbol)
+        if rows is None:
+            rows = self.funding[symbol] = _Rows(("ts", "recv_ts", "rate", "settled", "mark_price",
+                                                 "index_price", "next_funding_ts"))
+        c = rows.cols
+        c["ts"].append(ts)
+        c["recv_ts"].append(recv)
+        c["rate"].append(rate)
+        c["settled"].append(False)
+        c["mark_price"].append(mark)
+        c["index_price"].append(index)
+        c["next_funding_ts"].append(nxt)
+
+    # .. depth and sync ......................................................................
+
+    def _state(self, symbol: str) -> _Depth:
+        st = self.depth.get(symbol)
+        if st is None:
+            st = self.depth[symbol] = _Depth(symbol)
+        return st
+
+    def _on_diff(self, symbol: str, recv: int, d: dict, line: int) -> None:
+        u = d["u"]
+        if not (isinstance(d["U"], int) and isinstance(u, int) and isinstance(d["E"], int)
+                and isinstance(d["b"], list) and isinstance(d["a"], list)):
+            raise ValueError("depthUpdate needs integer U, u, E and lists b, a")
+        if self.market == "usdm" and not isinstance(d["pu"], int):
+            raise ValueError("USD-M depthUpdate needs an integer pu")
+        st = self._state(symbol)
+        if not st.synced:
+            if not st.store_checked:
+                st.store_checked = True
+                if self._resume_from_store(st, d):
+                    self._on_diff(symbol, recv, d, line)
+                    return
+            self._buffer(st, recv, d, line)
+            self._try_sync(st)
+            return
+        if u <= st.last_u:
+            self.report.skipped["stale_diff"] += 1
+            return
+        if self.market == "usdm":
+            ok, expected, got = d["pu"] == st.last_u, st.last_u, d["pu"]
+        else:
+            ok, expected, got = d["U"] == st.last_u + 1, st.last_u + 1, d["U"]
+        if not ok:
+            self._gap(st, recv, d, expected, got)
+            self._buffer(st, recv, d, line)
+            self._try_sync(st)
+            return
+        if st.snap is not None and self._straddles(d, st.snap[1]):
+            self._emit_snapshot(st, st.snap, d)
+            st.snap = None
+        self._emit_diff(recv, d, self._book(symbol))
+        st.last_u = u
+
+    def _straddles(self, d: dict, snap_id: int) -> bool:
+        """Whether diff ``d`` is the first one to apply on top of snapshot ``snap_id``."""
+        if self.market == "usdm":
+            return d["U"] <= snap_id <= d["u"]
+        return d["U"] <= snap_id + 1 <= d["u"]
+
+    def _buffer(self, st: _Depth, recv: int, d: dict, line: int) -> None:
+        st.buffer.append((recv, d, line))
+        if len(st.buffer) > BUFFER_MAX:
+            st.buffer.popleft()
+            self.report.skipped["diff_before_sync"] += 1
+
+    def _on_snapshot(self, recv: int, snap: dict, line: int) -> None:
+        snap_id = snap["lastUpdateId"]
+        if not isinstance(snap_id, int):
+            raise ValueError("depth snapshot needs an integer lastUpdateId")
+        bids = [(float(p), float(q)) for p, q in snap["bids"]]
+        asks = [(float(p), float(q)) for p, q in snap["asks"]]
+        entry = (recv, snap_id, bids, asks, line)
+        # A REST snapshot names no symbol: it belongs to the book one of whose diffs straddles
+        # its id, or to the only book of the file.
+        if len(self.depth) == 1:
+            st = next(iter(self.depth.values()))
+        else:
+            owners = [st for st in self.depth.values()
+                      if any(self._straddles(d, snap_id) for _r, d, _l in st.buffer)]
+            if len(owners) != 1:
+                self.pending_snapshots.append(entry)
+                return
+            st = owners[0]
+        if st.synced:
+            if snap_id >= st.last_u:
+                st.snap = entry  # emitted where the diff chain passes its id
+            else:
+                self.report.skipped["late_snapshot"] += 1
+            return
+        st.snap = entry
+        self._try_sync(st)
+
+    def _claim_pending(self, st: _Depth) -> None:
+        for i, entry in enumerate(self.pending_snapshots):
+            if len(self.depth) == 1 or any(self._straddles(d, entry[1]) for _r, d, _l in st.buffer):
+                st.snap = self.pending_snapshots.pop(i)
+                return
+
+    def _try_sync(self, st: _Depth) -> None:
+        if st.snap is None and self.pending_snapshots:
+            self._claim_pending(st)
+        if st.snap is None:
+            return
+        snap_id = st.snap[1]
+        usdm = self.market == "usdm"
+        buf = st.buffer
+        while buf and (buf[0][1]["u"] < snap_id if usdm else buf[0][1]["u"] <= snap_id):
+            buf.popleft()
+            self.report.skipped["diff_before_sync"] += 1
+        if not buf:
+            return
+        recv, first, _line = buf[0]
+        if not self._straddles(first, snap_id):
+            # the snapshot is older than every buffered diff: it can never be applied
+            self._quality(st.symbol, first["E"] * MS, recv, "stale_snapshot", snap_id, first["U"],
+                          "snapshot lastUpdateId precedes the buffered diffs; waiting for another")
+            self.report.skipped["stale_snapshot"] += 1
+            st.snap = None
+            return
+        self._emit_snapshot(st, st.snap, first)
+        st.snap = None
+        buf.popleft()
+        self._emit_diff(recv, first, self._book(st.symbol))
+        st.synced = True
+        st.last_u = first["u"]
+        rest = list(buf)
+        buf.clear()
+        for r, d, line in rest:
+            self._on_diff(st.symbol, r, d, line)
+
+    def _emit_snapshot(self, st: _Depth, entry: tuple, first: dict) -> None:
+        recv, snap_id, bids, asks, _line = entry
+        ts = first["E"] * MS  # the first exchange time at which the snapshot state is observable
+        cols = self._book(st.symbol)
+        for p, q in bids:
+            cols.px.append(p)
+            cols.qty.append(q)
+        for p, q in asks:
+            cols.px.append(p)
+            cols.qty.append(q)
+        self._book_msg(cols, ts, recv, snap_id, None, len(bids), len(asks), True)
+        kind = "resync" if st.ever_synced else "sync"
+        if st.ever_synced:
+            self.report.resyncs += 1
+        self._quality(st.symbol, ts, recv, kind, None, snap_id,
+                      f"book synced from snapshot {snap_id}")
+        st.ever_synced = True
+
+    def _emit_diff(self, recv: int, d: dict, cols: _BookCols) -> None:
+        px, qty = cols.px, cols.qty
+        n0 = len(px)
+        try:
+            for p, q in d["b"]:
+                px.append(float(p))
+                qty.append(float(q))
+            nb = len(px) - n0
+            for p, q in d["a"]:
+                px.append(float(p))
+                qty.append(float(q))
+        except (ValueError, TypeError):
+            del px[n0:], qty[n0:]
+            raise
+        na = len(px) - n0 - nb
+        if nb + na == 0:
+            self.report.skipped["empty_diff"] += 1
+            return
+        prev = d["pu"] if "pu" in d else d["U"] - 1
+        self._book_msg(cols, d["E"] * MS, recv, d["u"], prev, nb, na, False)
+
+    @staticmethod
+    def _book_msg(cols: _BookCols, ts, recv, seq, prev, nb, na, snap) -> None:
+        cols.m_ts.append(ts)
+        cols.m_recv.append(recv)
+        cols.m_seq.append(seq)
+        cols.m_prev.append(prev)
+        cols.m_nb.append(nb)
+        cols.m_na.append(na)
+        cols.m_snap.append(snap)
+
+    def _gap(self, st: _Depth, recv: int, d: dict, expected: int, got: int) -> None:
+        self.report.gaps += 1
+        st.synced = False
+        self._quality(st.symbol, d["E"] * MS, recv, "gap", expected, got,
+                      f"depth diff U={d['U']} u={d['u']} does not continue last_u={st.last_u}; "
+                      "deltas stop until a new snapshot")
+
+    def _resume_from_store(self, st: _Depth, d: dict) -> bool:
+        """Continue a stream whose previous part is already stored (no snapshot needed)."""
+        exchange = BINANCE_EXCHANGE[self.market]
+        if not (self.run.root / "book" / f"exchange={exchange}" / f"symbol={st.symbol}").is_dir():
+            return False
+        if self._catalog is None:
+            self._catalog = Catalog(self.run.root)
+        cat = self._catalog
+        row = cat.scalar(
+            'SELECT seq FROM "_book_raw" WHERE exchange = ? AND symbol = ? '
+            "ORDER BY ts DESC, filename DESC, file_row_number DESC LIMIT 1",
+            [exchange, st.symbol])
+        if row is None:
+            return False
+        last = int(row)
+        cont = d["pu"] == last if self.market == "usdm" else d["U"] <= last + 1 <= d["u"]
+        if cont:
+            st.synced = st.ever_synced = True
+            st.last_u = last if self.market == "usdm" else d["U"] - 1
+            self._quality(st.symbol, d["E"] * MS, None, "resume", last, d["U"],
+                          f"continued the stored book from update id {last}")
+        return cont
+
+    def _finish_unsynced(self) -> None:
+        for st in self.depth.values():
+            if st.buffer and self.run.files:
+                rep = self.run.files[-1]
+                rep.skipped["diff_never_synced"] += len(st.buffer)
+                st.buffer.clear()
+        if self.pending_snapshots and self.run.files:
+            self.run.files[-1].skipped["snapshot_unused"] += len(self.pending_snapshots)
+
+    # .. output ..............................................................................
+
+    def _book(self, symbol: str) -> _BookCols:
+        cols = self.book_cols.get(symbol)
+        if cols is None:
+            cols = self.book_cols[symbol] = _BookCols()
+        return cols
+
+    def _quality(self, symbol, ts, recv, kind, expected, got, detail) -> None:
+        rows = self.qevents.get(symbol)
+        if rows is None:
+            rows = self.qevents[symbol] = _Rows(("ts", "recv_ts", "table", "kind", "expected_seq",
+                                                 "got_seq", "source", "detail"))
+        c = rows.cols
+        c["ts"].append(ts)
+        c["recv_ts"].append(recv)
+        c["table"].append("book")
+        c["kind"].append(kind)
+        c["expected_seq"].append(expected)
+        c["got_seq"].append(got)
+        c["source"].append(Path(self.report.path).name if self.report else None)
+        c["detail"].append(detail)
+
+    def _buffered_rows(self) -> int:
+        return (sum(c.rows() for c in self.book_cols.values())
+                + sum(r.rows() for r in self.trades.values())
+                + sum(r.rows() for r in self.bbo.values()))
+
+    def _flush_all(self) -> None:
+        ex = BINANCE_EXCHANGE[self.market]
+        w = self.writer
+        rep = self.report
+        for sym, cols in self.book_cols.items():
+            tbl = cols.table()
+            if tbl is not None:
+                rep.rows["book"] += w.write("book", ex, sym, tbl)
+        self.book_cols.clear()
+        for sym, rows in self.trades.items():
+            if rows.rows():
+                c = rows.take()
+                side = pa.DictionaryArray.from_arrays(pa.array(c["side"], pa.int8()), _BUYSELL)
+                ts = np.asarray(c["ts"], dtype=np.int64) * MS
+                rep.rows["trades"] += w.write("trades", ex, sym, {
+                    "ts": ts, "recv_ts": np.asarray(c["recv_ts"], dtype=np.int64),
+                    "price": np.asarray(c["price"]), "qty": np.asarray(c["qty"]),
+                    "side": side, "trade_id": pa.array(c["trade_id"]).cast(pa.string())})
+        for table, store in (("bbo", self.bbo), ("funding", self.funding),
+                             ("quality_events", self.qevents)):
+            for sym, rows in store.items():
+                if rows.rows():
+                    rep.rows[table] += w.write(table, ex, sym, rows.take())

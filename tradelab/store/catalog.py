@@ -1,0 +1,466 @@
+"""DuckDB catalog over the partitioned Parquet store.
+
+One view per table (``trades``, ``book``, ``bbo``, ``funding``, ``open_interest``, ``ohlcv``,
+``quality_events``) reads the part files in place with hive partitioning, so filters on
+``exchange``/``symbol``/``date`` prune whole directories. There is no second copy of the data.
+
+Time arguments (``start``/``end``) take ISO strings, datetimes, pandas Timestamps or int64 ns,
+naive means UTC; intervals are half-open ``[start, end)``. Frames keep ``ts`` (and ``recv_ts``)
+as int64 ns and carry a UTC ``DatetimeIndex`` named ``time`` built from ``ts``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tradelab.store import book_nb
+from tradelab.store.errors import StoreError
+from tradelab.store.events import (
+    EV_ASK, EV_BID, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE, event_dt,
+)
+from tradelab.store.paths import check_exchange, check_symbol, resolve_root, table_glob
+from tradelab.store.schema import SCHEMAS
+from tradelab.store.timeutil import TimeLike, interval_ns, ns_to_date, to_ns
+
+MIN_BAR_NS = interval_ns("1s")
+MAX_BAR_NS = interval_ns("1d")
+_CHUNK_ROWS = 2_000_000
+
+_PARTITION_TYPES = "{'exchange': VARCHAR, 'symbol': VARCHAR, 'date': DATE}"
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _with_time_index(df: pd.DataFrame) -> pd.DataFrame:
+    df.index = pd.DatetimeIndex(pd.to_datetime(df["ts"].to_numpy(dtype="int64"), unit="ns",
+                                               utc=True), name="time")
+    return df
+
+
+class Catalog:
+    """Query the store through DuckDB views; every query returns pandas unless noted."""
+
+    def __init__(self, root: str | os.PathLike | None = None, *, threads: int | None = None,
+                 memory_limit: str | None = None) -> None:
+        self.root = resolve_root(root)
+        self.con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1,
+                                          **({"memory_limit": memory_limit} if memory_limit
+                                             else {})})
+        self._view_state: dict[str, bool] = {}
+
+    # -- views ---------------------------------------------------------------------------
+
+    def _has_files(self, table: str) -> bool:
+        base = self.root / table
+        if not base.is_dir():
+            return False
+        return next(iter(base.glob("*/*/*/*.parquet")), None) is not None
+
+    def refresh(self) -> None:
+        """(Re)create the views; call after new tables appear. Queries call it themselves."""
+        for table, schema in SCHEMAS.items():
+            has = self._has_files(table)
+            if self._view_state.get(table) == has:
+                continue
+            if has:
+                src = (f"read_parquet({_sql_str(table_glob(self.root, table))}, "
+                       f"hive_partitioning=true, hive_types={_PARTITION_TYPES}, "
+                       "union_by_name=true, filename=true, file_row_number=true)")
+                self.con.execute(f'CREATE OR REPLACE VIEW "_{table}_raw" AS SELECT * FROM {src}')
+            else:
+                empty = pa.Table.from_batches([], schema=schema.append(
+                    pa.field("exchange", pa.string())).append(pa.field("symbol", pa.string()))
+                    .append(pa.field("date", pa.date32())).append(
+                    pa.field("filename", pa.string())).append(
+                    pa.field("file_row_number", pa.int64())))
+                self.con.register(f"_{table}_empty", empty)
+                self.con.execute(
+                    f'CREATE OR REPLACE VIEW "_{table}_raw" AS SELECT * FROM "_{table}_empty"')
+            cols = ", ".join(f'"{c}"' for c in [*schema.names, "exchange", "symbol", "date"])
+            self.con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT {cols} FROM "_{table}_raw"')
+            self._view_state[table] = has
+
+    def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
+        """Run any SQL over the views and return a DataFrame."""
+        self.refresh()
+        try:
+            return self.con.execute(query, params or []).df()
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed: {exc}") from None
+
+    def scalar(self, query: str, params: list | None = None):
+        """First column of the first row of a query (None when there is no row)."""
+        self.refresh()
+        rows = self.con.execute(query, params or []).fetchall()
+        return rows[0][0] if rows else None
+
+    def _arrow(self, query: str) -> pa.Table:
+        self.refresh()
+        return self.con.execute(query).to_arrow_table()
+
+    # -- inventory -----------------------------------------------------------------------
+
+    def partitions(self, table: str | None = None) -> pd.DataFrame:
+        """Every partition on disk: table, exchange, symbol, date, part files and bytes."""
+        rows = []
+        tables = [table] if table else sorted(p.name for p in self.root.iterdir()
+                                              if p.is_dir() and not p.name.startswith("_"))
+        for t in tables:
+            for part in sorted((self.root / t).glob("exchange=*/symbol=*/date=*")):
+                files = [f for f in part.glob("*.parquet")]
+                if not files:
+                    continue
+                rows.append({"table": t, "exchange": part.parent.parent.name.split("=", 1)[1],
+                             "symbol": part.parent.name.split("=", 1)[1],
+                             "date": part.name.split("=", 1)[1], "files": len(files),
+                             "bytes": sum(f.stat().st_size for f in files)})
+        return pd.DataFrame(rows, columns=["table", "exchange", "symbol", "date", "files",
+                                           "bytes"])
+
+    def symbols(self, table: str, exchange: str | None = None) -> list[tuple[str, str]]:
+        """(exchange, symbol) pairs present in ``table``."""
+        out = []
+        for ex_dir in sorted((self.root / table).glob("exchange=*")):
+            ex = ex_dir.name.split("=", 1)[1]
+            if exchange and ex != exchange:
+                continue
+            for sym_dir in sorted(ex_dir.glob("symbol=*")):
+                out.append((ex, sym_dir.name.split("=", 1)[1]))
+        return out
+
+    def _require(self, table: str, exchange: str, symbol: str) -> None:
+        check_exchange(exchange)
+        check_symbol(symbol)
+        if not (self.root / table / f"exchange={exchange}" / f"symbol={symbol}").is_dir():
+            known = [f"{e} {s}" for e, s in self.symbols(table)]
+            hint = ", ".join(known[:20]) if known else "none"
+            raise StoreError(f"no {table} for {exchange} {symbol} in store {str(self.root)!r}; "
+                             f"{table} holds: {hint}")
+
+    @staticmethod
+    def _where(exchange: str, symbol: str, start: int | None, end: int | None,
+               ts_col: str = "ts") -> str:
+        cond = [f"exchange = {_sql_str(exchange)}", f"symbol = {_sql_str(symbol)}"]
+        if start is not None:
+            cond.append(f"date >= DATE {_sql_str(ns_to_date(start))}")
+            cond.append(f"{ts_col} >= {int(start)}")
+        if end is not None:
+            cond.append(f"date <= DATE {_sql_str(ns_to_date(end - 1))}")
+            cond.append(f"{ts_col} < {int(end)}")
+        return " AND ".join(cond)
+
+    @staticmethod
+    def _range(start: TimeLike, end: TimeLike) -> tuple[int | None, int | None]:
+        s, e = to_ns(start), to_ns(end)
+        if s is not None and e is not None and e <= s:
+            raise ValueError(f"end ({end}) must be after start ({start})")
+        return s, e
+
+    def _select(self, table: str, exchange: str, symbol: str, start: TimeLike, end: TimeLike,
+                extra: str = "") -> pd.DataFrame:
+        self._require(table, exchange, symbol)
+        s, e = self._range(start, end)
+        cols = ", ".join(f'"{c}"' for c in SCHEMAS[table].names)
+        q = (f'SELECT {cols} FROM "_{table}_raw" WHERE {self._where(exchange, symbol, s, e)} '
+             f"{extra} ORDER BY ts, filename, file_row_number")
+        return _with_time_index(self.sql(q))
+
+    # -- simple tables -------------------------------------------------------------------
+
+    def trades(self, exchange: str, symbol: str, start: TimeLike = None,
+               end: TimeLike = None) -> pd.DataFrame:
+        """Trades in time order: ts, recv_ts, price, qty, side (taker), trade_id."""
+        return self._select("trades", exchange, symbol, start, end)
+
+    def bbo(self, exchange: str, symbol: str, start: TimeLike = None,
+            end: TimeLike = None) -> pd.DataFrame:
+        """Best bid/offer updates in time order."""
+        return self._select("bbo", exchange, symbol, start, end)
+
+    def funding(self, exchange: str, symbol: str, start: TimeLike = None, end: TimeLike = None,
+                settled: bool | None = None) -> pd.DataFrame:
+        """Funding rates; ``settled=True`` keeps realised payments only."""
+        extra = "" if settled is None else f"AND settled = {str(bool(settled)).lower()}"
+        return self._select("funding", exchange, symbol, start, end, extra)
+
+    def open_interest(self, exchange: str, symbol: str, start: TimeLike = None,
+                      end: TimeLike = None) -> pd.DataFrame:
+        """Open interest samples."""
+        return self._select("open_interest", exchange, symbol, start, end)
+
+    def book(self, exchange: str, symbol: str, start: TimeLike = None,
+             end: TimeLike = None) -> pd.DataFrame:
+        """Raw L2 delta rows in storage order (see ``tradelab.store.schema``)."""
+        return self._select("book", exchange, symbol, start, end)
+
+    def quality_events(self, exchange: str | None = None, symbol: str | None = None,
+                       kind: str | None = None) -> pd.DataFrame:
+        """Gaps, resyncs and other data-quality records."""
+        cond = ["TRUE"]
+        if exchange:
+            cond.append(f"exchange = {_sql_str(check_exchange(exchange))}")
+        if symbol:
+            cond.append(f"symbol = {_sql_str(check_symbol(symbol))}")
+        if kind:
+            cond.append(f"kind = {_sql_str(kind)}")
+        return self.sql(f"SELECT * FROM quality_events WHERE {' AND '.join(cond)} ORDER BY ts")
+
+    # -- bars ----------------------------------------------------------------------------
+
+    def ohlcv_intervals(self, exchange: str, symbol: str, kind: str = "trade") -> list[str]:
+        """Intervals of stored OHLCV for a symbol, shortest first."""
+        if not (self.root / "ohlcv" / f"exchange={exchange}" / f"symbol={symbol}").is_dir():
+            return []
+        df = self.sql(f'SELECT DISTINCT interval FROM "_ohlcv_raw" WHERE '
+                      f"{self._where(exchange, symbol, None, None)} AND kind = {_sql_str(kind)}")
+        return sorted(df["interval"].tolist(), key=interval_ns)
+
+    def bars(self, exchange: str, symbol: str, interval: str, start: TimeLike = None,
+             end: TimeLike = None, *, kind: str = "trade", fill: bool = False) -> pd.DataFrame:
+        """OHLCV bars of any interval from 1s to 1d.
+
+        Taken from stored OHLCV of exactly that interval, else aggregated from the coarsest stored
+        interval that divides it, else aggregated from trades. Buckets are aligned to the epoch
+        (UTC days for ``1d``); ``ts`` is the bucket's open time. Buckets without data are absent
+        unless ``fill=True``, which inserts them with the previous close and zero volume.
+        ``df.attrs['source']`` says where the bars came from.
+        """
+        check_exchange(exchange)
+        check_symbol(symbol)
+        step = interval_ns(interval)
+        if not MIN_BAR_NS <= step <= MAX_BAR_NS:
+            raise ValueError(f"bar interval {interval!r} is outside 1s..1d")
+        s, e = self._range(start, end)
+        stored = self.ohlcv_intervals(exchange, symbol, kind)
+        by_len = {interval_ns(i): i for i in stored}
+        if step in by_len:
+            src = f"ohlcv:{by_len[step]}"
+            q = (f'SELECT ts, open, high, low, close, volume, n_trades FROM "_ohlcv_raw" '
+                 f"WHERE {self._where(exchange, symbol, s, e)} AND kind = {_sql_str(kind)} "
+                 f"AND interval = {_sql_str(by_len[step])} ORDER BY ts")
+        else:
+            finer = [n for n in by_len if n < step and step % n == 0]
+            if finer:
+                base = max(finer)
+                src = f"ohlcv:{by_len[base]}"
+                q = (f"SELECT (ts // {step}) * {step} AS ts, "
+                     "first(open ORDER BY ts) AS open, max(high) AS high, min(low) AS low, "
+                     "last(close ORDER BY ts) AS close, sum(volume) AS volume, "
+                     "sum(n_trades) AS n_trades "
+                     f'FROM "_ohlcv_raw" WHERE {self._where(exchange, symbol, s, e)} '
+                     f"AND kind = {_sql_str(kind)} AND interval = {_sql_str(by_len[base])} "
+                     f"GROUP BY 1 ORDER BY 1")
+            elif kind == "trade" and (self.root / "trades" / f"exchange={exchange}"
+                                      / f"symbol={symbol}").is_dir():
+                src = "trades"
+                order = "ORDER BY ts, filename, file_row_number"
+                q = (f"SELECT (ts // {step}) * {step} AS ts, first(price {order}) AS open, "
+                     f"max(price) AS high, min(price) AS low, last(price {order}) AS close, "
+                     "sum(qty) AS volume, count(*) AS n_trades "
+                     f'FROM "_trades_raw" WHERE {self._where(exchange, symbol, s, e)} '
+                     "GROUP BY 1 ORDER BY 1")
+            else:
+                have = ", ".join(stored) or "none"
+                raise StoreError(f"cannot make {interval} bars for {exchange} {symbol}: no stored "
+                                 f"{kind} OHLCV that divides {interval} (stored: {have}) and no "
+                                 "trades")
+        df = self.sql(q)
+        df["n_trades"] = df["n_trades"].astype("Int64")
+        if fill and len(df):
+            df = self._fill_bars(df, step)
+        df = _with_time_index(df)
+        df.attrs["source"] = src
+        df.attrs["interval"] = interval
+        return df
+
+    @staticmethod
+    def _fill_bars(df: pd.DataFrame, step: int) -> pd.DataFrame:
+        full = np.arange(int(df["ts"].iloc[0]), int(df["ts"].iloc[-1]) + step, step,
+                         dtype=np.int64)
+        out = df.set_index("ts").reindex(full)
+        close = out["close"].ffill()
+        for col in ("open", "high", "low"):
+            out[col] = out[col].fillna(close)
+        out["close"] = close
+        out["volume"] = out["volume"].fillna(0.0)
+        out["n_trades"] = out["n_trades"].fillna(0)
+        return out.rename_axis("ts").reset_index()
+
+    # -- the book ------------------------------------------------------------------------
+
+    def _book_anchor(self, exchange: str, symbol: str, start: int | None) -> int | None:
+        """ts of the snapshot to start replaying from: the last one at or before ``start``."""
+        base = f'FROM "_book_raw" WHERE {self._where(exchange, symbol, None, None)} AND flags & 1 = 1'
+        if start is not None:
+            row = self.scalar(
+                f"SELECT max(ts) {base} AND date <= DATE {_sql_str(ns_to_date(start))} "
+                f"AND ts <= {start}")
+            if row is not None:
+                return int(row)
+            row = self.scalar(f"SELECT min(ts) {base} AND ts > {start}")
+        else:
+            row = self.scalar(f"SELECT min(ts) {base}")
+        return None if row is None else int(row)
+
+    def _book_source(self, exchange: str, symbol: str, start: TimeLike, end: TimeLike):
+        """Common preparation for book replays: anchor, prices, gaps, row reader."""
+        self._require("book", exchange, symbol)
+        s, e = self._range(start, end)
+        self.refresh()
+        anchor = self._book_anchor(exchange, symbol, s)
+        if anchor is None:
+            raise StoreError(f"no book snapshot for {exchange} {symbol}"
+                             + (f" at or after {start}" if start is not None else "")
+                             + ": the book cannot be rebuilt from deltas alone")
+        where = self._where(exchange, symbol, anchor, e)
+        prices = self.con.execute(
+            f'SELECT DISTINCT price FROM "_book_raw" WHERE {where} ORDER BY price'
+        ).fetchnumpy()["price"].astype(np.float64)
+        gaps = np.sort(self.con.execute(
+            f'SELECT ts FROM "_quality_events_raw" WHERE {where} AND "table" = \'book\' '
+            "AND kind = 'gap'").fetchnumpy()["ts"].astype(np.int64))
+        last_ts = self.scalar(f'SELECT max(ts) FROM "_book_raw" WHERE {where}')
+        query = (f"SELECT ts, recv_ts, seq, CASE WHEN side = 'bid' THEN 1 ELSE -1 END::TINYINT "
+                 f'AS side, price, qty, flags FROM "_book_raw" WHERE {where} '
+                 "ORDER BY ts, filename, file_row_number")
+        return s, e, anchor, prices, gaps, int(last_ts), query
+
+    def _chunks(self, query: str) -> Iterator[dict[str, np.ndarray]]:
+        reader = self.con.sql(query).to_arrow_reader(_CHUNK_ROWS)
+        for batch in reader:
+            yield {name: batch.column(i).to_numpy(zero_copy_only=False)
+                   for i, name in enumerate(batch.schema.names)}
+
+    def book_snapshots(self, exchange: str, symbol: str, levels: int = 10, every: str = "1s",
+                       start: TimeLike = None, end: TimeLike = None) -> pd.DataFrame:
+        """The L2 book rebuilt from snapshot + deltas, sampled on a regular exchange-time grid.
+
+        Row ``ts`` holds the book after every message with exchange time ``<= ts``. The grid runs
+        on multiples of ``every`` from the first valid book (or ``start``) to the last stored row
+        (or ``end``). Columns: ``ts``, ``bid_px_0..``, ``bid_qty_0..``, ``ask_px_0..``,
+        ``ask_qty_0..``; rows where the book is invalid (before sync, inside a recorded gap) are
+        NaN. Replay starts from the last snapshot at or before ``start``.
+        """
+        if levels < 1:
+            raise ValueError("levels must be at least 1")
+        step = interval_ns(every)
+        s, e, anchor, prices, gaps, last_ts, query = self._book_source(exchange, symbol, start, end)
+        first = max(anchor, s) if s is not None else anchor
+        stop = min(last_ts, e - 1) if e is not None else last_ts
+        g0 = -(-first // step) * step
+        grid = np.arange(g0, stop + 1, step, dtype=np.int64) if stop >= g0 else np.empty(0, np.int64)
+        n = grid.shape[0]
+        valid = np.zeros(n, dtype=np.bool_)
+        out = [np.full((n, levels), np.nan) for _ in range(4)]
+        st = book_nb.new_state(prices.shape[0])
+        for ch in self._chunks(query):
+            pidx = np.searchsorted(prices, ch["price"]).astype(np.int64)
+            book_nb.sample_book_chunk_nb(ch["ts"], ch["side"], pidx, ch["qty"], ch["flags"],
+                                         prices, grid, gaps, levels, st.bid_q, st.ask_q, st.ivec,
+                                         valid, *out)
+        book_nb.sample_book_finish_nb(prices, grid, levels, st.bid_q, st.ask_q, st.ivec, valid,
+                                      *out)
+        data = {"ts": grid}
+        for name, arr in zip(("bid_px", "bid_qty", "ask_px", "ask_qty"), out):
+            for k in range(levels):
+                data[f"{name}_{k}"] = arr[:, k]
+        df = _with_time_index(pd.DataFrame(data))
+        df.attrs.update(source="book", anchor_ts=anchor, every=every, levels=levels)
+        return df
+
+    def top_of_book(self, exchange: str, symbol: str, start: TimeLike = None,
+                    end: TimeLike = None) -> pd.DataFrame:
+        """Best bid/ask after every stored book message (event time, not a grid).
+
+        Columns: ts, recv_ts, seq, valid, bid_px, bid_qty, ask_px, ask_qty. Messages before
+        ``start`` that were replayed only to build the book are dropped.
+        """
+        s, e, anchor, prices, gaps, _last, query = self._book_source(exchange, symbol, start, end)
+        st = book_nb.new_state(prices.shape[0])
+        parts = []
+        for ch in self._chunks(query):
+            pidx = np.searchsorted(prices, ch["price"]).astype(np.int64)
+            rows, ok, bpx, bsz, apx, asz = book_nb.top_of_book_chunk_nb(
+                ch["ts"], ch["side"], pidx, ch["qty"], ch["flags"], prices, gaps,
+                st.bid_q, st.ask_q, st.ivec)
+            recv = ch["recv_ts"]
+            seq = ch["seq"]
+            parts.append(pd.DataFrame({
+                "ts": ch["ts"][rows],
+                "recv_ts": pd.array(recv[rows], dtype="Int64") if recv.dtype == object
+                else recv[rows],
+                "seq": pd.array(seq[rows], dtype="Int64") if seq.dtype == object else seq[rows],
+                "valid": ok, "bid_px": bpx, "bid_qty": bsz, "ask_px": apx, "ask_qty": asz}))
+        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["ts", "recv_ts", "seq", "valid", "bid_px", "bid_qty", "ask_px", "ask_qty"])
+        if s is not None:
+            df = df[df["ts"] >= s].reset_index(drop=True)
+        return _with_time_index(df)
+
+    # -- events for the event-driven backtester -----------------------------------------
+
+    def events(self, exchange: str, symbol: str, start: TimeLike = None,
+               end: TimeLike = None) -> np.ndarray:
+        """Book and trade events ordered by exchange time, as a numpy ``event_dt`` array.
+
+        Depth rows start at the last snapshot at or before ``start`` (so a consumer can build the
+        book); trades start at ``start``. At equal exchange time, depth comes before trades and
+        each source keeps its storage order. ``local_ts`` falls back to ``exch_ts`` when the
+        receipt time is unknown; ``seq`` is -1 when the source has none (non-numeric trade ids).
+        """
+        check_exchange(exchange)
+        check_symbol(symbol)
+        s, e = self._range(start, end)
+        has_book = (self.root / "book" / f"exchange={exchange}" / f"symbol={symbol}").is_dir()
+        has_trades = (self.root / "trades" / f"exchange={exchange}" / f"symbol={symbol}").is_dir()
+        if not (has_book or has_trades):
+            self._require("book", exchange, symbol)
+        self.refresh()
+        parts = []
+        if has_book:
+            anchor = self._book_anchor(exchange, symbol, s)
+            if anchor is not None:
+                parts.append(
+                    "SELECT ts, coalesce(recv_ts, ts) AS local_ts, "
+                    f"({EV_DEPTH} | CASE WHEN side = 'bid' THEN {EV_BID} ELSE {EV_ASK} END "
+                    f"| CASE WHEN flags & 1 = 1 THEN {EV_SNAPSHOT} ELSE 0 END "
+                    f"| CASE WHEN flags & 2 = 2 THEN {EV_LAST} ELSE 0 END)::UBIGINT AS ev, "
+                    "price AS px, qty, coalesce(seq, -1) AS seq, 0 AS src, filename, "
+                    f'file_row_number FROM "_book_raw" WHERE {self._where(exchange, symbol, anchor, e)}')
+        if has_trades:
+            parts.append(
+                "SELECT ts, coalesce(recv_ts, ts) AS local_ts, "
+                f"({EV_TRADE} | {EV_LAST} | CASE WHEN side = 'buy' THEN {EV_BID} "
+                f"ELSE {EV_ASK} END)::UBIGINT AS ev, price AS px, qty, "
+                "coalesce(try_cast(trade_id AS BIGINT), -1) AS seq, 1 AS src, filename, "
+                f'file_row_number FROM "_trades_raw" WHERE {self._where(exchange, symbol, s, e)}')
+        if not parts:
+            return np.zeros(0, dtype=event_dt)
+        q = ("SELECT ev, ts, local_ts, px, qty, seq FROM (" + " UNION ALL ".join(parts)
+             + ") ORDER BY ts, src, filename, file_row_number")
+        cols = self.con.execute(q).fetchnumpy()
+        out = np.empty(len(cols["ts"]), dtype=event_dt)
+        out["ev"] = cols["ev"]
+        out["exch_ts"] = cols["ts"]
+        out["local_ts"] = cols["local_ts"]
+        out["px"] = cols["px"]
+        out["qty"] = cols["qty"]
+        out["seq"] = cols["seq"]
+        return out
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
