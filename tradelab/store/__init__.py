@@ -7,5 +7,14 @@ from tradelab.store.paths import resolve_root
 from tradelab.store.schema import BOOK_LAST, BOOK_SNAPSHOT, SCHEMAS, schema_for
 from tradelab.store.writer import StoreWriter
 
-__all__ = ["BOOK_LAST", "BOOK_SNAPSHOT", "Catalog", "SCHEMAS", "StoreError", "StoreWriter",
-           "event_dt", "resolve_root", "schema_for"]
+__all__ = [
+    "BOOK_LAST",
+    "BOOK_SNAPSHOT",
+    "Catalog",
+    "SCHEMAS",
+    "StoreError",
+    "StoreWriter",
+    "event_dt",
+    "resolve_root",
+    "schema_for",
+]

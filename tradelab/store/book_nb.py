@@ -80,8 +80,9 @@ def _apply_row(side, i, q, bid_q, ask_q, best_bid, best_ask):
 
 
 @njit(cache=True)
-def _fill_levels(prices, bid_q, ask_q, best_bid, best_ask, levels, row,
-                 bid_px, bid_sz, ask_px, ask_sz):
+def _fill_levels(
+    prices, bid_q, ask_q, best_bid, best_ask, levels, row, bid_px, bid_sz, ask_px, ask_sz
+):
     n = bid_q.shape[0]
     j = best_bid
     k = 0
@@ -102,23 +103,75 @@ def _fill_levels(prices, bid_q, ask_q, best_bid, best_ask, levels, row,
 
 
 @njit(cache=True)
-def _emit_until(t, inclusive, prices, grid, levels, bid_q, ask_q, ivec,
-                valid_out, bid_px, bid_sz, ask_px, ask_sz):
-    """Emit grid points before ``t`` (or up to and including it) from the current state."""
+def _emit_until(
+    t,
+    inclusive,
+    prices,
+    grid,
+    gap_ts,
+    levels,
+    bid_q,
+    ask_q,
+    ivec,
+    valid_out,
+    bid_px,
+    bid_sz,
+    ask_px,
+    ask_sz,
+):
+    """Emit grid points before ``t`` (or up to and including it) from the current state.
+
+    A gap at or before a grid point invalidates the book from that point on, even though no
+    message arrives between the gap and the grid point.
+    """
     k = ivec[S_GRID_POS]
+    g = ivec[S_GAP_POS]
     n_grid = grid.shape[0]
+    n_gap = gap_ts.shape[0]
     while k < n_grid and (grid[k] < t or (inclusive and grid[k] == t)):
+        while g < n_gap and gap_ts[g] <= grid[k]:
+            ivec[S_VALID] = 0
+            g += 1
         if ivec[S_VALID] != 0:
             valid_out[k] = True
-            _fill_levels(prices, bid_q, ask_q, ivec[S_BEST_BID], ivec[S_BEST_ASK], levels, k,
-                         bid_px, bid_sz, ask_px, ask_sz)
+            _fill_levels(
+                prices,
+                bid_q,
+                ask_q,
+                ivec[S_BEST_BID],
+                ivec[S_BEST_ASK],
+                levels,
+                k,
+                bid_px,
+                bid_sz,
+                ask_px,
+                ask_sz,
+            )
         k += 1
     ivec[S_GRID_POS] = k
+    ivec[S_GAP_POS] = g
 
 
 @njit(cache=True)
-def sample_book_chunk_nb(ts, side, pidx, qty, flags, prices, grid, gap_ts, levels,
-                         bid_q, ask_q, ivec, valid_out, bid_px, bid_sz, ask_px, ask_sz):
+def sample_book_chunk_nb(
+    ts,
+    side,
+    pidx,
+    qty,
+    flags,
+    prices,
+    grid,
+    gap_ts,
+    levels,
+    bid_q,
+    ask_q,
+    ivec,
+    valid_out,
+    bid_px,
+    bid_sz,
+    ask_px,
+    ask_sz,
+):
     """Advance the book over one chunk of rows, writing grid samples in place.
 
     Grid point ``grid[k]`` receives the book after every message with ``ts <= grid[k]``.
@@ -133,8 +186,22 @@ def sample_book_chunk_nb(ts, side, pidx, qty, flags, prices, grid, gap_ts, level
         if ivec[S_PREV_LAST] != 0 or ivec[S_PREV_TS] != t:
             ivec[S_BEST_BID] = best_bid
             ivec[S_BEST_ASK] = best_ask
-            _emit_until(t, False, prices, grid, levels, bid_q, ask_q, ivec,
-                        valid_out, bid_px, bid_sz, ask_px, ask_sz)
+            _emit_until(
+                t,
+                False,
+                prices,
+                grid,
+                gap_ts,
+                levels,
+                bid_q,
+                ask_q,
+                ivec,
+                valid_out,
+                bid_px,
+                bid_sz,
+                ask_px,
+                ask_sz,
+            )
             g = ivec[S_GAP_POS]
             while g < n_gap and gap_ts[g] <= t:
                 ivec[S_VALID] = 0
@@ -159,13 +226,28 @@ def sample_book_chunk_nb(ts, side, pidx, qty, flags, prices, grid, gap_ts, level
 
 
 @njit(cache=True)
-def sample_book_finish_nb(prices, grid, levels, bid_q, ask_q, ivec,
-                          valid_out, bid_px, bid_sz, ask_px, ask_sz):
+def sample_book_finish_nb(
+    prices, grid, gap_ts, levels, bid_q, ask_q, ivec, valid_out, bid_px, bid_sz, ask_px, ask_sz
+):
     """Emit the remaining grid points from the final state (after the last chunk)."""
     if ivec[S_IN_SNAPSHOT] != 0:
         ivec[S_VALID] = 1  # a snapshot at the very end without BOOK_LAST still completes
-    _emit_until(np.iinfo(np.int64).max, True, prices, grid, levels, bid_q, ask_q, ivec,
-                valid_out, bid_px, bid_sz, ask_px, ask_sz)
+    _emit_until(
+        np.iinfo(np.int64).max,
+        True,
+        prices,
+        grid,
+        gap_ts,
+        levels,
+        bid_q,
+        ask_q,
+        ivec,
+        valid_out,
+        bid_px,
+        bid_sz,
+        ask_px,
+        ask_sz,
+    )
 
 
 @njit(cache=True)

@@ -22,7 +22,13 @@ import pyarrow as pa
 from tradelab.store import book_nb
 from tradelab.store.errors import StoreError
 from tradelab.store.events import (
-    EV_ASK, EV_BID, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE, event_dt,
+    EV_ASK,
+    EV_BID,
+    EV_DEPTH,
+    EV_LAST,
+    EV_SNAPSHOT,
+    EV_TRADE,
+    event_dt,
 )
 from tradelab.store.paths import check_exchange, check_symbol, resolve_root, table_glob
 from tradelab.store.schema import SCHEMAS
@@ -40,20 +46,29 @@ def _sql_str(value: str) -> str:
 
 
 def _with_time_index(df: pd.DataFrame) -> pd.DataFrame:
-    df.index = pd.DatetimeIndex(pd.to_datetime(df["ts"].to_numpy(dtype="int64"), unit="ns",
-                                               utc=True), name="time")
+    df.index = pd.DatetimeIndex(
+        pd.to_datetime(df["ts"].to_numpy(dtype="int64"), unit="ns", utc=True), name="time"
+    )
     return df
 
 
 class Catalog:
     """Query the store through DuckDB views; every query returns pandas unless noted."""
 
-    def __init__(self, root: str | os.PathLike | None = None, *, threads: int | None = None,
-                 memory_limit: str | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        *,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+    ) -> None:
         self.root = resolve_root(root)
-        self.con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1,
-                                          **({"memory_limit": memory_limit} if memory_limit
-                                             else {})})
+        self.con = duckdb.connect(
+            config={
+                "threads": threads or os.cpu_count() or 1,
+                **({"memory_limit": memory_limit} if memory_limit else {}),
+            }
+        )
         self._view_state: dict[str, bool] = {}
 
     # -- views ---------------------------------------------------------------------------
@@ -64,28 +79,61 @@ class Catalog:
             return False
         return next(iter(base.glob("*/*/*/*.parquet")), None) is not None
 
+    def source(self, table: str, exchange: str | None = None, symbol: str | None = None) -> str:
+        """A ``read_parquet`` over one table, narrowed to one exchange/symbol directory.
+
+        Globbing only the symbol's directories keeps queries fast in a store with many symbols
+        and years of daily partitions; hive filters then prune dates. All part files of a table
+        share one schema (the writer enforces it), so ``union_by_name`` is not needed.
+        """
+        self.refresh()
+        ex = f"exchange={exchange}" if exchange else "*"
+        sym = f"symbol={symbol}" if symbol else "*"
+        base = self.root / table
+        if next(iter(base.glob(f"{ex}/{sym}/*/*.parquet")), None) is None:
+            return f'"_{table}_empty_src"'
+        glob = str(base / ex / sym / "*" / "*.parquet")
+        return (
+            f"read_parquet({_sql_str(glob)}, hive_partitioning=true, "
+            f"hive_types={_PARTITION_TYPES}, filename=true, file_row_number=true)"
+        )
+
     def refresh(self) -> None:
         """(Re)create the views; call after new tables appear. Queries call it themselves."""
         for table, schema in SCHEMAS.items():
             has = self._has_files(table)
             if self._view_state.get(table) == has:
                 continue
+            if table not in self._view_state:
+                empty = pa.Table.from_batches(
+                    [],
+                    schema=pa.schema(
+                        [
+                            *schema,
+                            pa.field("exchange", pa.string()),
+                            pa.field("symbol", pa.string()),
+                            pa.field("date", pa.date32()),
+                            pa.field("filename", pa.string()),
+                            pa.field("file_row_number", pa.int64()),
+                        ]
+                    ),
+                )
+                self.con.register(f"_{table}_empty_src", empty)
             if has:
-                src = (f"read_parquet({_sql_str(table_glob(self.root, table))}, "
-                       f"hive_partitioning=true, hive_types={_PARTITION_TYPES}, "
-                       "union_by_name=true, filename=true, file_row_number=true)")
+                src = (
+                    f"read_parquet({_sql_str(table_glob(self.root, table))}, "
+                    f"hive_partitioning=true, hive_types={_PARTITION_TYPES}, "
+                    "filename=true, file_row_number=true)"
+                )
                 self.con.execute(f'CREATE OR REPLACE VIEW "_{table}_raw" AS SELECT * FROM {src}')
             else:
-                empty = pa.Table.from_batches([], schema=schema.append(
-                    pa.field("exchange", pa.string())).append(pa.field("symbol", pa.string()))
-                    .append(pa.field("date", pa.date32())).append(
-                    pa.field("filename", pa.string())).append(
-                    pa.field("file_row_number", pa.int64())))
-                self.con.register(f"_{table}_empty", empty)
                 self.con.execute(
-                    f'CREATE OR REPLACE VIEW "_{table}_raw" AS SELECT * FROM "_{table}_empty"')
+                    f'CREATE OR REPLACE VIEW "_{table}_raw" AS SELECT * FROM "_{table}_empty_src"'
+                )
             cols = ", ".join(f'"{c}"' for c in [*schema.names, "exchange", "symbol", "date"])
-            self.con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT {cols} FROM "_{table}_raw"')
+            self.con.execute(
+                f'CREATE OR REPLACE VIEW "{table}" AS SELECT {cols} FROM "_{table}_raw"'
+            )
             self._view_state[table] = has
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
@@ -111,19 +159,29 @@ class Catalog:
     def partitions(self, table: str | None = None) -> pd.DataFrame:
         """Every partition on disk: table, exchange, symbol, date, part files and bytes."""
         rows = []
-        tables = [table] if table else sorted(p.name for p in self.root.iterdir()
-                                              if p.is_dir() and not p.name.startswith("_"))
+        tables = (
+            [table]
+            if table
+            else sorted(
+                p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("_")
+            )
+        )
         for t in tables:
             for part in sorted((self.root / t).glob("exchange=*/symbol=*/date=*")):
                 files = [f for f in part.glob("*.parquet")]
                 if not files:
                     continue
-                rows.append({"table": t, "exchange": part.parent.parent.name.split("=", 1)[1],
-                             "symbol": part.parent.name.split("=", 1)[1],
-                             "date": part.name.split("=", 1)[1], "files": len(files),
-                             "bytes": sum(f.stat().st_size for f in files)})
-        return pd.DataFrame(rows, columns=["table", "exchange", "symbol", "date", "files",
-                                           "bytes"])
+                rows.append(
+                    {
+                        "table": t,
+                        "exchange": part.parent.parent.name.split("=", 1)[1],
+                        "symbol": part.parent.name.split("=", 1)[1],
+                        "date": part.name.split("=", 1)[1],
+                        "files": len(files),
+                        "bytes": sum(f.stat().st_size for f in files),
+                    }
+                )
+        return pd.DataFrame(rows, columns=["table", "exchange", "symbol", "date", "files", "bytes"])
 
     def symbols(self, table: str, exchange: str | None = None) -> list[tuple[str, str]]:
         """(exchange, symbol) pairs present in ``table``."""
@@ -142,12 +200,29 @@ class Catalog:
         if not (self.root / table / f"exchange={exchange}" / f"symbol={symbol}").is_dir():
             known = [f"{e} {s}" for e, s in self.symbols(table)]
             hint = ", ".join(known[:20]) if known else "none"
-            raise StoreError(f"no {table} for {exchange} {symbol} in store {str(self.root)!r}; "
-                             f"{table} holds: {hint}")
+            raise StoreError(
+                f"no {table} for {exchange} {symbol} in store {str(self.root)!r}; "
+                f"{table} holds: {hint}"
+            )
+
+    def scan(
+        self,
+        table: str,
+        exchange: str,
+        symbol: str,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> str:
+        """``<source> WHERE <partition and time filters>`` for one symbol of one table."""
+        return (
+            f"{self.source(table, exchange, symbol)} "
+            f"WHERE {self._where(exchange, symbol, start, end)}"
+        )
 
     @staticmethod
-    def _where(exchange: str, symbol: str, start: int | None, end: int | None,
-               ts_col: str = "ts") -> str:
+    def _where(
+        exchange: str, symbol: str, start: int | None, end: int | None, ts_col: str = "ts"
+    ) -> str:
         cond = [f"exchange = {_sql_str(exchange)}", f"symbol = {_sql_str(symbol)}"]
         if start is not None:
             cond.append(f"date >= DATE {_sql_str(ns_to_date(start))}")
@@ -164,45 +239,65 @@ class Catalog:
             raise ValueError(f"end ({end}) must be after start ({start})")
         return s, e
 
-    def _select(self, table: str, exchange: str, symbol: str, start: TimeLike, end: TimeLike,
-                extra: str = "") -> pd.DataFrame:
+    def _select(
+        self,
+        table: str,
+        exchange: str,
+        symbol: str,
+        start: TimeLike,
+        end: TimeLike,
+        extra: str = "",
+    ) -> pd.DataFrame:
         self._require(table, exchange, symbol)
         s, e = self._range(start, end)
         cols = ", ".join(f'"{c}"' for c in SCHEMAS[table].names)
-        q = (f'SELECT {cols} FROM "_{table}_raw" WHERE {self._where(exchange, symbol, s, e)} '
-             f"{extra} ORDER BY ts, filename, file_row_number")
+        q = (
+            f"SELECT {cols} FROM {self.scan(table, exchange, symbol, s, e)} "
+            f"{extra} ORDER BY ts, filename, file_row_number"
+        )
         return _with_time_index(self.sql(q))
 
     # -- simple tables -------------------------------------------------------------------
 
-    def trades(self, exchange: str, symbol: str, start: TimeLike = None,
-               end: TimeLike = None) -> pd.DataFrame:
+    def trades(
+        self, exchange: str, symbol: str, start: TimeLike = None, end: TimeLike = None
+    ) -> pd.DataFrame:
         """Trades in time order: ts, recv_ts, price, qty, side (taker), trade_id."""
         return self._select("trades", exchange, symbol, start, end)
 
-    def bbo(self, exchange: str, symbol: str, start: TimeLike = None,
-            end: TimeLike = None) -> pd.DataFrame:
+    def bbo(
+        self, exchange: str, symbol: str, start: TimeLike = None, end: TimeLike = None
+    ) -> pd.DataFrame:
         """Best bid/offer updates in time order."""
         return self._select("bbo", exchange, symbol, start, end)
 
-    def funding(self, exchange: str, symbol: str, start: TimeLike = None, end: TimeLike = None,
-                settled: bool | None = None) -> pd.DataFrame:
+    def funding(
+        self,
+        exchange: str,
+        symbol: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        settled: bool | None = None,
+    ) -> pd.DataFrame:
         """Funding rates; ``settled=True`` keeps realised payments only."""
         extra = "" if settled is None else f"AND settled = {str(bool(settled)).lower()}"
         return self._select("funding", exchange, symbol, start, end, extra)
 
-    def open_interest(self, exchange: str, symbol: str, start: TimeLike = None,
-                      end: TimeLike = None) -> pd.DataFrame:
+    def open_interest(
+        self, exchange: str, symbol: str, start: TimeLike = None, end: TimeLike = None
+    ) -> pd.DataFrame:
         """Open interest samples."""
         return self._select("open_interest", exchange, symbol, start, end)
 
-    def book(self, exchange: str, symbol: str, start: TimeLike = None,
-             end: TimeLike = None) -> pd.DataFrame:
+    def book(
+        self, exchange: str, symbol: str, start: TimeLike = None, end: TimeLike = None
+    ) -> pd.DataFrame:
         """Raw L2 delta rows in storage order (see ``tradelab.store.schema``)."""
         return self._select("book", exchange, symbol, start, end)
 
-    def quality_events(self, exchange: str | None = None, symbol: str | None = None,
-                       kind: str | None = None) -> pd.DataFrame:
+    def quality_events(
+        self, exchange: str | None = None, symbol: str | None = None, kind: str | None = None
+    ) -> pd.DataFrame:
         """Gaps, resyncs and other data-quality records."""
         cond = ["TRUE"]
         if exchange:
@@ -215,16 +310,38 @@ class Catalog:
 
     # -- bars ----------------------------------------------------------------------------
 
-    def ohlcv_intervals(self, exchange: str, symbol: str, kind: str = "trade") -> list[str]:
-        """Intervals of stored OHLCV for a symbol, shortest first."""
-        if not (self.root / "ohlcv" / f"exchange={exchange}" / f"symbol={symbol}").is_dir():
+    def _has(self, table: str, exchange: str, symbol: str) -> bool:
+        return (self.root / table / f"exchange={exchange}" / f"symbol={symbol}").is_dir()
+
+    def ohlcv_intervals(
+        self,
+        exchange: str,
+        symbol: str,
+        kind: str = "trade",
+        start: int | None = None,
+        end: int | None = None,
+    ) -> list[str]:
+        """Intervals of stored OHLCV for a symbol (within [start, end) if given), shortest first."""
+        if not self._has("ohlcv", exchange, symbol):
             return []
-        df = self.sql(f'SELECT DISTINCT interval FROM "_ohlcv_raw" WHERE '
-                      f"{self._where(exchange, symbol, None, None)} AND kind = {_sql_str(kind)}")
+        df = self.sql(
+            f"SELECT DISTINCT interval FROM {self.source('ohlcv', exchange, symbol)} "
+            f"WHERE {self._where(exchange, symbol, start, end)} "
+            f"AND kind = {_sql_str(kind)}"
+        )
         return sorted(df["interval"].tolist(), key=interval_ns)
 
-    def bars(self, exchange: str, symbol: str, interval: str, start: TimeLike = None,
-             end: TimeLike = None, *, kind: str = "trade", fill: bool = False) -> pd.DataFrame:
+    def bars(
+        self,
+        exchange: str,
+        symbol: str,
+        interval: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        *,
+        kind: str = "trade",
+        fill: bool = False,
+    ) -> pd.DataFrame:
         """OHLCV bars of any interval from 1s to 1d.
 
         Taken from stored OHLCV of exactly that interval, else aggregated from the coarsest stored
@@ -239,40 +356,52 @@ class Catalog:
         if not MIN_BAR_NS <= step <= MAX_BAR_NS:
             raise ValueError(f"bar interval {interval!r} is outside 1s..1d")
         s, e = self._range(start, end)
-        stored = self.ohlcv_intervals(exchange, symbol, kind)
-        by_len = {interval_ns(i): i for i in stored}
-        if step in by_len:
-            src = f"ohlcv:{by_len[step]}"
-            q = (f'SELECT ts, open, high, low, close, volume, n_trades FROM "_ohlcv_raw" '
-                 f"WHERE {self._where(exchange, symbol, s, e)} AND kind = {_sql_str(kind)} "
-                 f"AND interval = {_sql_str(by_len[step])} ORDER BY ts")
-        else:
+        where = f"{self._where(exchange, symbol, s, e)} AND kind = {_sql_str(kind)}"
+        ohlcv = self.source("ohlcv", exchange, symbol)
+
+        def exact(iv: str) -> str:
+            return (
+                f"SELECT ts, open, high, low, close, volume, n_trades FROM {ohlcv} WHERE {where} "
+                f"AND interval = {_sql_str(iv)} ORDER BY ts"
+            )
+
+        # The common case first: this very interval is stored (one query, no inventory).
+        df = self.sql(exact(interval)) if self._has("ohlcv", exchange, symbol) else None
+        src = f"ohlcv:{interval}"
+        if df is None or df.empty:
+            stored = self.ohlcv_intervals(exchange, symbol, kind, s, e)
+            by_len = {interval_ns(i): i for i in stored}
             finer = [n for n in by_len if n < step and step % n == 0]
-            if finer:
-                base = max(finer)
-                src = f"ohlcv:{by_len[base]}"
-                q = (f"SELECT (ts // {step}) * {step} AS ts, "
-                     "first(open ORDER BY ts) AS open, max(high) AS high, min(low) AS low, "
-                     "last(close ORDER BY ts) AS close, sum(volume) AS volume, "
-                     "sum(n_trades) AS n_trades "
-                     f'FROM "_ohlcv_raw" WHERE {self._where(exchange, symbol, s, e)} '
-                     f"AND kind = {_sql_str(kind)} AND interval = {_sql_str(by_len[base])} "
-                     f"GROUP BY 1 ORDER BY 1")
-            elif kind == "trade" and (self.root / "trades" / f"exchange={exchange}"
-                                      / f"symbol={symbol}").is_dir():
+            if step in by_len:
+                src = f"ohlcv:{by_len[step]}"
+                q = exact(by_len[step])
+            elif finer:
+                base = by_len[max(finer)]
+                src = f"ohlcv:{base}"
+                q = (
+                    f"SELECT (ts // {step}) * {step} AS ts, first(open ORDER BY ts) AS open, "
+                    "max(high) AS high, min(low) AS low, last(close ORDER BY ts) AS close, "
+                    "sum(volume) AS volume, sum(n_trades) AS n_trades "
+                    f"FROM {ohlcv} WHERE {where} AND interval = {_sql_str(base)} "
+                    "GROUP BY 1 ORDER BY 1"
+                )
+            elif kind == "trade" and self._has("trades", exchange, symbol):
                 src = "trades"
                 order = "ORDER BY ts, filename, file_row_number"
-                q = (f"SELECT (ts // {step}) * {step} AS ts, first(price {order}) AS open, "
-                     f"max(price) AS high, min(price) AS low, last(price {order}) AS close, "
-                     "sum(qty) AS volume, count(*) AS n_trades "
-                     f'FROM "_trades_raw" WHERE {self._where(exchange, symbol, s, e)} '
-                     "GROUP BY 1 ORDER BY 1")
+                q = (
+                    f"SELECT (ts // {step}) * {step} AS ts, first(price {order}) AS open, "
+                    f"max(price) AS high, min(price) AS low, last(price {order}) AS close, "
+                    "sum(qty) AS volume, count(*) AS n_trades "
+                    f"FROM {self.scan('trades', exchange, symbol, s, e)} GROUP BY 1 ORDER BY 1"
+                )
             else:
                 have = ", ".join(stored) or "none"
-                raise StoreError(f"cannot make {interval} bars for {exchange} {symbol}: no stored "
-                                 f"{kind} OHLCV that divides {interval} (stored: {have}) and no "
-                                 "trades")
-        df = self.sql(q)
+                raise StoreError(
+                    f"cannot make {interval} bars for {exchange} {symbol}: no stored "
+                    f"{kind} OHLCV that divides {interval} in this range (stored: {have}) "
+                    "and no trades"
+                )
+            df = self.sql(q)
         df["n_trades"] = df["n_trades"].astype("Int64")
         if fill and len(df):
             df = self._fill_bars(df, step)
@@ -283,8 +412,7 @@ class Catalog:
 
     @staticmethod
     def _fill_bars(df: pd.DataFrame, step: int) -> pd.DataFrame:
-        full = np.arange(int(df["ts"].iloc[0]), int(df["ts"].iloc[-1]) + step, step,
-                         dtype=np.int64)
+        full = np.arange(int(df["ts"].iloc[0]), int(df["ts"].iloc[-1]) + step, step, dtype=np.int64)
         out = df.set_index("ts").reindex(full)
         close = out["close"].ffill()
         for col in ("open", "high", "low"):
@@ -298,11 +426,12 @@ class Catalog:
 
     def _book_anchor(self, exchange: str, symbol: str, start: int | None) -> int | None:
         """ts of the snapshot to start replaying from: the last one at or before ``start``."""
-        base = f'FROM "_book_raw" WHERE {self._where(exchange, symbol, None, None)} AND flags & 1 = 1'
+        base = f"FROM {self.scan('book', exchange, symbol)} AND flags & 1 = 1"
         if start is not None:
             row = self.scalar(
                 f"SELECT max(ts) {base} AND date <= DATE {_sql_str(ns_to_date(start))} "
-                f"AND ts <= {start}")
+                f"AND ts <= {start}"
+            )
             if row is not None:
                 return int(row)
             row = self.scalar(f"SELECT min(ts) {base} AND ts > {start}")
@@ -317,30 +446,46 @@ class Catalog:
         self.refresh()
         anchor = self._book_anchor(exchange, symbol, s)
         if anchor is None:
-            raise StoreError(f"no book snapshot for {exchange} {symbol}"
-                             + (f" at or after {start}" if start is not None else "")
-                             + ": the book cannot be rebuilt from deltas alone")
-        where = self._where(exchange, symbol, anchor, e)
-        prices = self.con.execute(
-            f'SELECT DISTINCT price FROM "_book_raw" WHERE {where} ORDER BY price'
-        ).fetchnumpy()["price"].astype(np.float64)
-        gaps = np.sort(self.con.execute(
-            f'SELECT ts FROM "_quality_events_raw" WHERE {where} AND "table" = \'book\' '
-            "AND kind = 'gap'").fetchnumpy()["ts"].astype(np.int64))
-        last_ts = self.scalar(f'SELECT max(ts) FROM "_book_raw" WHERE {where}')
-        query = (f"SELECT ts, recv_ts, seq, CASE WHEN side = 'bid' THEN 1 ELSE -1 END::TINYINT "
-                 f'AS side, price, qty, flags FROM "_book_raw" WHERE {where} '
-                 "ORDER BY ts, filename, file_row_number")
+            raise StoreError(
+                f"no book snapshot for {exchange} {symbol}"
+                + (f" at or after {start}" if start is not None else "")
+                + ": the book cannot be rebuilt from deltas alone"
+            )
+        book = self.scan("book", exchange, symbol, anchor, e)
+        qev = self.scan("quality_events", exchange, symbol, anchor, e)
+        prices = self.con.execute(f"SELECT DISTINCT price FROM {book} ORDER BY price").fetchnumpy()
+        prices = prices["price"].astype(np.float64)
+        gaps = (
+            self.con.execute(
+                f"SELECT ts FROM {qev} AND \"table\" = 'book' AND kind = 'gap' ORDER BY ts"
+            )
+            .fetchnumpy()["ts"]
+            .astype(np.int64)
+        )
+        last_ts = self.scalar(f"SELECT max(ts) FROM {book}")
+        query = (
+            "SELECT ts, recv_ts, seq, CASE WHEN side = 'bid' THEN 1 ELSE -1 END::TINYINT AS side, "
+            f"price, qty, flags FROM {book} ORDER BY ts, filename, file_row_number"
+        )
         return s, e, anchor, prices, gaps, int(last_ts), query
 
     def _chunks(self, query: str) -> Iterator[dict[str, np.ndarray]]:
         reader = self.con.sql(query).to_arrow_reader(_CHUNK_ROWS)
         for batch in reader:
-            yield {name: batch.column(i).to_numpy(zero_copy_only=False)
-                   for i, name in enumerate(batch.schema.names)}
+            yield {
+                name: batch.column(i).to_numpy(zero_copy_only=False)
+                for i, name in enumerate(batch.schema.names)
+            }
 
-    def book_snapshots(self, exchange: str, symbol: str, levels: int = 10, every: str = "1s",
-                       start: TimeLike = None, end: TimeLike = None) -> pd.DataFrame:
+    def book_snapshots(
+        self,
+        exchange: str,
+        symbol: str,
+        levels: int = 10,
+        every: str = "1s",
+        start: TimeLike = None,
+        end: TimeLike = None,
+    ) -> pd.DataFrame:
         """The L2 book rebuilt from snapshot + deltas, sampled on a regular exchange-time grid.
 
         Row ``ts`` holds the book after every message with exchange time ``<= ts``. The grid runs
@@ -356,18 +501,34 @@ class Catalog:
         first = max(anchor, s) if s is not None else anchor
         stop = min(last_ts, e - 1) if e is not None else last_ts
         g0 = -(-first // step) * step
-        grid = np.arange(g0, stop + 1, step, dtype=np.int64) if stop >= g0 else np.empty(0, np.int64)
+        grid = (
+            np.arange(g0, stop + 1, step, dtype=np.int64) if stop >= g0 else np.empty(0, np.int64)
+        )
         n = grid.shape[0]
         valid = np.zeros(n, dtype=np.bool_)
         out = [np.full((n, levels), np.nan) for _ in range(4)]
         st = book_nb.new_state(prices.shape[0])
         for ch in self._chunks(query):
             pidx = np.searchsorted(prices, ch["price"]).astype(np.int64)
-            book_nb.sample_book_chunk_nb(ch["ts"], ch["side"], pidx, ch["qty"], ch["flags"],
-                                         prices, grid, gaps, levels, st.bid_q, st.ask_q, st.ivec,
-                                         valid, *out)
-        book_nb.sample_book_finish_nb(prices, grid, levels, st.bid_q, st.ask_q, st.ivec, valid,
-                                      *out)
+            book_nb.sample_book_chunk_nb(
+                ch["ts"],
+                ch["side"],
+                pidx,
+                ch["qty"],
+                ch["flags"],
+                prices,
+                grid,
+                gaps,
+                levels,
+                st.bid_q,
+                st.ask_q,
+                st.ivec,
+                valid,
+                *out,
+            )
+        book_nb.sample_book_finish_nb(
+            prices, grid, gaps, levels, st.bid_q, st.ask_q, st.ivec, valid, *out
+        )
         data = {"ts": grid}
         for name, arr in zip(("bid_px", "bid_qty", "ask_px", "ask_qty"), out):
             for k in range(levels):
@@ -376,8 +537,9 @@ class Catalog:
         df.attrs.update(source="book", anchor_ts=anchor, every=every, levels=levels)
         return df
 
-    def top_of_book(self, exchange: str, symbol: str, start: TimeLike = None,
-                    end: TimeLike = None) -> pd.DataFrame:
+    def top_of_book(
+        self, exchange: str, symbol: str, start: TimeLike = None, end: TimeLike = None
+    ) -> pd.DataFrame:
         """Best bid/ask after every stored book message (event time, not a grid).
 
         Columns: ts, recv_ts, seq, valid, bid_px, bid_qty, ask_px, ask_qty. Messages before
@@ -389,26 +551,53 @@ class Catalog:
         for ch in self._chunks(query):
             pidx = np.searchsorted(prices, ch["price"]).astype(np.int64)
             rows, ok, bpx, bsz, apx, asz = book_nb.top_of_book_chunk_nb(
-                ch["ts"], ch["side"], pidx, ch["qty"], ch["flags"], prices, gaps,
-                st.bid_q, st.ask_q, st.ivec)
+                ch["ts"],
+                ch["side"],
+                pidx,
+                ch["qty"],
+                ch["flags"],
+                prices,
+                gaps,
+                st.bid_q,
+                st.ask_q,
+                st.ivec,
+            )
             recv = ch["recv_ts"]
             seq = ch["seq"]
-            parts.append(pd.DataFrame({
-                "ts": ch["ts"][rows],
-                "recv_ts": pd.array(recv[rows], dtype="Int64") if recv.dtype == object
-                else recv[rows],
-                "seq": pd.array(seq[rows], dtype="Int64") if seq.dtype == object else seq[rows],
-                "valid": ok, "bid_px": bpx, "bid_qty": bsz, "ask_px": apx, "ask_qty": asz}))
-        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            columns=["ts", "recv_ts", "seq", "valid", "bid_px", "bid_qty", "ask_px", "ask_qty"])
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "ts": ch["ts"][rows],
+                        "recv_ts": pd.array(recv[rows], dtype="Int64")
+                        if recv.dtype == object
+                        else recv[rows],
+                        "seq": pd.array(seq[rows], dtype="Int64")
+                        if seq.dtype == object
+                        else seq[rows],
+                        "valid": ok,
+                        "bid_px": bpx,
+                        "bid_qty": bsz,
+                        "ask_px": apx,
+                        "ask_qty": asz,
+                    }
+                )
+            )
+        df = (
+            pd.concat(parts, ignore_index=True)
+            if parts
+            else pd.DataFrame(
+                columns=["ts", "recv_ts", "seq", "valid", "bid_px", "bid_qty", "ask_px", "ask_qty"]
+            )
+        )
         if s is not None:
             df = df[df["ts"] >= s].reset_index(drop=True)
         return _with_time_index(df)
 
     # -- events for the event-driven backtester -----------------------------------------
 
-    def events(self, exchange: str, symbol: str, start: TimeLike = None,
-               end: TimeLike = None) -> np.ndarray:
+    def events(
+        self, exchange: str, symbol: str, start: TimeLike = None, end: TimeLike = None
+    ) -> np.ndarray:
         """Book and trade events ordered by exchange time, as a numpy ``event_dt`` array.
 
         Depth rows start at the last snapshot at or before ``start`` (so a consumer can build the
@@ -434,18 +623,23 @@ class Catalog:
                     f"| CASE WHEN flags & 1 = 1 THEN {EV_SNAPSHOT} ELSE 0 END "
                     f"| CASE WHEN flags & 2 = 2 THEN {EV_LAST} ELSE 0 END)::UBIGINT AS ev, "
                     "price AS px, qty, coalesce(seq, -1) AS seq, 0 AS src, filename, "
-                    f'file_row_number FROM "_book_raw" WHERE {self._where(exchange, symbol, anchor, e)}')
+                    f"file_row_number FROM {self.scan('book', exchange, symbol, anchor, e)}"
+                )
         if has_trades:
             parts.append(
                 "SELECT ts, coalesce(recv_ts, ts) AS local_ts, "
                 f"({EV_TRADE} | {EV_LAST} | CASE WHEN side = 'buy' THEN {EV_BID} "
                 f"ELSE {EV_ASK} END)::UBIGINT AS ev, price AS px, qty, "
                 "coalesce(try_cast(trade_id AS BIGINT), -1) AS seq, 1 AS src, filename, "
-                f'file_row_number FROM "_trades_raw" WHERE {self._where(exchange, symbol, s, e)}')
+                f"file_row_number FROM {self.scan('trades', exchange, symbol, s, e)}"
+            )
         if not parts:
             return np.zeros(0, dtype=event_dt)
-        q = ("SELECT ev, ts, local_ts, px, qty, seq FROM (" + " UNION ALL ".join(parts)
-             + ") ORDER BY ts, src, filename, file_row_number")
+        q = (
+            "SELECT ev, ts, local_ts, px, qty, seq FROM ("
+            + " UNION ALL ".join(parts)
+            + ") ORDER BY ts, src, filename, file_row_number"
+        )
         cols = self.con.execute(q).fetchnumpy()
         out = np.empty(len(cols["ts"]), dtype=event_dt)
         out["ev"] = cols["ev"]

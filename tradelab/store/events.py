@@ -35,8 +35,14 @@ EV_BUY = EV_BID
 EV_SELL = EV_ASK
 
 event_dt = np.dtype(
-    [("ev", np.uint64), ("exch_ts", np.int64), ("local_ts", np.int64),
-     ("px", np.float64), ("qty", np.float64), ("seq", np.int64)],
+    [
+        ("ev", np.uint64),
+        ("exch_ts", np.int64),
+        ("local_ts", np.int64),
+        ("px", np.float64),
+        ("qty", np.float64),
+        ("seq", np.int64),
+    ],
     align=True,
 )
 

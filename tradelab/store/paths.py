@@ -27,12 +27,16 @@ def resolve_root(root: str | os.PathLike | None = None, *, create: bool = False)
     """
     chosen = Path(root) if root is not None else Path(os.environ.get(STORE_ENV) or DEFAULT_ROOT)
     if chosen.exists() and not chosen.is_dir():
-        raise StoreError(f"store path {str(chosen)!r} is a file, not a directory; "
-                         f"pass --store DIR (or set {STORE_ENV}) to a directory")
+        raise StoreError(
+            f"store path {str(chosen)!r} is a file, not a directory; "
+            f"pass --store DIR (or set {STORE_ENV}) to a directory"
+        )
     if not chosen.exists():
         if not create:
-            raise StoreError(f"store {str(chosen)!r} does not exist; import or collect data "
-                             f"first, or pass --store DIR (or set {STORE_ENV})")
+            raise StoreError(
+                f"store {str(chosen)!r} does not exist; import or collect data "
+                f"first, or pass --store DIR (or set {STORE_ENV})"
+            )
         try:
             chosen.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -43,16 +47,20 @@ def resolve_root(root: str | os.PathLike | None = None, *, create: bool = False)
 def check_exchange(exchange: str) -> str:
     """Validate a cryptofeed-style exchange name (``BINANCE``, ``BINANCE_FUTURES``)."""
     if not isinstance(exchange, str) or not _EXCHANGE_RE.match(exchange):
-        raise StoreError(f"bad exchange name {exchange!r}: use the cryptofeed form, "
-                         "upper case, e.g. BINANCE, BINANCE_FUTURES, BYBIT, OKX")
+        raise StoreError(
+            f"bad exchange name {exchange!r}: use the cryptofeed form, "
+            "upper case, e.g. BINANCE, BINANCE_FUTURES, BYBIT, OKX"
+        )
     return exchange
 
 
 def check_symbol(symbol: str) -> str:
     """Validate a normalised symbol (``BTC-USDT``, ``BTC-USDT-PERP``)."""
     if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
-        raise StoreError(f"bad symbol {symbol!r}: use the normalised cryptofeed form, "
-                         "e.g. BTC-USDT or BTC-USDT-PERP")
+        raise StoreError(
+            f"bad symbol {symbol!r}: use the normalised cryptofeed form, "
+            "e.g. BTC-USDT or BTC-USDT-PERP"
+        )
     return symbol
 
 

@@ -40,76 +40,90 @@ def _f(name: str, typ: pa.DataType, nullable: bool = True) -> pa.Field:
     return pa.field(name, typ, nullable=nullable)
 
 
-TRADES = pa.schema([
-    _f("ts", pa.int64(), False),
-    _f("recv_ts", pa.int64()),
-    _f("price", pa.float64(), False),
-    _f("qty", pa.float64(), False),
-    _f("side", pa.string(), False),
-    _f("trade_id", pa.string()),
-])
+TRADES = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("recv_ts", pa.int64()),
+        _f("price", pa.float64(), False),
+        _f("qty", pa.float64(), False),
+        _f("side", pa.string(), False),
+        _f("trade_id", pa.string()),
+    ]
+)
 
-BOOK = pa.schema([
-    _f("ts", pa.int64(), False),
-    _f("recv_ts", pa.int64()),
-    _f("seq", pa.int64()),
-    _f("prev_seq", pa.int64()),
-    _f("side", pa.string(), False),
-    _f("price", pa.float64(), False),
-    _f("qty", pa.float64(), False),
-    _f("flags", pa.uint8(), False),
-])
+BOOK = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("recv_ts", pa.int64()),
+        _f("seq", pa.int64()),
+        _f("prev_seq", pa.int64()),
+        _f("side", pa.string(), False),
+        _f("price", pa.float64(), False),
+        _f("qty", pa.float64(), False),
+        _f("flags", pa.uint8(), False),
+    ]
+)
 
-BBO = pa.schema([
-    _f("ts", pa.int64(), False),
-    _f("recv_ts", pa.int64()),
-    _f("seq", pa.int64()),
-    _f("bid_px", pa.float64(), False),
-    _f("bid_qty", pa.float64(), False),
-    _f("ask_px", pa.float64(), False),
-    _f("ask_qty", pa.float64(), False),
-])
+BBO = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("recv_ts", pa.int64()),
+        _f("seq", pa.int64()),
+        _f("bid_px", pa.float64(), False),
+        _f("bid_qty", pa.float64(), False),
+        _f("ask_px", pa.float64(), False),
+        _f("ask_qty", pa.float64(), False),
+    ]
+)
 
-FUNDING = pa.schema([
-    _f("ts", pa.int64(), False),
-    _f("recv_ts", pa.int64()),
-    _f("rate", pa.float64(), False),
-    _f("settled", pa.bool_(), False),
-    _f("mark_price", pa.float64()),
-    _f("index_price", pa.float64()),
-    _f("next_funding_ts", pa.int64()),
-])
+FUNDING = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("recv_ts", pa.int64()),
+        _f("rate", pa.float64(), False),
+        _f("settled", pa.bool_(), False),
+        _f("mark_price", pa.float64()),
+        _f("index_price", pa.float64()),
+        _f("next_funding_ts", pa.int64()),
+    ]
+)
 
-OPEN_INTEREST = pa.schema([
-    _f("ts", pa.int64(), False),
-    _f("recv_ts", pa.int64()),
-    _f("open_interest", pa.float64(), False),
-    _f("open_interest_value", pa.float64()),
-])
+OPEN_INTEREST = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("recv_ts", pa.int64()),
+        _f("open_interest", pa.float64(), False),
+        _f("open_interest_value", pa.float64()),
+    ]
+)
 
-OHLCV = pa.schema([
-    _f("ts", pa.int64(), False),
-    _f("recv_ts", pa.int64()),
-    _f("interval", pa.string(), False),
-    _f("kind", pa.string(), False),
-    _f("open", pa.float64(), False),
-    _f("high", pa.float64(), False),
-    _f("low", pa.float64(), False),
-    _f("close", pa.float64(), False),
-    _f("volume", pa.float64(), False),
-    _f("n_trades", pa.int64()),
-])
+OHLCV = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("recv_ts", pa.int64()),
+        _f("interval", pa.string(), False),
+        _f("kind", pa.string(), False),
+        _f("open", pa.float64(), False),
+        _f("high", pa.float64(), False),
+        _f("low", pa.float64(), False),
+        _f("close", pa.float64(), False),
+        _f("volume", pa.float64(), False),
+        _f("n_trades", pa.int64()),
+    ]
+)
 
-QUALITY_EVENTS = pa.schema([
-    _f("ts", pa.int64(), False),
-    _f("recv_ts", pa.int64()),
-    _f("table", pa.string(), False),
-    _f("kind", pa.string(), False),
-    _f("expected_seq", pa.int64()),
-    _f("got_seq", pa.int64()),
-    _f("source", pa.string()),
-    _f("detail", pa.string()),
-])
+QUALITY_EVENTS = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("recv_ts", pa.int64()),
+        _f("table", pa.string(), False),
+        _f("kind", pa.string(), False),
+        _f("expected_seq", pa.int64()),
+        _f("got_seq", pa.int64()),
+        _f("source", pa.string()),
+        _f("detail", pa.string()),
+    ]
+)
 
 SCHEMAS: dict[str, pa.Schema] = {
     "trades": TRADES,

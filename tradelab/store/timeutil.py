@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -11,8 +11,14 @@ import pandas as pd
 NS_PER_S = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_S
 
-_UNITS_NS = {"ms": 1_000_000, "s": NS_PER_S, "m": 60 * NS_PER_S, "h": 3_600 * NS_PER_S,
-             "d": NS_PER_DAY, "w": 7 * NS_PER_DAY}
+_UNITS_NS = {
+    "ms": 1_000_000,
+    "s": NS_PER_S,
+    "m": 60 * NS_PER_S,
+    "h": 3_600 * NS_PER_S,
+    "d": NS_PER_DAY,
+    "w": 7 * NS_PER_DAY,
+}
 _INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 
 TimeLike = str | int | float | datetime | date | pd.Timestamp | np.datetime64 | None
@@ -37,8 +43,8 @@ def to_ns(value: TimeLike) -> int | None:
     if ts is pd.NaT:
         raise ValueError(f"cannot read {value!r} as a time")
     if ts.tzinfo is None:
-        ts = ts.tz_localize(timezone.utc)
-    return int(ts.tz_convert(timezone.utc).value)
+        ts = ts.tz_localize(UTC)
+    return int(ts.tz_convert(UTC).value)
 
 
 def interval_ns(interval: str) -> int:
@@ -46,13 +52,14 @@ def interval_ns(interval: str) -> int:
     m = _INTERVAL_RE.match(interval) if isinstance(interval, str) else None
     if not m or int(m.group(1)) <= 0:
         raise ValueError(
-            f"bad interval {interval!r}: use a positive count and a unit, e.g. 1s, 5m, 1h, 1d")
+            f"bad interval {interval!r}: use a positive count and a unit, e.g. 1s, 5m, 1h, 1d"
+        )
     return int(m.group(1)) * _UNITS_NS[m.group(2)]
 
 
 def ns_to_date(ns: int) -> str:
     """The UTC date (YYYY-MM-DD) of a nanosecond timestamp."""
-    return datetime.fromtimestamp(ns // NS_PER_S, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ns // NS_PER_S, tz=UTC).strftime("%Y-%m-%d")
 
 
 def ns_to_iso(ns: int | None) -> str | None:

@@ -83,16 +83,21 @@ def conform(table: str, data: pa.Table | pa.RecordBatch | Columns) -> pa.Table:
         if fld.name in cols:
             value = cols[fld.name]
             try:
-                arr = value if isinstance(value, (pa.Array, pa.ChunkedArray)) else pa.array(
-                    value, from_pandas=True)
+                arr = (
+                    value
+                    if isinstance(value, (pa.Array, pa.ChunkedArray))
+                    else pa.array(value, from_pandas=True)
+                )
                 if arr.type != fld.type:
                     arr = arr.cast(fld.type, safe=True)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-                raise StoreError(f"{table}: column {fld.name!r} cannot be stored as {fld.type}: "
-                                 f"{exc}") from None
+                raise StoreError(
+                    f"{table}: column {fld.name!r} cannot be stored as {fld.type}: {exc}"
+                ) from None
             if not fld.nullable and arr.null_count:
-                raise StoreError(f"{table}: column {fld.name!r} has {arr.null_count} null values "
-                                 "but is required")
+                raise StoreError(
+                    f"{table}: column {fld.name!r} has {arr.null_count} null values but is required"
+                )
         elif fld.nullable:
             arr = pa.nulls(n, type=fld.type)
         else:
@@ -112,9 +117,17 @@ def _fsync_path(path: Path) -> None:
 class StoreWriter:
     """Buffered, atomic, append-only Parquet writer for the partitioned store."""
 
-    def __init__(self, root: str | os.PathLike | None = None, *, batch_rows: int = 500_000,
-                 deferred: bool = False, run_id: str | None = None, fsync: bool = True,
-                 compression: str = "zstd", row_group_rows: int = 256_000) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        *,
+        batch_rows: int = 500_000,
+        deferred: bool = False,
+        run_id: str | None = None,
+        fsync: bool = True,
+        compression: str = "zstd",
+        row_group_rows: int = 256_000,
+    ) -> None:
         self.root = resolve_root(root, create=True)
         self.batch_rows = int(batch_rows)
         self.deferred = deferred
@@ -131,8 +144,9 @@ class StoreWriter:
 
     # -- public API -------------------------------------------------------------------------
 
-    def write(self, table: str, exchange: str, symbol: str,
-              data: pa.Table | pa.RecordBatch | Columns) -> int:
+    def write(
+        self, table: str, exchange: str, symbol: str, data: pa.Table | pa.RecordBatch | Columns
+    ) -> int:
         """Buffer rows for one partition key; returns the number of rows accepted."""
         if self._closed:
             raise StoreError("writer is closed")
@@ -212,16 +226,16 @@ class StoreWriter:
             mask = pa.array(days == day)
             self._write_part(table, exchange, symbol, date, pc.filter(tbl, mask))
 
-    def _write_part(self, table: str, exchange: str, symbol: str, date: str,
-                    tbl: pa.Table) -> None:
+    def _write_part(self, table: str, exchange: str, symbol: str, date: str, tbl: pa.Table) -> None:
         directory = partition_dir(self.root, table, exchange, symbol, date)
         directory.mkdir(parents=True, exist_ok=True)
         self._counter += 1
         name = new_part_name(self.run_id, self._counter)
         tmp = directory / f".{name}.tmp"
         try:
-            pq.write_table(tbl, tmp, compression=self.compression,
-                           row_group_size=self.row_group_rows)
+            pq.write_table(
+                tbl, tmp, compression=self.compression, row_group_size=self.row_group_rows
+            )
             if self.fsync:
                 _fsync_path(tmp)
         except BaseException:

@@ -22,6 +22,8 @@ from tradelab.store.paths import new_run_id, resolve_root
 
 MANIFEST_DIR = "_imports"
 _REJECT_TEXT_MAX = 300
+REJECT_LOG_MAX = 1000
+"""Rejected lines logged in full per (file, reason); beyond that they are only counted."""
 
 
 @dataclass
@@ -78,15 +80,29 @@ class ImportRun:
         self._reject_fh = None
         self.reject_path = self.dir / f"{self.run_id}.rejects.jsonl"
 
-    def reject(self, report: FileReport, line: int | None, reason: str, text: bytes | str = b"") -> None:
+    def reject(
+        self, report: FileReport, line: int | None, reason: str, text: bytes | str = b""
+    ) -> None:
         """Count a rejected input and log it with file, line and reason."""
-        report.rejects[reason.split(":", 1)[0]] += 1
+        key = reason.split(":", 1)[0]
+        report.rejects[key] += 1
+        if report.rejects[key] > REJECT_LOG_MAX:
+            return
         if self._reject_fh is None:
             self._reject_fh = open(self.reject_path, "a", encoding="utf-8")
         if isinstance(text, bytes):
             text = text[:_REJECT_TEXT_MAX].decode("utf-8", "replace")
-        self._reject_fh.write(json.dumps({"file": report.path, "line": line, "reason": reason,
-                                          "text": text[:_REJECT_TEXT_MAX]}) + "\n")
+        self._reject_fh.write(
+            json.dumps(
+                {
+                    "file": report.path,
+                    "line": line,
+                    "reason": reason,
+                    "text": text[:_REJECT_TEXT_MAX],
+                }
+            )
+            + "\n"
+        )
 
     def already_imported(self, sha: str) -> str | None:
         """Run id of an earlier committed import of a file with this sha256, if any."""
@@ -105,10 +121,15 @@ class ImportRun:
         if self._reject_fh is not None:
             self._reject_fh.close()
             self._reject_fh = None
-        doc = {"run_id": self.run_id, "kind": self.kind, "args": self.argv,
-               "started": self.started, "finished": time.time(),
-               "files": [f.as_dict() for f in self.files],
-               "rejects_file": str(self.reject_path) if self.reject_path.exists() else None}
+        doc = {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "args": self.argv,
+            "started": self.started,
+            "finished": time.time(),
+            "files": [f.as_dict() for f in self.files],
+            "rejects_file": str(self.reject_path) if self.reject_path.exists() else None,
+        }
         path = self.dir / f"{self.run_id}.json"
         tmp = self.dir / f".{self.run_id}.json.tmp"
         tmp.write_text(json.dumps(doc, indent=2, default=str))

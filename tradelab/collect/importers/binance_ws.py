@@ -74,7 +74,7 @@ def sniff_market(path: Path) -> str | None:
                     break
                 sp = raw.find(b" ")
                 try:
-                    msg = orjson.loads(raw[sp + 1:])
+                    msg = orjson.loads(raw[sp + 1 :])
                 except orjson.JSONDecodeError:
                     continue
                 data = msg.get("data") if isinstance(msg, dict) else None
@@ -187,8 +187,14 @@ class _Depth:
 class BinanceWsImporter:
     """Streams one or more recordings of one market into a store (see module docstring)."""
 
-    def __init__(self, run: ImportRun, market: str | None = None, *, force: bool = False,
-                 progress: Callable[[str, int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        run: ImportRun,
+        market: str | None = None,
+        *,
+        force: bool = False,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
         if market is not None and market not in MARKETS:
             raise StoreError(f"unknown market {market!r}: use spot or usdm")
         self.run = run
@@ -237,8 +243,9 @@ class BinanceWsImporter:
                 rep.status, rep.detail = "skipped", f"already imported by run {prior} (use --force)"
                 return rep
             self._decide_market(path, rep)
-            self.writer = StoreWriter(self.run.root, deferred=True, run_id=self.run.run_id,
-                                      batch_rows=4 * FLUSH_ROWS)
+            self.writer = StoreWriter(
+                self.run.root, deferred=True, run_id=self.run.run_id, batch_rows=4 * FLUSH_ROWS
+            )
             self._read(path, rep)
             self._flush_all()
             self.writer.commit()
@@ -261,15 +268,20 @@ class BinanceWsImporter:
     def _decide_market(self, path: Path, rep: FileReport) -> None:
         sniffed = sniff_market(path)
         if self.market_arg and sniffed and sniffed != self.market_arg:
-            raise ImportError_(f"{path}: the messages look like {sniffed} but --market "
-                               f"{self.market_arg} was given")
+            raise ImportError_(
+                f"{path}: the messages look like {sniffed} but --market {self.market_arg} was given"
+            )
         market = self.market_arg or sniffed
         if market is None:
-            raise ImportError_(f"{path}: cannot tell spot from USD-M from the first {SNIFF_LINES} "
-                               "lines (no Binance depth/trade/bookTicker message); pass --market")
+            raise ImportError_(
+                f"{path}: cannot tell spot from USD-M from the first {SNIFF_LINES} "
+                "lines (no Binance depth/trade/bookTicker message); pass --market"
+            )
         if self.market and market != self.market:
-            raise ImportError_(f"{path}: is {market} but earlier files were {self.market}; "
-                               "import different markets in separate calls")
+            raise ImportError_(
+                f"{path}: is {market} but earlier files were {self.market}; "
+                "import different markets in separate calls"
+            )
         self.market = market
         rep.market = market
         rep.exchange = BINANCE_EXCHANGE[market]
@@ -302,7 +314,7 @@ class BinanceWsImporter:
                     continue
                 try:
                     recv = int(raw[:sp])
-                    msg = loads(raw[sp + 1:])
+                    msg = loads(raw[sp + 1 :])
                 except ValueError as exc:
                     what = "bad receipt timestamp" if not raw[:sp].isdigit() else "malformed JSON"
                     reject(rep, lineno, f"{what}: {exc}", raw)
@@ -322,18 +334,29 @@ class BinanceWsImporter:
                         rep.messages["snapshot"] += 1
                         self._on_snapshot(recv, msg, lineno)
                     else:
-                        reject(rep, lineno, "unknown message: neither a stream envelope nor a "
-                               "depth snapshot", raw)
+                        reject(
+                            rep,
+                            lineno,
+                            "unknown message: neither a stream envelope nor a depth snapshot",
+                            raw,
+                        )
                 except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
                     reject(rep, lineno, f"bad message: {type(exc).__name__} {exc}", raw)
         except EOFError:
-            reject(rep, lineno + 1, f"truncated gzip: {path.name} ends mid-stream after line "
-                   f"{lineno}; lines before it were imported")
+            reject(
+                rep,
+                lineno + 1,
+                f"truncated gzip: {path.name} ends mid-stream after line "
+                f"{lineno}; lines before it were imported",
+            )
         except (zlib.error, gzip.BadGzipFile, OSError) as exc:
             if lineno == 0:
                 raise ImportError_(f"{path}: not a readable recording: {exc}") from None
-            reject(rep, lineno + 1, f"corrupt input: {exc} (after line {lineno}); lines before it "
-                   "were imported")
+            reject(
+                rep,
+                lineno + 1,
+                f"corrupt input: {exc} (after line {lineno}); lines before it were imported",
+            )
         finally:
             fh.close()
         rep.lines = lineno
@@ -342,14 +365,20 @@ class BinanceWsImporter:
         if lineno == 0:
             raise ImportError_(f"{path}: empty file")
         if sum(rep.messages.values()) == 0:
-            raise ImportError_(f"{path}: no Binance message could be read ({rep.n_rejects} lines "
-                               "rejected)")
+            raise ImportError_(
+                f"{path}: no Binance message could be read ({rep.n_rejects} lines rejected)"
+            )
 
     def _route(self, stream: str, msg: dict) -> tuple[Callable, str, str] | None:
         name, _, kind = stream.partition("@")
         base = kind.split("@", 1)[0]
-        handler = {"depth": self._on_diff, "trade": self._on_trade, "aggTrade": self._on_trade,
-                   "bookTicker": self._on_bbo, "markPrice": self._on_mark}.get(base)
+        handler = {
+            "depth": self._on_diff,
+            "trade": self._on_trade,
+            "aggTrade": self._on_trade,
+            "bookTicker": self._on_bbo,
+            "markPrice": self._on_mark,
+        }.get(base)
         if handler is None or not name:
             return None
         raw_sym = msg.get("data", {}).get("s") or name.upper()
@@ -373,7 +402,9 @@ class BinanceWsImporter:
             return
         rows = self.trades.get(symbol)
         if rows is None:
-            rows = self.trades[symbol] = _Rows(("ts", "recv_ts", "price", "qty", "side", "trade_id"))
+            rows = self.trades[symbol] = _Rows(
+                ("ts", "recv_ts", "price", "qty", "side", "trade_id")
+            )
         c = rows.cols
         c["ts"].append(ts)
         c["recv_ts"].append(recv)
@@ -389,8 +420,9 @@ class BinanceWsImporter:
         ts = int(t) * MS if t else recv
         rows = self.bbo.get(symbol)
         if rows is None:
-            rows = self.bbo[symbol] = _Rows(("ts", "recv_ts", "seq", "bid_px", "bid_qty",
-                                             "ask_px", "ask_qty"))
+            rows = self.bbo[symbol] = _Rows(
+                ("ts", "recv_ts", "seq", "bid_px", "bid_qty", "ask_px", "ask_qty")
+            )
         c = rows.cols
         c["ts"].append(ts)
         c["recv_ts"].append(recv)
@@ -410,8 +442,9 @@ class BinanceWsImporter:
         nxt = int(d["T"]) * MS if d.get("T") else None
         rows = self.funding.get(symbol)
         if rows is None:
-            rows = self.funding[symbol] = _Rows(("ts", "recv_ts", "rate", "settled", "mark_price",
-                                                 "index_price", "next_funding_ts"))
+            rows = self.funding[symbol] = _Rows(
+                ("ts", "recv_ts", "rate", "settled", "mark_price", "index_price", "next_funding_ts")
+            )
         c = rows.cols
         c["ts"].append(ts)
         c["recv_ts"].append(recv)
@@ -431,8 +464,13 @@ class BinanceWsImporter:
 
     def _on_diff(self, symbol: str, recv: int, d: dict, line: int) -> None:
         u = d["u"]
-        if not (isinstance(d["U"], int) and isinstance(u, int) and isinstance(d["E"], int)
-                and isinstance(d["b"], list) and isinstance(d["a"], list)):
+        if not (
+            isinstance(d["U"], int)
+            and isinstance(u, int)
+            and isinstance(d["E"], int)
+            and isinstance(d["b"], list)
+            and isinstance(d["a"], list)
+        ):
             raise ValueError("depthUpdate needs integer U, u, E and lists b, a")
         if self.market == "usdm" and not isinstance(d["pu"], int):
             raise ValueError("USD-M depthUpdate needs an integer pu")
@@ -488,8 +526,11 @@ class BinanceWsImporter:
         if len(self.depth) == 1:
             st = next(iter(self.depth.values()))
         else:
-            owners = [st for st in self.depth.values()
-                      if any(self._straddles(d, snap_id) for _r, d, _l in st.buffer)]
+            owners = [
+                st
+                for st in self.depth.values()
+                if any(self._straddles(d, snap_id) for _r, d, _l in st.buffer)
+            ]
             if len(owners) != 1:
                 self.pending_snapshots.append(entry)
                 return
@@ -525,8 +566,15 @@ class BinanceWsImporter:
         recv, first, _line = buf[0]
         if not self._straddles(first, snap_id):
             # the snapshot is older than every buffered diff: it can never be applied
-            self._quality(st.symbol, first["E"] * MS, recv, "stale_snapshot", snap_id, first["U"],
-                          "snapshot lastUpdateId precedes the buffered diffs; waiting for another")
+            self._quality(
+                st.symbol,
+                first["E"] * MS,
+                recv,
+                "stale_snapshot",
+                snap_id,
+                first["U"],
+                "snapshot lastUpdateId precedes the buffered diffs; waiting for another",
+            )
             self.report.skipped["stale_snapshot"] += 1
             st.snap = None
             return
@@ -555,8 +603,9 @@ class BinanceWsImporter:
         kind = "resync" if st.ever_synced else "sync"
         if st.ever_synced:
             self.report.resyncs += 1
-        self._quality(st.symbol, ts, recv, kind, None, snap_id,
-                      f"book synced from snapshot {snap_id}")
+        self._quality(
+            st.symbol, ts, recv, kind, None, snap_id, f"book synced from snapshot {snap_id}"
+        )
         st.ever_synced = True
 
     def _emit_diff(self, recv: int, d: dict, cols: _BookCols) -> None:
@@ -593,9 +642,16 @@ class BinanceWsImporter:
     def _gap(self, st: _Depth, recv: int, d: dict, expected: int, got: int) -> None:
         self.report.gaps += 1
         st.synced = False
-        self._quality(st.symbol, d["E"] * MS, recv, "gap", expected, got,
-                      f"depth diff U={d['U']} u={d['u']} does not continue last_u={st.last_u}; "
-                      "deltas stop until a new snapshot")
+        self._quality(
+            st.symbol,
+            d["E"] * MS,
+            recv,
+            "gap",
+            expected,
+            got,
+            f"depth diff U={d['U']} u={d['u']} does not continue last_u={st.last_u}; "
+            "deltas stop until a new snapshot",
+        )
 
     def _resume_from_store(self, st: _Depth, d: dict) -> bool:
         """Continue a stream whose previous part is already stored (no snapshot needed)."""
@@ -606,9 +662,9 @@ class BinanceWsImporter:
             self._catalog = Catalog(self.run.root)
         cat = self._catalog
         row = cat.scalar(
-            'SELECT seq FROM "_book_raw" WHERE exchange = ? AND symbol = ? '
-            "ORDER BY ts DESC, filename DESC, file_row_number DESC LIMIT 1",
-            [exchange, st.symbol])
+            f"SELECT seq FROM {cat.scan('book', exchange, st.symbol)} "
+            "ORDER BY ts DESC, filename DESC, file_row_number DESC LIMIT 1"
+        )
         if row is None:
             return False
         last = int(row)
@@ -616,8 +672,15 @@ class BinanceWsImporter:
         if cont:
             st.synced = st.ever_synced = True
             st.last_u = last if self.market == "usdm" else d["U"] - 1
-            self._quality(st.symbol, d["E"] * MS, None, "resume", last, d["U"],
-                          f"continued the stored book from update id {last}")
+            self._quality(
+                st.symbol,
+                d["E"] * MS,
+                None,
+                "resume",
+                last,
+                d["U"],
+                f"continued the stored book from update id {last}",
+            )
         return cont
 
     def _finish_unsynced(self) -> None:
@@ -640,8 +703,9 @@ class BinanceWsImporter:
     def _quality(self, symbol, ts, recv, kind, expected, got, detail) -> None:
         rows = self.qevents.get(symbol)
         if rows is None:
-            rows = self.qevents[symbol] = _Rows(("ts", "recv_ts", "table", "kind", "expected_seq",
-                                                 "got_seq", "source", "detail"))
+            rows = self.qevents[symbol] = _Rows(
+                ("ts", "recv_ts", "table", "kind", "expected_seq", "got_seq", "source", "detail")
+            )
         c = rows.cols
         c["ts"].append(ts)
         c["recv_ts"].append(recv)
@@ -653,9 +717,11 @@ class BinanceWsImporter:
         c["detail"].append(detail)
 
     def _buffered_rows(self) -> int:
-        return (sum(c.rows() for c in self.book_cols.values())
-                + sum(r.rows() for r in self.trades.values())
-                + sum(r.rows() for r in self.bbo.values()))
+        return (
+            sum(c.rows() for c in self.book_cols.values())
+            + sum(r.rows() for r in self.trades.values())
+            + sum(r.rows() for r in self.bbo.values())
+        )
 
     def _flush_all(self) -> None:
         ex = BINANCE_EXCHANGE[self.market]
@@ -671,12 +737,24 @@ class BinanceWsImporter:
                 c = rows.take()
                 side = pa.DictionaryArray.from_arrays(pa.array(c["side"], pa.int8()), _BUYSELL)
                 ts = np.asarray(c["ts"], dtype=np.int64) * MS
-                rep.rows["trades"] += w.write("trades", ex, sym, {
-                    "ts": ts, "recv_ts": np.asarray(c["recv_ts"], dtype=np.int64),
-                    "price": np.asarray(c["price"]), "qty": np.asarray(c["qty"]),
-                    "side": side, "trade_id": pa.array(c["trade_id"]).cast(pa.string())})
-        for table, store in (("bbo", self.bbo), ("funding", self.funding),
-                             ("quality_events", self.qevents)):
+                rep.rows["trades"] += w.write(
+                    "trades",
+                    ex,
+                    sym,
+                    {
+                        "ts": ts,
+                        "recv_ts": np.asarray(c["recv_ts"], dtype=np.int64),
+                        "price": np.asarray(c["price"]),
+                        "qty": np.asarray(c["qty"]),
+                        "side": side,
+                        "trade_id": pa.array(c["trade_id"]).cast(pa.string()),
+                    },
+                )
+        for table, store in (
+            ("bbo", self.bbo),
+            ("funding", self.funding),
+            ("quality_events", self.qevents),
+        ):
             for sym, rows in store.items():
                 if rows.rows():
                     rep.rows[table] += w.write(table, ex, sym, rows.take())

@@ -1,0 +1,386 @@
+"""The ``tradelab`` command: one entry point, one sub-command per job.
+
+Every sub-command that touches the store takes ``--store DIR`` (default ``data/parquet``, or
+``$TRADELAB_STORE``). Errors in input or configuration print one clear line naming the problem
+and exit non-zero; nothing stored is changed by a command that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from tradelab.store.errors import StoreError
+
+app = typer.Typer(
+    help="tradelab: collect crypto market data into a Parquet store, query it with DuckDB, "
+    "research and validate strategies, and run them on paper or testnet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(
+    help="Import recorded or downloaded market data into the store.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+
+_WIDTH = None if sys.stdout.isatty() else 140  # readable tables in logs and CI output
+console = Console(width=_WIDTH)
+err = Console(stderr=True, width=_WIDTH)
+log = logging.getLogger("tradelab")
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        envvar="TRADELAB_STORE",
+        show_envvar=True,
+        help="Store root directory [default: data/parquet].",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+@contextmanager
+def cli_errors():
+    """Turn known errors into one red line and exit code 1 (2 for bad arguments)."""
+    try:
+        yield
+    except (StoreError, FileNotFoundError, PermissionError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _print_import(reports, run, manifest: Path, as_json: bool) -> int:
+    """Summary of an import run; returns the exit code."""
+    files = [r.as_dict() for r in reports]
+    failed = [r for r in reports if r.status == "failed"]
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {"run_id": run.run_id, "manifest": str(manifest), "files": files}, default=str
+            )
+        )
+    else:
+        tbl = Table(title=f"import {run.kind} (run {run.run_id})", show_lines=False)
+        for col in (
+            "file",
+            "status",
+            "exchange",
+            "symbols",
+            "lines",
+            "rows",
+            "skipped",
+            "rejected",
+            "gaps",
+            "sec",
+        ):
+            tbl.add_column(col, overflow="fold")
+        for r in reports:
+            style = {"failed": "red", "skipped": "yellow"}.get(r.status, "")
+            tbl.add_row(
+                Path(r.path).name,
+                f"[{style}]{r.status}[/]" if style else r.status,
+                r.exchange or "",
+                ",".join(r.symbols),
+                f"{r.lines:,}",
+                " ".join(f"{k}={v:,}" for k, v in sorted(r.rows.items())),
+                " ".join(f"{k}={v:,}" for k, v in sorted(r.skipped.items())),
+                f"{r.n_rejects:,}",
+                str(r.gaps),
+                f"{r.elapsed_s:.2f}",
+            )
+        console.print(tbl)
+        for r in reports:
+            if r.detail:
+                (err if r.status == "failed" else console).print(
+                    f"[{'red' if r.status == 'failed' else 'yellow'}]{Path(r.path).name}:[/] "
+                    f"{r.detail}"
+                )
+            for reason, n in r.rejects.items():
+                err.print(f"[yellow]{Path(r.path).name}: {n:,} rejected: {reason}[/]")
+        if run.reject_path.exists():
+            err.print(f"rejected lines with reasons: {run.reject_path}")
+        console.print(f"manifest: {manifest}")
+    if failed and len(failed) == len(reports):
+        return 1
+    return 3 if failed else 0
+
+
+@import_app.command("binance-ws")
+def import_binance_ws(
+    files: Annotated[
+        list[Path], typer.Argument(help="Recordings: '<recv ns> <json>' lines, gzip or plain.")
+    ],
+    market: Annotated[
+        str | None, typer.Option(help="spot or usdm; detected from the messages when omitted.")
+    ] = None,
+    store: StoreOpt = None,
+    force: Annotated[bool, typer.Option(help="Import files even if already imported.")] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 1 if any line was rejected.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import raw Binance websocket recordings (depth diffs, snapshot, trades, bookTicker).
+
+    The book is synced the Binance way (snapshot, then diffs by U/u, pu on USD-M); a sequence
+    break is recorded as a gap and deltas resume after the next snapshot. Several files are read
+    as one recording in time order; each file is committed on its own. Exit codes: 0 all
+    imported, 1 nothing imported, 3 some files failed.
+    """
+    from tradelab.collect.importers.base import ImportRun
+    from tradelab.collect.importers.binance_ws import BinanceWsImporter
+
+    with cli_errors():
+        run = ImportRun("binance-ws", store, {"files": [str(f) for f in files], "market": market})
+        with _progress() as prog:
+            tasks: dict[str, int] = {}
+
+            def progress(path: str, done: int, total: int) -> None:
+                if path not in tasks:
+                    tasks[path] = prog.add_task(Path(path).name, total=total)
+                prog.update(tasks[path], completed=done)
+
+            reports = BinanceWsImporter(run, market, force=force, progress=progress).import_files(
+                files
+            )
+        manifest = run.finish()
+    code = _print_import(reports, run, manifest, as_json)
+    if strict and any(r.n_rejects for r in reports):
+        code = code or 1
+    raise typer.Exit(code)
+
+
+@import_app.command("freqtrade")
+def import_freqtrade(
+    directory: Annotated[
+        Path,
+        typer.Argument(help="freqtrade data folder (searched recursively) or one .feather file."),
+    ],
+    exchange: Annotated[
+        str,
+        typer.Option(
+            help="Exchange the data came from, cryptofeed name "
+            "(futures files go to its futures venue)."
+        ),
+    ],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import freqtrade feather files: OHLCV of any timeframe, -funding_rate, -mark, trades.
+
+    Spot (BTC_USDT-1m.feather) and futures (BTC_USDT_USDT-1m-futures.feather) naming are both
+    understood. Re-running skips rows already stored. A file with other columns is refused with
+    a message naming it; bad rows are rejected with their row number.
+    """
+    from tradelab.collect.importers.base import ImportRun
+    from tradelab.collect.importers.freqtrade import FreqtradeImporter
+
+    with cli_errors():
+        run = ImportRun("freqtrade", store, {"directory": str(directory), "exchange": exchange})
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} files"),
+            console=err,
+            transient=True,
+        ) as prog:
+            task = prog.add_task("freqtrade", total=None)
+
+            def progress(path: str, done: int, total: int) -> None:
+                prog.update(
+                    task, completed=done, total=total, description=Path(path).name or "done"
+                )
+
+            reports = FreqtradeImporter(run, exchange.upper(), progress).import_dir(directory)
+        manifest = run.finish()
+    raise typer.Exit(_print_import(reports, run, manifest, as_json))
+
+
+@app.command()
+def quality(
+    exchange: Annotated[str | None, typer.Option(help="Only this exchange.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
+    date: Annotated[str | None, typer.Option(help="Only this UTC date (YYYY-MM-DD).")] = None,
+    table: Annotated[list[str] | None, typer.Option(help="Only these tables (repeatable).")] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="List every partition, not only those with issues.")
+    ] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Data-quality report per partition: counts, span, gaps and resyncs, crossed books,
+    out-of-order and duplicate rows, negative latency, OHLCV gaps, funding jitter, rejects."""
+    from tradelab.store.quality import quality_report
+
+    with cli_errors():
+        report = quality_report(store, exchange, symbol, date, table)
+    if as_json:
+        console.print_json(json.dumps(report, default=str))
+        return
+    print_quality(report, show_all)
+
+
+def print_quality(report: dict, show_all: bool = False, limit: int = 40) -> None:
+    """Human-readable quality report (used by ``quality`` and the demo)."""
+    parts = report["partitions"]
+    by_table = Table(title="store summary")
+    for col in ("table", "partitions", "rows", "span", "with issues"):
+        by_table.add_column(col, justify="right" if col != "table" else "left")
+    for t in sorted({p["table"] for p in parts}):
+        ps = [p for p in parts if p["table"] == t]
+        lo = min(p["date"] for p in ps)
+        hi = max(p["date"] for p in ps)
+        by_table.add_row(
+            t,
+            f"{len(ps):,}",
+            f"{sum(p['rows'] for p in ps):,}",
+            lo if lo == hi else f"{lo} .. {hi}",
+            f"{sum(1 for p in ps if p['issues']):,}",
+        )
+    console.print(by_table)
+    shown = parts if show_all else [p for p in parts if p["issues"]]
+    if shown:
+        tbl = Table(title="partitions" + ("" if show_all else " with issues"))
+        for col in ("table", "exchange", "symbol", "date", "rows", "span s", "issues"):
+            tbl.add_column(col, overflow="fold")
+        for p in shown[:limit]:
+            tbl.add_row(
+                p["table"],
+                p["exchange"],
+                p["symbol"],
+                p["date"],
+                f"{p['rows']:,}",
+                f"{p['span_s']:.0f}",
+                "; ".join(p["issues"]) or "-",
+            )
+        console.print(tbl)
+        if len(shown) > limit:
+            console.print(f"... and {len(shown) - limit} more (use --json for all)")
+    rej = report["imports"]["rejects"]
+    if rej:
+        console.print(
+            "[yellow]rejected input lines:[/] "
+            + ", ".join(f"{k}: {v:,}" for k, v in sorted(rej.items()))
+        )
+    s = report["summary"]
+    console.print(
+        f"{s['partitions']:,} partitions, {s['partitions_with_issues']:,} with issues, "
+        f"{s['rejected_lines']:,} rejected input lines"
+    )
+
+
+@app.command()
+def bars(
+    exchange: Annotated[str, typer.Argument(help="e.g. BINANCE")],
+    symbol: Annotated[str, typer.Argument(help="e.g. BTC-USDT")],
+    interval: Annotated[str, typer.Argument(help="1s .. 1d, e.g. 1m, 15m, 4h")],
+    start: Annotated[str | None, typer.Option(help="UTC start (inclusive).")] = None,
+    end: Annotated[str | None, typer.Option(help="UTC end (exclusive).")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Write all bars to this CSV file.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """OHLCV bars from stored candles, or aggregated from finer candles or from trades."""
+    from tradelab.store.catalog import Catalog
+
+    with cli_errors():
+        df = Catalog(store).bars(exchange, symbol, interval, start, end)
+    if csv:
+        df.to_csv(csv)
+        console.print(f"{len(df):,} bars written to {csv}")
+        return
+    console.print(f"{len(df):,} bars of {interval} from {df.attrs.get('source')}")
+    console.print(df.drop(columns=["ts"]).to_string(max_rows=20))
+
+
+@app.command()
+def sql(
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over the views trades, book, bbo, funding, "
+            "open_interest, ohlcv, quality_events."
+        ),
+    ],
+    store: StoreOpt = None,
+    max_rows: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+) -> None:
+    """Run SQL against the store through DuckDB (partition columns: exchange, symbol, date)."""
+    from tradelab.store.catalog import Catalog
+
+    with cli_errors():
+        df = Catalog(store).sql(query)
+    console.print(df.to_string(max_rows=max_rows))
+
+
+@app.command("ls")
+def list_store(
+    table: Annotated[str | None, typer.Option(help="Only this table.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """What the store holds: per table, exchange and symbol, the dates, files and size."""
+    from tradelab.store.catalog import Catalog
+
+    with cli_errors():
+        parts = Catalog(store).partitions(table)
+    if parts.empty:
+        console.print("the store is empty")
+        return
+    g = parts.groupby(["table", "exchange", "symbol"]).agg(
+        first=("date", "min"),
+        last=("date", "max"),
+        days=("date", "count"),
+        files=("files", "sum"),
+        mb=("bytes", lambda b: round(b.sum() / 1e6, 2)),
+    )
+    console.print(g.to_string())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
