@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradelab.store import BOOK_LAST, BOOK_SNAPSHOT, Catalog, StoreError, StoreWriter
-from tradelab.store import book_nb
+from tradelab.store import BOOK_LAST, BOOK_SNAPSHOT, Catalog, StoreError, StoreWriter, book_nb
 from tradelab.store.events import EV_ASK, EV_BID, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE
 
 S = 10**9

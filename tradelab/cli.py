@@ -262,7 +262,8 @@ def quality(
     print_quality(report, show_all)
 
 
-def print_quality(report: dict, show_all: bool = False, limit: int = 40) -> None:
+def print_quality(report: dict, show_all: bool = False, limit: int = 40,
+                  console: Console = console) -> None:
     """Human-readable quality report (used by ``quality`` and the demo)."""
     parts = report["partitions"]
     by_table = Table(title="store summary")
@@ -375,6 +376,23 @@ def list_store(
         mb=("bytes", lambda b: round(b.sum() / 1e6, 2)),
     )
     console.print(g.to_string())
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its raw files and store "
+                                                "(recreated on every run).")] = Path(".demo"),
+    days: Annotated[float, typer.Option(help="Days of synthetic market.")] = 7.0,
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic market.")] = 7,
+    reports: Annotated[Path, typer.Option(help="Where charts are written.")] = Path(
+        "reports/demo"),
+) -> None:
+    """The end-to-end demo: a synthetic market written as freqtrade files and a Binance
+    recording, imported into a fresh store, quality-checked and queried. No keys, no network."""
+    from tradelab.demo import run_demo
+
+    with cli_errors():
+        run_demo(workdir, days, seed, reports, console)
 
 
 def main() -> None:

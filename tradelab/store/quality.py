@@ -1,8 +1,8 @@
 """Data-quality checks per partition (table, exchange, symbol, date).
 
 Every partition gets: rows, part files, time span, rows out of order (``ts`` going backwards
-within a part file), duplicate rows, negative latency (``recv_ts < ts``: the local clock is behind the
-exchange's) and the median latency. Then per table:
+within a part file), duplicate rows, negative latency (``recv_ts < ts``: the local clock is
+behind the exchange's) and the median latency. Then per table:
 
 - ``book``: messages, snapshots, gaps and resyncs recorded by producers (``quality_events``),
   breaks in the stored update-id chain (should be 0: producers stop at a gap), crossed and locked
@@ -135,13 +135,14 @@ def _ohlcv_checks(cat: Catalog, where: str) -> pd.DataFrame:
         step = interval_ns(iv)
         ts = g["ts"].to_numpy()
         diff = np.diff(ts)
-        missing = np.where(diff > step, diff // step - 1, 0)
+        # candles missing between neighbours; an off-grid candle is not a hole
+        missing = np.maximum(np.rint(diff / step).astype(np.int64) - 1, 0)
         per = pd.DataFrame(
             {
                 "date": g["date"].to_numpy(),
                 "missing": np.concatenate([[0], missing]),
-                "gap_runs": np.concatenate([[0], (diff > step).astype(int)]),
-                "largest_gap_s": np.concatenate([[0], np.where(diff > step, diff, 0)]) / 1e9,
+                "gap_runs": np.concatenate([[0], (missing > 0).astype(int)]),
+                "largest_gap_s": np.concatenate([[0], np.where(missing > 0, diff, 0)]) / 1e9,
                 "off_grid": (ts % step != 0).astype(int),
                 "bad_ohlc": g["bad_ohlc"].to_numpy().astype(int),
             }
@@ -184,8 +185,11 @@ def _funding_checks(cat: Catalog, where: str) -> pd.DataFrame:
     for _key, g in df.groupby(["exchange", "symbol"], sort=False):
         d = np.diff(g["ts"].to_numpy())
         if len(d):
-            typical = np.median(d)
-            missed = np.concatenate([[0], np.maximum(np.round(d / typical) - 1, 0)])
+            # the schedule: the most common spacing in whole hours (ties: the shortest)
+            hours = np.maximum(np.rint(d / _HOUR_NS).astype(np.int64), 1)
+            values, counts = np.unique(hours, return_counts=True)
+            typical = values[counts == counts.max()].min()
+            missed = np.concatenate([[0], np.maximum(np.rint(hours / typical) - 1, 0)])
             df.loc[g.index, "missed"] = missed.astype(int)
     return df.groupby(KEY, as_index=False).agg(
         settlements=("ts", "count"),

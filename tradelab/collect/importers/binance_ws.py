@@ -225,10 +225,12 @@ class BinanceWsImporter:
             if p.is_dir():
                 raise StoreError(f"{p} is a directory; pass the recording files themselves")
         files.sort(key=first_recv_ts)
+        reports = []
         for path in files:
-            self.run.files.append(self._import_file(path))
-        self._finish_unsynced()
-        return self.run.files
+            reports.append(self._import_file(path))
+            self.run.files.append(reports[-1])
+        self._finish_unsynced(reports)
+        return reports
 
     # .. per file ............................................................................
 
@@ -683,14 +685,16 @@ class BinanceWsImporter:
             )
         return cont
 
-    def _finish_unsynced(self) -> None:
+    def _finish_unsynced(self, reports: list[FileReport]) -> None:
+        """Diffs still waiting for a snapshot at the end are counted on the last file."""
+        if not reports:
+            return
         for st in self.depth.values():
-            if st.buffer and self.run.files:
-                rep = self.run.files[-1]
-                rep.skipped["diff_never_synced"] += len(st.buffer)
+            if st.buffer:
+                reports[-1].skipped["diff_never_synced"] += len(st.buffer)
                 st.buffer.clear()
-        if self.pending_snapshots and self.run.files:
-            self.run.files[-1].skipped["snapshot_unused"] += len(self.pending_snapshots)
+        if self.pending_snapshots:
+            reports[-1].skipped["snapshot_unused"] += len(self.pending_snapshots)
 
     # .. output ..............................................................................
 

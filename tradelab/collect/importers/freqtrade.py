@@ -111,13 +111,15 @@ class FreqtradeImporter:
         )
         if not files:
             raise StoreError(f"no .feather files under {root}")
+        reports = []
         for i, path in enumerate(files):
             if self.progress:
                 self.progress(str(path), i, len(files))
-            self.run.files.append(self._import_file(path))
+            reports.append(self._import_file(path))
+            self.run.files.append(reports[-1])
         if self.progress:
             self.progress("", len(files), len(files))
-        return self.run.files
+        return reports
 
     def _import_file(self, path: Path) -> FileReport:
         rep = FileReport(path=str(path))
