@@ -262,8 +262,9 @@ def quality(
     print_quality(report, show_all)
 
 
-def print_quality(report: dict, show_all: bool = False, limit: int = 40,
-                  console: Console = console) -> None:
+def print_quality(
+    report: dict, show_all: bool = False, limit: int = 40, console: Console = console
+) -> None:
     """Human-readable quality report (used by ``quality`` and the demo)."""
     parts = report["partitions"]
     by_table = Table(title="store summary")
@@ -380,12 +381,13 @@ def list_store(
 
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its raw files and store "
-                                                "(recreated on every run).")] = Path(".demo"),
+    workdir: Annotated[
+        Path,
+        typer.Option(help="Where the demo keeps its raw files and store (recreated on every run)."),
+    ] = Path(".demo"),
     days: Annotated[float, typer.Option(help="Days of synthetic market.")] = 7.0,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic market.")] = 7,
-    reports: Annotated[Path, typer.Option(help="Where charts are written.")] = Path(
-        "reports/demo"),
+    reports: Annotated[Path, typer.Option(help="Where charts are written.")] = Path("reports/demo"),
 ) -> None:
     """The end-to-end demo: a synthetic market written as freqtrade files and a Binance
     recording, imported into a fresh store, quality-checked and queried. No keys, no network."""

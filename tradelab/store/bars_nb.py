@@ -14,41 +14,59 @@ from numba import njit
 
 
 @njit(cache=True)
-def trade_bars_nb(ts, price, qty, step):
-    """Return ``(bar_ts, open, high, low, close, volume, n_trades)`` arrays, one entry per bar."""
+def count_bars_nb(ts, step):
+    """Number of distinct epoch-aligned buckets of ``step`` ns in time-ordered ``ts``."""
     n = ts.shape[0]
-    bar_ts = np.empty(n, dtype=np.int64)
-    o = np.empty(n)
-    h = np.empty(n)
-    lo = np.empty(n)
-    c = np.empty(n)
-    v = np.empty(n)
-    cnt = np.empty(n, dtype=np.int64)
-    m = -1
-    cur = 0
+    count = 0
+    end = np.iinfo(np.int64).min
     for i in range(n):
-        b = (ts[i] // step) * step
+        t = ts[i]
+        if count == 0 or t >= end or t < end - step:
+            count += 1
+            end = (t // step) * step + step
+    return count
+
+
+@njit(cache=True)
+def trade_bars_nb(ts, price, qty, step):
+    """Return ``(bar_ts, open, high, low, close, volume, n_trades)`` arrays, one entry per bar.
+
+    Two passes (count, then fill) so the outputs are exactly sized: nothing larger than the
+    result stays alive, whatever the number of trades.
+    """
+    m = count_bars_nb(ts, step)
+    bar_ts = np.empty(m, dtype=np.int64)
+    o = np.empty(m)
+    h = np.empty(m)
+    lo = np.empty(m)
+    c = np.empty(m)
+    v = np.empty(m)
+    cnt = np.empty(m, dtype=np.int64)
+    j = -1
+    end = np.iinfo(np.int64).min  # exclusive end of the current bucket
+    for i in range(ts.shape[0]):
+        t = ts[i]
         p = price[i]
-        if m < 0 or b != cur:
-            m += 1
-            cur = b
-            bar_ts[m] = b
-            o[m] = p
-            h[m] = p
-            lo[m] = p
-            c[m] = p
-            v[m] = qty[i]
-            cnt[m] = 1
+        if j < 0 or t >= end or t < end - step:
+            j += 1
+            b = (t // step) * step
+            end = b + step
+            bar_ts[j] = b
+            o[j] = p
+            h[j] = p
+            lo[j] = p
+            c[j] = p
+            v[j] = qty[i]
+            cnt[j] = 1
         else:
-            if p > h[m]:
-                h[m] = p
-            if p < lo[m]:
-                lo[m] = p
-            c[m] = p
-            v[m] += qty[i]
-            cnt[m] += 1
-    m += 1
-    return bar_ts[:m], o[:m], h[:m], lo[:m], c[:m], v[:m], cnt[:m]
+            if p > h[j]:
+                h[j] = p
+            if p < lo[j]:
+                lo[j] = p
+            c[j] = p
+            v[j] += qty[i]
+            cnt[j] += 1
+    return bar_ts, o, h, lo, c, v, cnt
 
 
 def time_ordered(ts: np.ndarray) -> np.ndarray | None:

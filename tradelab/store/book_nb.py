@@ -79,6 +79,24 @@ def _apply_row(side, i, q, bid_q, ask_q, best_bid, best_ask):
     return best_bid, best_ask
 
 
+@njit(cache=True, inline="always")
+def _begin_message(t, flag, gap_ts, bid_q, ask_q, ivec, best_bid, best_ask):
+    """At the first row of a message: recorded gaps up to ``t`` invalidate the book, and a
+    snapshot message clears it. Returns the (possibly reset) best bid/ask indices."""
+    g = ivec[S_GAP_POS]
+    while g < gap_ts.shape[0] and gap_ts[g] <= t:
+        ivec[S_VALID] = 0
+        g += 1
+    ivec[S_GAP_POS] = g
+    if (flag & BOOK_SNAPSHOT) != 0:
+        ivec[S_IN_SNAPSHOT] = 1
+        bid_q[:] = 0.0
+        ask_q[:] = 0.0
+        return -1, bid_q.shape[0]
+    ivec[S_IN_SNAPSHOT] = 0
+    return best_bid, best_ask
+
+
 @njit(cache=True)
 def _fill_levels(
     prices, bid_q, ask_q, best_bid, best_ask, levels, row, bid_px, bid_sz, ask_px, ask_sz
@@ -177,8 +195,6 @@ def sample_book_chunk_nb(
     Grid point ``grid[k]`` receives the book after every message with ``ts <= grid[k]``.
     Output arrays have shape ``(len(grid), levels)`` and must start as NaN / False.
     """
-    n_px = prices.shape[0]
-    n_gap = gap_ts.shape[0]
     best_bid = ivec[S_BEST_BID]
     best_ask = ivec[S_BEST_ASK]
     for r in range(ts.shape[0]):
@@ -202,19 +218,9 @@ def sample_book_chunk_nb(
                 ask_px,
                 ask_sz,
             )
-            g = ivec[S_GAP_POS]
-            while g < n_gap and gap_ts[g] <= t:
-                ivec[S_VALID] = 0
-                g += 1
-            ivec[S_GAP_POS] = g
-            if (flags[r] & BOOK_SNAPSHOT) != 0:
-                ivec[S_IN_SNAPSHOT] = 1
-                bid_q[:] = 0.0
-                ask_q[:] = 0.0
-                best_bid = -1
-                best_ask = n_px
-            else:
-                ivec[S_IN_SNAPSHOT] = 0
+            best_bid, best_ask = _begin_message(
+                t, flags[r], gap_ts, bid_q, ask_q, ivec, best_bid, best_ask
+            )
         best_bid, best_ask = _apply_row(side[r], pidx[r], qty[r], bid_q, ask_q, best_bid, best_ask)
         last = (flags[r] & BOOK_LAST) != 0
         if last and ivec[S_IN_SNAPSHOT] != 0:
@@ -261,7 +267,6 @@ def top_of_book_chunk_nb(ts, side, pidx, qty, flags, prices, gap_ts, bid_q, ask_
     """
     n = ts.shape[0]
     n_px = prices.shape[0]
-    n_gap = gap_ts.shape[0]
     end_row = np.empty(n, dtype=np.int64)
     valid_out = np.zeros(n, dtype=np.bool_)
     bpx = np.full(n, np.nan)
@@ -274,19 +279,9 @@ def top_of_book_chunk_nb(ts, side, pidx, qty, flags, prices, gap_ts, bid_q, ask_
     for r in range(n):
         t = ts[r]
         if ivec[S_PREV_LAST] != 0 or ivec[S_PREV_TS] != t:
-            g = ivec[S_GAP_POS]
-            while g < n_gap and gap_ts[g] <= t:
-                ivec[S_VALID] = 0
-                g += 1
-            ivec[S_GAP_POS] = g
-            if (flags[r] & BOOK_SNAPSHOT) != 0:
-                ivec[S_IN_SNAPSHOT] = 1
-                bid_q[:] = 0.0
-                ask_q[:] = 0.0
-                best_bid = -1
-                best_ask = n_px
-            else:
-                ivec[S_IN_SNAPSHOT] = 0
+            best_bid, best_ask = _begin_message(
+                t, flags[r], gap_ts, bid_q, ask_q, ivec, best_bid, best_ask
+            )
         best_bid, best_ask = _apply_row(side[r], pidx[r], qty[r], bid_q, ask_q, best_bid, best_ask)
         last = (flags[r] & BOOK_LAST) != 0
         ends = last or (r + 1 < n and ts[r + 1] != t)

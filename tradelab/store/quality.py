@@ -26,25 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradelab.store.catalog import Catalog, _sql_str
-from tradelab.store.paths import check_exchange, check_symbol
+from tradelab.store.catalog import Catalog, partition_filter
 from tradelab.store.timeutil import interval_ns, ns_to_date
 
 KEY = ["exchange", "symbol", "date"]
 _HOUR_NS = 3_600_000_000_000
 JITTER_ISSUE_MS = 1_000.0
 """Funding times a few ms off the hour are normal (Binance); beyond this they are an issue."""
-
-
-def _filters(exchange: str | None, symbol: str | None, date: str | None) -> str:
-    cond = ["TRUE"]
-    if exchange:
-        cond.append(f"exchange = {_sql_str(check_exchange(exchange))}")
-    if symbol:
-        cond.append(f"symbol = {_sql_str(check_symbol(symbol))}")
-    if date:
-        cond.append(f"date = DATE {_sql_str(str(pd.Timestamp(date).date()))}")
-    return " AND ".join(cond)
 
 
 def _common(cat: Catalog, table: str, where: str) -> pd.DataFrame:
@@ -259,7 +247,7 @@ def quality_report(
 ) -> dict[str, Any]:
     """Run every check; returns ``{'partitions': [...], 'imports': {...}, 'summary': {...}}``."""
     cat = Catalog(root)
-    where = _filters(exchange, symbol, date)
+    where = partition_filter(exchange, symbol, date)
     parts: list[dict[str, Any]] = []
     for table, checks in _TABLE_CHECKS.items():
         if tables and table not in tables:

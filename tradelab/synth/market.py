@@ -55,6 +55,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tradelab.store.bars_nb import trade_bars_nb
 from tradelab.store.timeutil import NS_PER_S, TimeLike, interval_ns, to_ns
 from tradelab.synth import nb
 
@@ -287,7 +288,7 @@ def bars_from_trades(
     ts: np.ndarray, price: np.ndarray, qty: np.ndarray, interval: str
 ) -> pd.DataFrame:
     """OHLCV bars of one interval aggregated from sorted trade arrays (see the module docstring)."""
-    bar_ts, o, h, lo, c, v, n = nb.ohlcv_nb(
+    bar_ts, o, h, lo, c, v, n = trade_bars_nb(
         np.ascontiguousarray(ts, dtype=np.int64),
         np.ascontiguousarray(price, dtype=np.float64),
         np.ascontiguousarray(qty, dtype=np.float64),

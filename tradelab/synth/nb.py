@@ -212,62 +212,6 @@ def fill_trades_nb(
 
 
 @njit(cache=True)
-def count_buckets_nb(ts: np.ndarray, step: int) -> int:
-    """Number of distinct ``ts // step`` buckets in sorted ``ts``."""
-    n = ts.shape[0]
-    if n == 0:
-        return 0
-    nb = 1
-    last = ts[0] // step
-    for i in range(1, n):
-        b = ts[i] // step
-        if b != last:
-            nb += 1
-            last = b
-    return nb
-
-
-@njit(cache=True)
-def ohlcv_nb(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, step: int):
-    """OHLCV bars of sorted trades in epoch-aligned buckets of ``step`` ns.
-
-    ``open``/``close`` are the first/last trade of the bucket in input order, ``volume`` the sum of
-    ``qty`` accumulated left to right from 0.0, ``n_trades`` the count. Buckets without trades are
-    absent. Returns ``(bar_ts, open, high, low, close, volume, n_trades)``.
-    """
-    nb = count_buckets_nb(ts, step)
-    bar_ts = np.empty(nb, dtype=np.int64)
-    o = np.empty(nb, dtype=np.float64)
-    hi = np.empty(nb, dtype=np.float64)
-    lo = np.empty(nb, dtype=np.float64)
-    c = np.empty(nb, dtype=np.float64)
-    v = np.empty(nb, dtype=np.float64)
-    n = np.empty(nb, dtype=np.int64)
-    j = -1
-    last = np.int64(0)
-    for i in range(ts.shape[0]):
-        b = ts[i] // step
-        p = price[i]
-        if j < 0 or b != last:
-            j += 1
-            last = b
-            bar_ts[j] = b * step
-            o[j] = p
-            hi[j] = p
-            lo[j] = p
-            v[j] = 0.0
-            n[j] = 0
-        if p > hi[j]:
-            hi[j] = p
-        if p < lo[j]:
-            lo[j] = p
-        c[j] = p
-        v[j] += qty[i]
-        n[j] += 1
-    return bar_ts, o, hi, lo, c, v, n
-
-
-@njit(cache=True)
 def ohlc_grid_nb(values: np.ndarray, t0: int, dt: int, step: int):
     """OHLC of a regularly sampled series (sample ``i`` at ``t0 + i * dt``) per ``step`` bucket.
 
