@@ -1,0 +1,105 @@
+"""cryptofeed objects to store rows (one tuple per row, in the order of the table's columns).
+
+Times: cryptofeed gives float seconds; they are rounded to the microsecond before becoming int64
+ns, which is exact for the millisecond times exchanges send. Prices and sizes are Decimals and
+become float64. The book object cryptofeed passes is mutable and reused: rows are built at once.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from tradelab.store.schema import BOOK_LAST, BOOK_SNAPSHOT
+
+US = 1_000
+
+
+def ns(seconds: float | None, fallback: float | None = None) -> int | None:
+    """Float seconds to int ns at microsecond resolution (``fallback`` if None)."""
+    if seconds is None:
+        seconds = fallback
+    if seconds is None:
+        return None
+    return int(round(seconds * 1_000_000)) * US
+
+
+def _f(x: Decimal | float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+TRADE_COLS = ("ts", "recv_ts", "price", "qty", "side", "trade_id")
+BBO_COLS = ("ts", "recv_ts", "seq", "bid_px", "bid_qty", "ask_px", "ask_qty")
+FUNDING_COLS = ("ts", "recv_ts", "rate", "settled", "mark_price", "index_price",
+                "next_funding_ts")
+OI_COLS = ("ts", "recv_ts", "open_interest", "open_interest_value")
+BOOK_COLS = ("ts", "recv_ts", "seq", "prev_seq", "side", "price", "qty", "flags")
+QE_COLS = ("ts", "recv_ts", "table", "kind", "expected_seq", "got_seq", "source", "detail")
+COLUMNS = {"trades": TRADE_COLS, "bbo": BBO_COLS, "funding": FUNDING_COLS,
+           "open_interest": OI_COLS, "book": BOOK_COLS, "quality_events": QE_COLS}
+
+
+def trade_row(t, receipt: float) -> tuple:
+    return (ns(t.timestamp, receipt), ns(receipt), float(t.price), float(t.amount), t.side,
+            None if t.id is None else str(t.id))
+
+
+def bbo_row(t, receipt: float) -> tuple:
+    raw = t.raw if isinstance(t.raw, dict) else {}
+    bid_qty = raw.get("B", raw.get("bid1Size", raw.get("bidSz")))
+    ask_qty = raw.get("A", raw.get("ask1Size", raw.get("askSz")))
+    seq = raw.get("u")
+    return (ns(t.timestamp, receipt), ns(receipt), int(seq) if seq is not None else None,
+            float(t.bid), _f(bid_qty), float(t.ask), _f(ask_qty))
+
+
+def funding_row(f, receipt: float) -> tuple:
+    raw = f.raw if isinstance(f.raw, dict) else {}
+    index = raw.get("i")
+    return (ns(f.timestamp, receipt), ns(receipt), _f(f.rate), False, _f(f.mark_price),
+            _f(index) if index is not None else None,
+            ns(f.next_funding_time) if f.next_funding_time else None)
+
+
+def oi_row(o, receipt: float) -> tuple:
+    return (ns(o.timestamp, receipt), ns(receipt), float(o.open_interest), None)
+
+
+def prev_seq_of(raw) -> int | None:
+    """The update id a Binance diff follows (``pu`` on USD-M, ``U - 1`` on spot)."""
+    if isinstance(raw, dict):
+        if "pu" in raw:
+            return int(raw["pu"])
+        if "U" in raw:
+            return int(raw["U"]) - 1
+    return None
+
+
+def delta_rows(book, ts: int, recv: int) -> list[tuple]:
+    """Rows of one book delta (the last carries BOOK_LAST); empty when nothing changed."""
+    seq = book.sequence_number
+    prev = prev_seq_of(book.raw)
+    rows = [(ts, recv, seq, prev, "bid", float(p), float(q), 0) for p, q in book.delta["bid"]]
+    rows += [(ts, recv, seq, prev, "ask", float(p), float(q), 0) for p, q in book.delta["ask"]]
+    if rows:
+        rows[-1] = rows[-1][:7] + (BOOK_LAST,)
+    return rows
+
+
+def snapshot_rows(book, ts: int, recv: int, depth: int | None = None) -> list[tuple]:
+    """Rows of a full snapshot of cryptofeed's book (flagged; the last also BOOK_LAST)."""
+    seq = book.sequence_number
+    bids = book.book.bids.to_list()[:depth] if depth else book.book.bids.to_list()
+    asks = book.book.asks.to_list()[:depth] if depth else book.book.asks.to_list()
+    rows = [(ts, recv, seq, None, "bid", float(p), float(q), BOOK_SNAPSHOT) for p, q in bids]
+    rows += [(ts, recv, seq, None, "ask", float(p), float(q), BOOK_SNAPSHOT) for p, q in asks]
+    if rows:
+        rows[-1] = rows[-1][:7] + (BOOK_SNAPSHOT | BOOK_LAST,)
+    return rows
+
+
+def top_of(book) -> tuple[float | None, float | None]:
+    """Best bid and ask of cryptofeed's book."""
+    bid = book.book.bids.index(0)[0] if len(book.book.bids) else None
+    ask = book.book.asks.index(0)[0] if len(book.book.asks) else None
+    return (float(bid) if bid is not None else None, float(ask) if ask is not None else None)

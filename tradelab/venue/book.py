@@ -1,0 +1,66 @@
+"""The venue's own order book per instrument, kept from the diffs it publishes.
+
+Levels are kept as the exact strings Binance sends, so a REST snapshot repeats the stream's text
+byte for byte; they are ordered numerically only when a snapshot is asked for.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+class VenueBook:
+    """Price-level book with the id of the last update applied."""
+
+    def __init__(self) -> None:
+        self.bids: dict[str, str] = {}
+        self.asks: dict[str, str] = {}
+        self.last_update_id: int | None = None
+        self.synced = False
+
+    def load_snapshot(self, snap: dict) -> None:
+        """Replace the book with a REST snapshot body."""
+        self.bids = {p: q for p, q in snap["bids"] if Decimal(q) != 0}
+        self.asks = {p: q for p, q in snap["asks"] if Decimal(q) != 0}
+        self.last_update_id = int(snap["lastUpdateId"])
+        self.synced = True
+
+    def apply(self, diff: dict, usdm: bool) -> str:
+        """Apply a depthUpdate; returns 'applied', 'old' (before the snapshot) or 'gap'."""
+        if not self.synced:
+            return "old"
+        last = self.last_update_id
+        if diff["u"] < last or (not usdm and diff["u"] == last):
+            return "old"
+        if usdm:
+            first_after = diff["U"] <= last <= diff["u"]
+        else:
+            first_after = diff["U"] <= last + 1 <= diff["u"]
+        follows = diff.get("pu") == last if usdm else diff["U"] == last + 1
+        if not (first_after or follows):
+            return "gap"
+        for side, levels in ((self.bids, diff["b"]), (self.asks, diff["a"])):
+            for p, q in levels:
+                if Decimal(q) == 0:
+                    side.pop(p, None)
+                else:
+                    side[p] = q
+        self.last_update_id = diff["u"]
+        return "applied"
+
+    def snapshot(self, limit: int, extra: dict | None = None) -> dict:
+        """REST depth body: best ``limit`` levels per side."""
+        bids = sorted(self.bids.items(), key=lambda kv: Decimal(kv[0]), reverse=True)[:limit]
+        asks = sorted(self.asks.items(), key=lambda kv: Decimal(kv[0]))[:limit]
+        body = {"lastUpdateId": self.last_update_id}
+        if extra:
+            body.update(extra)
+        body["bids"] = [[p, q] for p, q in bids]
+        body["asks"] = [[p, q] for p, q in asks]
+        return body
+
+    def best(self) -> tuple[float | None, float | None]:
+        """Best bid and ask prices (None for an empty side)."""
+        bb = max((Decimal(p) for p in self.bids), default=None)
+        ba = min((Decimal(p) for p in self.asks), default=None)
+        return (float(bb) if bb is not None else None, float(ba) if ba is not None else None)

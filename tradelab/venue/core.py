@@ -1,0 +1,345 @@
+"""The venue's state and replay loop: what has been published, to whom, and when.
+
+One timeline for all clients, like an exchange. The replay is paced by the source clock times
+``speed`` (``speed=0``: as fast as the slowest client reads). It waits for the first subscribed
+client before it starts, and pauses while no client is connected, so a reconnecting client misses
+nothing. Every published depth diff is applied to the venue's own book, so REST snapshots are
+consistent with the stream position; a dropped-diff fault withholds a diff from clients only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import orjson
+
+from tradelab.venue.book import VenueBook
+from tradelab.venue.history import History
+from tradelab.venue.instruments import Instrument
+from tradelab.venue.sources import VenueMessage
+
+log = logging.getLogger("tradelab.venue")
+
+MARK_EVERY_MS = 1000
+FUNDING_EVERY_MS = 8 * 3600 * 1000
+MALFORMED_FRAME = '{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":17'
+
+
+@dataclass
+class Faults:
+    """Faults waiting to be injected (counts decrease as they fire)."""
+
+    drop_diff: Counter = field(default_factory=Counter)  # symbol -> diffs to withhold
+    malformed: int = 0
+    rate_limit: int = 0  # REST requests to refuse with 429
+    fired: Counter = field(default_factory=Counter)
+
+
+class Conn:
+    """One websocket client: its subscriptions and an outgoing queue with its own sender."""
+
+    def __init__(self, ws, market: str, combined: bool, maxsize: int) -> None:
+        self.ws = ws
+        self.market = market
+        self.combined = combined
+        self.subs: dict[tuple[str, str], list[str]] = {}  # (SYMBOL, kind) -> stream names
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
+        self.stall_until = 0.0
+        self.sent = 0
+
+    def subscribe(self, stream: str) -> None:
+        sym, _, rest = stream.partition("@")
+        kind = rest.split("@")[0]
+        kind = "depth" if kind.startswith("depth") else kind
+        names = self.subs.setdefault((sym.upper(), kind), [])
+        if stream not in names:
+            names.append(stream)
+
+    def unsubscribe(self, stream: str) -> None:
+        for names in self.subs.values():
+            if stream in names:
+                names.remove(stream)
+
+    async def sender(self) -> None:
+        while True:
+            frame = await self.queue.get()
+            delay = self.stall_until - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.ws.send_str(frame)
+            self.sent += 1
+
+
+class Venue:
+    """State shared by the replay loop, the websocket handlers and the REST handlers."""
+
+    def __init__(self, source, history: History | None = None, *, speed: float = 1.0,
+                 wait_clients: int = 1, pause_when_idle: bool = True, queue_size: int = 5000,
+                 default_funding_rate: float = 1e-4, stop_at_end: bool = False) -> None:
+        self.source = source
+        self.history = history or History()
+        self.speed = speed
+        self.wait_clients = wait_clients
+        self.pause_when_idle = pause_when_idle
+        self.queue_size = queue_size
+        self.default_funding_rate = default_funding_rate
+        self.stop_at_end = stop_at_end
+        self.instruments: dict[tuple[str, str], Instrument] = dict(source.instruments)
+        self.books = {k: VenueBook() for k in self.instruments}
+        self.conns: set[Conn] = set()
+        self.faults = Faults()
+        self.published = Counter()
+        self._now_ms: int | None = None  # exchange time of the latest published message
+        self.finished = asyncio.Event()
+        self.started = asyncio.Event()
+        self._clients_changed = asyncio.Event()
+        self._agg_id: Counter = Counter()
+        self._next_mark: dict[tuple[str, str], int] = {}
+        self._oi: dict[tuple[str, str], float] = {}
+        self._last_trade_px: dict[tuple[str, str], str] = {}
+        self._sync_from_source_snapshots()
+
+    # -- clients ---------------------------------------------------------------------------
+
+    def add_conn(self, conn: Conn) -> None:
+        self.conns.add(conn)
+        self._clients_changed.set()
+
+    def drop_conn(self, conn: Conn) -> None:
+        self.conns.discard(conn)
+        self._clients_changed.set()
+
+    def _subscribed(self) -> int:
+        return sum(1 for c in self.conns if any(c.subs.values()))
+
+    async def _wait_for_clients(self, n: int) -> None:
+        while self._subscribed() < n:
+            self._clients_changed.clear()
+            await self._clients_changed.wait()
+
+    # -- replay ----------------------------------------------------------------------------
+
+    async def replay(self) -> None:
+        """Publish the source's messages, paced; returns when the source is exhausted."""
+        await self._wait_for_clients(self.wait_clients)
+        self.started.set()
+        src = self.source
+        t0_wall, t0_at = time.monotonic(), src.start_at()
+        log.info("replay started (speed %s)", self.speed or "max")
+        while True:
+            if self.pause_when_idle and not self.conns:
+                paused_at = time.monotonic()
+                await self._wait_for_clients(1)
+                t0_wall += time.monotonic() - paused_at
+            if self.speed > 0:
+                target = t0_at + int((time.monotonic() - t0_wall) * self.speed * 1e9)
+                batch = src.take(target)
+                if not batch:
+                    nxt = src.peek()
+                    if nxt is None:
+                        break
+                    wait = (nxt.at - t0_at) / (self.speed * 1e9) - (time.monotonic() - t0_wall)
+                    await asyncio.sleep(min(max(wait, 0.0005), 0.25))
+                    continue
+            else:
+                batch = src.take(None)
+                if not batch:
+                    break
+            for msg in batch:
+                await self.publish(msg)
+            if self.speed <= 0:
+                await asyncio.sleep(0)  # let senders and REST handlers run
+        log.info("replay finished: %s", dict(self.published))
+        self.finished.set()
+
+    def _sync_from_source_snapshots(self) -> None:
+        while self.source.snapshots:
+            market, symbol, snap = self.source.snapshots.pop(0)
+            book = self.books.get((market, symbol))
+            if book is not None and not book.synced:
+                book.load_snapshot(snap)
+
+    async def publish(self, msg: VenueMessage) -> None:
+        """Apply a message to the venue state and send it to every subscriber."""
+        key = (msg.market, msg.symbol)
+        data = msg.data
+        e_ms = data.get("E") or data.get("T")
+        if e_ms and (self._now_ms is None or int(e_ms) > self._now_ms):
+            self._now_ms = int(e_ms)
+        self._sync_from_source_snapshots()
+        if msg.kind == "depth":
+            book = self.books[key]
+            if book.apply(data, msg.market == "usdm") == "gap":
+                log.warning("%s %s: the source itself has a gap at U=%s", *key, data["U"])
+            if self.faults.drop_diff[msg.symbol] > 0:
+                self.faults.drop_diff[msg.symbol] -= 1
+                self.faults.fired["drop_diff"] += 1
+                return
+        elif msg.kind in ("trade", "aggTrade"):
+            self._record_trade(key, msg)
+        if self.faults.malformed > 0:
+            self.faults.malformed -= 1
+            self.faults.fired["malformed"] += 1
+            await self._fanout_raw(msg.market, MALFORMED_FRAME)
+        await self._fanout(msg.market, msg.symbol, msg.kind, data)
+        if msg.kind == "trade" and not self.source.provides("aggTrade"):
+            await self._fanout(msg.market, msg.symbol, "aggTrade", self._as_agg(msg))
+        self.published[msg.kind] += 1
+        if msg.market == "usdm":
+            await self._maybe_mark(key)
+
+    def _record_trade(self, key: tuple[str, str], msg: VenueMessage) -> None:
+        d = msg.data
+        agg = d["a"] if "a" in d else d["t"]
+        hist = self.history.get(*key)
+        if not hist.trades.ids or agg > hist.trades.ids[-1]:
+            hist.trades.add(int(agg), int(d["T"]), d["p"], d["q"], bool(d["m"]))
+        self._last_trade_px[key] = d["p"]
+        if key[0] == "usdm":
+            q = float(d["q"])
+            oi = self._oi.get(key, 25_000.0) + (0.3 * q if not d["m"] else -0.25 * q)
+            self._oi[key] = max(oi, 1.0)
+
+    def _as_agg(self, msg: VenueMessage) -> dict:
+        d = msg.data
+        agg = {"e": "aggTrade", "E": d.get("E", d["T"]), "s": d["s"], "a": d["t"], "p": d["p"],
+               "q": d["q"], "f": d["t"], "l": d["t"], "T": d["T"], "m": d["m"]}
+        if msg.market == "spot":
+            agg["M"] = True
+        return agg
+
+    async def _maybe_mark(self, key: tuple[str, str]) -> None:
+        nxt = self._next_mark.get(key)
+        if nxt is None:
+            self._next_mark[key] = (self.now_ms // MARK_EVERY_MS + 1) * MARK_EVERY_MS
+            return
+        if self.now_ms < nxt:
+            return
+        self._next_mark[key] = (self.now_ms // MARK_EVERY_MS + 1) * MARK_EVERY_MS
+        mark = self.mark_price(key)
+        if mark is None:
+            return
+        inst = self.instruments[key]
+        data = {"e": "markPriceUpdate", "E": self.now_ms, "s": inst.symbol,
+                "p": f"{mark:.8f}", "i": f"{mark * (1 - 2e-5):.8f}", "P": f"{mark:.8f}",
+                "r": f"{self.funding_rate(key, self.now_ms):.8f}",
+                "T": self.next_funding_ms(self.now_ms)}
+        await self._fanout(key[0], inst.symbol, "markPrice", data)
+        self.published["markPrice"] += 1
+
+    # -- derived values ------------------------------------------------------------------
+
+    @property
+    def now_ms(self) -> int:
+        """The venue's clock: exchange time of the stream position (wall clock before it)."""
+        return self._now_ms if self._now_ms is not None else int(time.time() * 1000)
+
+    def mark_price(self, key: tuple[str, str]) -> float | None:
+        bid, ask = self.books[key].best()
+        if bid is not None and ask is not None:
+            return (bid + ask) / 2
+        last = self._last_trade_px.get(key)
+        return float(Decimal(last)) if last else None
+
+    def funding_rate(self, key: tuple[str, str], t_ms: int) -> float:
+        hist = self.history.by_key.get(key)
+        if hist is not None and len(hist.funding_t):
+            i = int(hist.funding_t.searchsorted(t_ms, side="right")) - 1
+            if i >= 0:
+                return float(hist.funding_r[i])
+        return self.default_funding_rate
+
+    @staticmethod
+    def next_funding_ms(t_ms: int) -> int:
+        return (t_ms // FUNDING_EVERY_MS + 1) * FUNDING_EVERY_MS
+
+    def open_interest(self, key: tuple[str, str]) -> float:
+        return self._oi.get(key, 25_000.0)
+
+    def depth_snapshot(self, key: tuple[str, str], limit: int) -> dict:
+        """REST depth: the venue's book once synced, before that the source's first snapshot."""
+        book = self.books[key]
+        log.debug("depth snapshot of %s:%s at stream time %s (venue book %s)", *key,
+                  self.now_ms, "synced" if book.synced else "not synced yet")
+        extra = {"E": self.now_ms, "T": self.now_ms} if key[0] == "usdm" else None
+        if book.synced:
+            return book.snapshot(limit, extra)
+        initial = self.source.initial.get(key)
+        if initial is None:
+            return {"lastUpdateId": 0, **(extra or {}), "bids": [], "asks": []}
+        snap = VenueBook()
+        snap.load_snapshot(initial)
+        return snap.snapshot(limit, extra)
+
+    # -- fan-out -------------------------------------------------------------------------
+
+    async def _fanout(self, market: str, symbol: str, kind: str, data: dict) -> None:
+        frames: dict[tuple[str, bool], str] = {}
+        for conn in list(self.conns):
+            if conn.market != market:
+                continue
+            for stream in conn.subs.get((symbol, kind), ()):
+                fkey = (stream, conn.combined)
+                frame = frames.get(fkey)
+                if frame is None:
+                    body = {"stream": stream, "data": data} if conn.combined else data
+                    frame = frames[fkey] = orjson.dumps(body).decode()
+                await self._put(conn, frame)
+
+    async def _fanout_raw(self, market: str, frame: str) -> None:
+        for conn in list(self.conns):
+            if conn.market == market and any(conn.subs.values()):
+                await self._put(conn, frame)
+
+    async def _put(self, conn: Conn, frame: str) -> None:
+        if self.speed <= 0:
+            await conn.queue.put(frame)  # backpressure: as fast as the client reads
+        else:
+            try:
+                conn.queue.put_nowait(frame)
+            except asyncio.QueueFull:
+                log.warning("client too slow: disconnecting it (queue of %d full)",
+                            conn.queue.maxsize)
+                self.faults.fired["slow_client_disconnected"] += 1
+                await conn.ws.close(code=1008, message=b"slow consumer")
+
+    # -- faults --------------------------------------------------------------------------
+
+    async def inject(self, kind: str, symbol: str | None = None, count: int = 1,
+                     seconds: float = 0.0) -> dict:
+        """Inject a fault now: drop_diff, disconnect, stall (slow consumer), malformed,
+        rate_limit. Returns what was scheduled."""
+        if kind == "drop_diff":
+            if not symbol:
+                raise ValueError("drop_diff needs a symbol")
+            self.faults.drop_diff[symbol.upper()] += count
+        elif kind == "disconnect":
+            for conn in list(self.conns):
+                await conn.ws.close(code=1001, message=b"venue fault: disconnect")
+            self.faults.fired["disconnect"] += 1
+        elif kind == "stall":
+            until = time.monotonic() + (seconds or 2.0)
+            for conn in self.conns:
+                conn.stall_until = until
+            self.faults.fired["stall"] += 1
+        elif kind == "malformed":
+            self.faults.malformed += count
+        elif kind == "rate_limit":
+            self.faults.rate_limit += count
+        else:
+            raise ValueError(f"unknown fault {kind!r}: use drop_diff, disconnect, stall, "
+                             "malformed or rate_limit")
+        return {"fault": kind, "symbol": symbol, "count": count, "seconds": seconds}
+
+    def status(self) -> dict:
+        return {"now_ms": self.now_ms, "started": self.started.is_set(),
+                "finished": self.finished.is_set(), "speed": self.speed,
+                "clients": len(self.conns), "published": dict(self.published),
+                "source_lines": self.source.lines, "faults_fired": dict(self.faults.fired),
+                "instruments": [f"{m}:{s}" for m, s in self.instruments],
+                "books": {f"{m}:{s}": b.last_update_id for (m, s), b in self.books.items()}}

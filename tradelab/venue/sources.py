@@ -1,0 +1,230 @@
+"""What the venue replays: raw Binance recordings, or a synthetic zero-intelligence market.
+
+A source yields :class:`VenueMessage` batches in stream order. ``at`` is the source's own clock
+(receipt time for recordings, exchange time for the synthetic market) and paces the replay.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from tradelab.collect.importers.binance_ws import first_recv_ts, sniff_market
+from tradelab.venue.instruments import Instrument, infer_tick, instrument
+
+KINDS = ("depth", "trade", "aggTrade", "bookTicker", "markPrice")
+
+
+@dataclass(slots=True)
+class VenueMessage:
+    """One stream message: pacing time (ns), market, raw symbol, kind and Binance payload."""
+
+    at: int
+    market: str
+    symbol: str
+    kind: str
+    data: dict
+
+
+class RecordingSource:
+    """Replays raw recordings (``<recv ns> <json>`` lines, gzip or plain) by receipt time.
+
+    Files are merged by receipt time into one stream. REST snapshot lines are
+    not stream messages: they are handed to the venue (``snapshots``) to sync its own book. The
+    first snapshot of each file is also known up front (``initial_snapshot``) so the venue can
+    answer depth requests before its book is synced, as Binance would.
+    """
+
+    def __init__(self, files: list[str | Path], market: str | None = None) -> None:
+        self.files = sorted((Path(f) for f in files), key=first_recv_ts)
+        if not self.files:
+            raise ValueError("no recording files given")
+        self.markets: dict[Path, str] = {}
+        for f in self.files:
+            if not f.exists():
+                raise FileNotFoundError(f"no such recording: {f}")
+            m = market or sniff_market(f)
+            if m is None:
+                raise ValueError(f"{f}: cannot tell spot from usdm; pass --market")
+            self.markets[f] = m
+        self.instruments: dict[tuple[str, str], Instrument] = {}
+        self.initial: dict[tuple[str, str], dict] = {}
+        self._scan_heads()
+        self._it = self._messages()
+        self._peeked: VenueMessage | None = None
+        self.snapshots: list[tuple[str, str, dict]] = []
+        self.exhausted = False
+        self.lines = 0
+        self.skipped = 0
+
+    def _scan_heads(self, max_lines: int = 5000) -> None:
+        for f in self.files:
+            market = self.markets[f]
+            depth_symbol = None
+            with gzip.open(f, "rb") if _is_gzip(f) else open(f, "rb") as fh:
+                for i, line in enumerate(fh):
+                    if i >= max_lines:
+                        break
+                    msg = _parse(line)
+                    if msg is None:
+                        continue
+                    _at, body = msg
+                    if "stream" in body:
+                        sym = body["data"].get("s") or body["stream"].split("@")[0].upper()
+                        key = (market, sym)
+                        if key not in self.instruments:
+                            self.instruments[key] = instrument(market, sym)
+                        if body["stream"].split("@")[1].startswith("depth"):
+                            depth_symbol = depth_symbol or sym
+                    elif "lastUpdateId" in body and depth_symbol:
+                        key = (market, depth_symbol)
+                        self.initial.setdefault(key, body)
+                        if (market, depth_symbol) not in _KNOWN_KEYS:
+                            inst = self.instruments[key]
+                            tick = infer_tick([p for p, _ in body["bids"][:200]])
+                            self.instruments[key] = Instrument(inst.symbol, market, inst.base,
+                                                               inst.quote, tick, inst.step)
+
+    def _file_messages(self, f: Path) -> Iterator[VenueMessage]:
+        market = self.markets[f]
+        depth_symbol = None
+        with gzip.open(f, "rb") if _is_gzip(f) else open(f, "rb") as fh:
+            for line in fh:
+                self.lines += 1
+                msg = _parse(line)
+                if msg is None:
+                    self.skipped += 1
+                    continue
+                at, body = msg
+                stream = body.get("stream")
+                if stream is None:
+                    if "lastUpdateId" in body and depth_symbol:
+                        self.snapshots.append((market, depth_symbol, body))
+                    continue
+                data = body["data"]
+                sym = data.get("s") or stream.split("@")[0].upper()
+                kind = stream.split("@")[1]
+                if kind.startswith("depth"):
+                    kind = "depth"
+                    depth_symbol = depth_symbol or sym
+                if kind not in KINDS:
+                    self.skipped += 1
+                    continue
+                yield VenueMessage(at, market, sym, kind, data)
+
+    def _messages(self) -> Iterator[VenueMessage]:
+        """All files merged by receipt time: recordings of different markets play together,
+        the parts of a split recording one after the other."""
+        yield from heapq.merge(*(self._file_messages(f) for f in self.files),
+                               key=lambda m: m.at)
+        self.exhausted = True
+
+    def start_at(self) -> int:
+        first = self.peek()
+        return first.at if first else 0
+
+    def peek(self) -> VenueMessage | None:
+        if self._peeked is None:
+            self._peeked = next(self._it, None)
+        return self._peeked
+
+    def take(self, until: int | None, max_n: int = 2000) -> list[VenueMessage]:
+        """Messages with ``at <= until`` (``None``: the next ``max_n`` regardless of time)."""
+        out = []
+        while len(out) < max_n:
+            m = self.peek()
+            if m is None or (until is not None and m.at > until):
+                break
+            out.append(m)
+            self._peeked = None
+        return out
+
+    def provides(self, kind: str) -> bool:
+        return kind in ("depth", "trade", "bookTicker")
+
+
+class ZISource:
+    """A zero-intelligence limit-order market (``tradelab.synth.zi``) as an endless stream."""
+
+    def __init__(self, cfgs) -> None:
+        from tradelab.synth.zi import ZIMarket
+
+        self.markets = [ZIMarket(c) for c in cfgs]
+        self.instruments: dict[tuple[str, str], Instrument] = {}
+        self.initial: dict[tuple[str, str], dict] = {}
+        self.snapshots: list[tuple[str, str, dict]] = []
+        for zi, cfg in zip(self.markets, cfgs):
+            inst = instrument(cfg.market, cfg.symbol, _fmt(cfg.tick_size), _fmt(cfg.lot_size))
+            self.instruments[inst.key] = inst
+            snap = zi.snapshot()
+            self.initial[inst.key] = snap
+            self.snapshots.append((cfg.market, inst.symbol, snap))
+        self._buffer: list[VenueMessage] = []
+        self._clock = min(zi.now_ns for zi in self.markets)
+        self.exhausted = False
+        self.lines = 0
+        self.skipped = 0
+
+    def start_at(self) -> int:
+        return self._clock
+
+    def _fill(self, until: int) -> None:
+        batch = []
+        for zi, inst in zip(self.markets, self.instruments.values()):
+            for body in zi.advance(until):
+                kind = body["stream"].split("@")[1]
+                kind = "depth" if kind.startswith("depth") else kind
+                data = body["data"]
+                t_ms = data.get("T") or data.get("E")
+                at = int(t_ms) * 1_000_000 if t_ms else until
+                batch.append(VenueMessage(at, inst.market, inst.symbol, kind, data))
+        batch.sort(key=lambda m: m.at)
+        self._buffer.extend(batch)
+        self._clock = until
+
+    def peek(self) -> VenueMessage | None:
+        if not self._buffer:
+            self._fill(self._clock + 100_000_000)
+        return self._buffer[0] if self._buffer else None
+
+    def take(self, until: int | None, max_n: int = 2000) -> list[VenueMessage]:
+        target = until if until is not None else self._clock + 1_000_000_000
+        if target > self._clock:
+            self._fill(target)
+        n = 0
+        buf = self._buffer
+        while n < len(buf) and n < max_n and (until is None or buf[n].at <= until):
+            n += 1
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        self.lines += n
+        return out
+
+    def provides(self, kind: str) -> bool:
+        return kind in ("depth", "trade", "aggTrade", "bookTicker")
+
+
+_KNOWN_KEYS = {("spot", "BTCUSDT"), ("spot", "ETHUSDT"), ("usdm", "BTCUSDT"), ("usdm", "ETHUSDT")}
+
+
+def _fmt(x: float) -> str:
+    return format(x, "f").rstrip("0").rstrip(".") if "." in format(x, "f") else format(x, "f")
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _parse(line: bytes) -> tuple[int, dict] | None:
+    sp = line.find(b" ")
+    if sp <= 0:
+        return None
+    try:
+        return int(line[:sp]), orjson.loads(line[sp + 1:])
+    except ValueError:
+        return None
