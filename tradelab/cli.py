@@ -380,6 +380,98 @@ def list_store(
 
 
 @app.command()
+def venue(
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Recordings to replay ('<recv ns> <json>' lines, gzip or plain).")] = None,
+    replay: Annotated[bool, typer.Option("--replay", help="Replay the FILES (recordings of "
+                                                           "different markets play together, "
+                                                           "merged by time).")] = False,
+    synthetic: Annotated[bool, typer.Option(help="Serve a synthetic zero-intelligence order "
+                                                 "flow instead of recordings.")] = False,
+    symbols: Annotated[str, typer.Option(help="Synthetic: comma-separated raw symbols, "
+                                              "e.g. BTCUSDT,ETHUSDT.")] = "BTCUSDT",
+    market: Annotated[str, typer.Option(help="Synthetic: spot or usdm (or both: "
+                                             "spot,usdm).")] = "spot,usdm",
+    seed: Annotated[int, typer.Option(help="Synthetic: random seed.")] = 7,
+    speed: Annotated[float, typer.Option(help="Replay speed: 1 real time, 10 ten times "
+                                              "faster, 0 as fast as clients read.")] = 1.0,
+    port: Annotated[int, typer.Option(help="Plain HTTP/ws port on 127.0.0.1.")] = 9080,
+    tls_port: Annotated[int | None, typer.Option(help="TLS (https/wss) port [default: "
+                                                      "port + 1].")] = None,
+    history: Annotated[Path | None, typer.Option(help="freqtrade folder whose candles and "
+                                                      "funding the REST API serves.")] = None,
+    synth_history_days: Annotated[float, typer.Option(
+        help="Serve this many days of synthetic candles/funding history (for backfill).")] = 0.0,
+    wait_clients: Annotated[int, typer.Option(help="Start the replay once this many clients "
+                                                   "have subscribed.")] = 1,
+    exit_at_end: Annotated[bool, typer.Option(help="Stop when the replay ends (default: keep "
+                                                   "serving REST).")] = False,
+    rate_limit: Annotated[int, typer.Option(help="REST request weight per minute before "
+                                                 "429s.")] = 6000,
+) -> None:
+    """A local exchange on 127.0.0.1 speaking the Binance spot and USD-M protocol.
+
+    REST: /api/v3 and /fapi/v1 (exchangeInfo, depth, klines, aggTrades, premiumIndex,
+    fundingRate, openInterest). Websockets: /spot/stream?streams=... and /usdm/stream?streams=...
+    (also /ws and SUBSCRIBE), plain and TLS. Faults: POST /venue/fault {"kind": "drop_diff" |
+    "disconnect" | "stall" | "malformed" | "rate_limit", "symbol": "BTCUSDT"}.
+    """
+    import asyncio
+
+    from tradelab.venue.run import run_venue
+
+    with cli_errors():
+        if not (replay or files or synthetic or history or synth_history_days):
+            raise ValueError("nothing to serve: pass --replay FILE..., --synthetic, --history "
+                             "DIR or --synth-history-days N")
+        if (replay or files) and synthetic:
+            raise ValueError("choose recordings (--replay FILE...) or --synthetic, not both")
+        asyncio.run(run_venue(
+            files=list(files or []), synthetic=synthetic,
+            symbols=[x.strip().upper() for x in symbols.split(",") if x.strip()],
+            markets=[x.strip() for x in market.split(",") if x.strip()], seed=seed,
+            speed=speed, port=port, tls_port=port + 1 if tls_port is None else tls_port,
+            history=history, synth_history_days=synth_history_days,
+            wait_clients=wait_clients, exit_at_end=exit_at_end, rate_limit=rate_limit,
+            console=err))
+
+
+@app.command()
+def collect(
+    config: Annotated[Path, typer.Option(help="Collector config (YAML).")] = Path(
+        "configs/collect.yaml"),
+    duration_s: Annotated[float | None, typer.Option(help="Stop after this many seconds "
+                                                          "(default: until Ctrl-C).")] = None,
+    store: StoreOpt = None,
+    venue: Annotated[str | None, typer.Option(help="HOST:PORT of a local venue: Binance feeds "
+                                                   "go there, other exchanges are left out.")
+                     ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Validate the config and print the plan, "
+                                               "without connecting.")] = False,
+) -> None:
+    """Collect live market data with cryptofeed into the store.
+
+    L2 book (deltas plus snapshots), trades, best bid/ask, funding and open interest from
+    Binance spot, Binance USD-M, Bybit and OKX. A stats line per feed every few seconds; a JSON
+    summary at the end. Ctrl-C / SIGTERM flush everything and exit 0.
+    """
+    import asyncio
+
+    from tradelab.collect.run import plan, run_collect
+
+    with cli_errors():
+        cfg, notes = plan(config, venue)
+        for note in notes:
+            err.print(f"[yellow]{note}[/]")
+        if dry_run:
+            console.print_json(json.dumps({"store": str(store or cfg.store or "data/parquet"),
+                                           "feeds": [f.model_dump() for f in cfg.feeds]}))
+            return
+        summary = asyncio.run(run_collect(cfg, store, duration_s, err))
+    console.print_json(json.dumps(summary, default=str))
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path,

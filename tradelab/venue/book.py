@@ -6,29 +6,44 @@ byte for byte; they are ordered numerically only when a snapshot is asked for.
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
+
+PENDING_DIFFS = 10_000
 
 
 class VenueBook:
-    """Price-level book with the id of the last update applied."""
+    """Price-level book with the id of the last update applied.
 
-    def __init__(self) -> None:
+    Until a snapshot arrives, diffs are kept (the diff that straddles a snapshot's id is often
+    received before the snapshot itself); loading the snapshot replays them the Binance way.
+    A sequence break un-syncs the book until the next snapshot.
+    """
+
+    def __init__(self, usdm: bool = False) -> None:
+        self.usdm = usdm
         self.bids: dict[str, str] = {}
         self.asks: dict[str, str] = {}
         self.last_update_id: int | None = None
         self.synced = False
+        self._pending: deque = deque(maxlen=PENDING_DIFFS)
 
     def load_snapshot(self, snap: dict) -> None:
-        """Replace the book with a REST snapshot body."""
+        """Replace the book with a REST snapshot body and replay the diffs received before."""
         self.bids = {p: q for p, q in snap["bids"] if Decimal(q) != 0}
         self.asks = {p: q for p, q in snap["asks"] if Decimal(q) != 0}
         self.last_update_id = int(snap["lastUpdateId"])
         self.synced = True
+        pending, self._pending = list(self._pending), deque(maxlen=PENDING_DIFFS)
+        for diff in pending:
+            self.apply(diff, self.usdm)
 
     def apply(self, diff: dict, usdm: bool) -> str:
-        """Apply a depthUpdate; returns 'applied', 'old' (before the snapshot) or 'gap'."""
+        """Apply a depthUpdate; returns 'applied', 'old' (before the snapshot), 'pending'
+        (kept until a snapshot) or 'gap' (the book is no longer synced)."""
         if not self.synced:
-            return "old"
+            self._pending.append(diff)
+            return "pending"
         last = self.last_update_id
         if diff["u"] < last or (not usdm and diff["u"] == last):
             return "old"
@@ -38,6 +53,8 @@ class VenueBook:
             first_after = diff["U"] <= last + 1 <= diff["u"]
         follows = diff.get("pu") == last if usdm else diff["U"] == last + 1
         if not (first_after or follows):
+            self.synced = False
+            self._pending.append(diff)
             return "gap"
         for side, levels in ((self.bids, diff["b"]), (self.asks, diff["a"])):
             for p, q in levels:

@@ -90,11 +90,12 @@ class Venue:
         self.default_funding_rate = default_funding_rate
         self.stop_at_end = stop_at_end
         self.instruments: dict[tuple[str, str], Instrument] = dict(source.instruments)
-        self.books = {k: VenueBook() for k in self.instruments}
+        self.books = {k: VenueBook(usdm=k[0] == "usdm") for k in self.instruments}
         self.conns: set[Conn] = set()
         self.faults = Faults()
         self.published = Counter()
         self._now_ms: int | None = None  # exchange time of the latest published message
+        self.ports: dict = {}
         self.finished = asyncio.Event()
         self.started = asyncio.Event()
         self._clients_changed = asyncio.Event()
@@ -163,6 +164,8 @@ class Venue:
             book = self.books.get((market, symbol))
             if book is not None and not book.synced:
                 book.load_snapshot(snap)
+                log.info("%s %s: venue book synced from snapshot %s", market, symbol,
+                         snap["lastUpdateId"])
 
     async def publish(self, msg: VenueMessage) -> None:
         """Apply a message to the venue state and send it to every subscriber."""
@@ -175,7 +178,8 @@ class Venue:
         if msg.kind == "depth":
             book = self.books[key]
             if book.apply(data, msg.market == "usdm") == "gap":
-                log.warning("%s %s: the source itself has a gap at U=%s", *key, data["U"])
+                log.warning("%s %s: the source itself has a gap at U=%s; REST snapshots are "
+                            "stale until the next snapshot in the source", *key, data["U"])
             if self.faults.drop_diff[msg.symbol] > 0:
                 self.faults.drop_diff[msg.symbol] -= 1
                 self.faults.fired["drop_diff"] += 1
@@ -337,7 +341,7 @@ class Venue:
         return {"fault": kind, "symbol": symbol, "count": count, "seconds": seconds}
 
     def status(self) -> dict:
-        return {"now_ms": self.now_ms, "started": self.started.is_set(),
+        return {**self.ports, "now_ms": self.now_ms, "started": self.started.is_set(),
                 "finished": self.finished.is_set(), "speed": self.speed,
                 "clients": len(self.conns), "published": dict(self.published),
                 "source_lines": self.source.lines, "faults_fired": dict(self.faults.fired),

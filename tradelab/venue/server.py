@@ -162,5 +162,6 @@ async def start_venue(venue: Venue, host: str = "127.0.0.1", port: int = 0,
         tls_site = web.TCPSite(runner, host, tls_port, ssl_context=self_signed_context())
         await tls_site.start()
         real_tls = tls_site._server.sockets[0].getsockname()[1]
+    venue.ports = {"host": host, "port": real_port, "tls_port": real_tls}
     task = asyncio.create_task(venue.replay())
     return RunningVenue(venue, host, real_port, real_tls, runner, task)

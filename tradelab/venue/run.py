@@ -1,0 +1,97 @@
+"""Running the venue from the command line: build the source and history, serve until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+from rich.console import Console
+
+from tradelab.venue.core import Venue
+from tradelab.venue.history import History
+from tradelab.venue.server import start_venue
+from tradelab.venue.sources import RecordingSource, ZISource
+
+
+def synthetic_source(symbols: list[str], markets: list[str], seed: int):
+    """A zero-intelligence source for every (market, symbol)."""
+    from tradelab.synth.zi import ZIConfig
+
+    cfgs = []
+    for market in markets:
+        for i, sym in enumerate(symbols):
+            cfgs.append(ZIConfig.for_symbol(sym, market, seed=seed + 17 * i + (market == "usdm")))
+    return ZISource(cfgs)
+
+
+async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
+                    markets: list[str], seed: int, speed: float, port: int, tls_port: int,
+                    history: Path | None, synth_history_days: float, wait_clients: int,
+                    exit_at_end: bool, rate_limit: int, console: Console) -> None:
+    """Start the venue and serve until Ctrl-C (or the end of the replay with exit_at_end)."""
+    hist = History()
+    loaded = []
+    if history:
+        loaded += hist.load_freqtrade(history)
+    if synth_history_days:
+        from tradelab.synth import SynthConfig, generate_market
+
+        loaded += hist.load_synth(generate_market(SynthConfig(days=synth_history_days,
+                                                              seed=seed)))
+    if files:
+        source = RecordingSource(files)
+    elif synthetic:
+        source = synthetic_source(symbols, markets, seed)
+    else:
+        source = _HistoryOnly(hist)
+    venue = Venue(source, hist, speed=speed, wait_clients=wait_clients)
+    rv = await start_venue(venue, port=port, tls_port=tls_port, rate_limit_per_min=rate_limit)
+    console.print(f"[bold]tradelab venue[/] on 127.0.0.1: REST {rv.rest_url}, "
+                  f"websockets ws://127.0.0.1:{rv.port}/{{spot,usdm}}/stream, "
+                  f"TLS wss://127.0.0.1:{rv.tls_port}/{{spot,usdm}}/stream")
+    console.print("instruments: " + ", ".join(f"{m}:{s}" for m, s in venue.instruments))
+    if loaded:
+        console.print(f"history: {len(loaded)} series")
+    console.print(f"collect from it: tradelab collect --venue 127.0.0.1:{rv.port}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiters = [asyncio.create_task(stop.wait())]
+    if exit_at_end:
+        waiters.append(asyncio.create_task(venue.finished.wait()))
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for w in waiters:
+        w.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await w
+    console.print(f"venue stopping: {venue.status()['published']}")
+    await rv.stop()
+
+
+class _HistoryOnly:
+    """A source with no stream: the venue serves REST history only."""
+
+    def __init__(self, hist: History) -> None:
+        from tradelab.venue.instruments import instrument
+
+        self.instruments = {key: instrument(*key) for key in hist.by_key}
+        self.initial: dict = {}
+        self.snapshots: list = []
+        self.exhausted = True
+        self.lines = 0
+        self.skipped = 0
+
+    def start_at(self) -> int:
+        return 0
+
+    def peek(self):
+        return None
+
+    def take(self, until, max_n: int = 2000) -> list:
+        return []
+
+    def provides(self, kind: str) -> bool:
+        return False
