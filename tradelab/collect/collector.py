@@ -72,9 +72,10 @@ class _CryptofeedLog(logging.Handler):
         exchange = msg.split(":", 1)[0].split(".")[0]
         if "Missing book update" in msg:
             self.counters[(exchange, "gap_detected")] += 1
-        elif "reconnecting" in msg or "connection issue" in msg:
+            return
+        if "reconnecting" in msg:
             self.counters[(exchange, "reconnect")] += 1
-        elif record.levelno >= logging.ERROR:
+        if record.levelno >= logging.ERROR:  # e.g. a message cryptofeed could not handle
             self.counters[(exchange, "error")] += 1
 
 

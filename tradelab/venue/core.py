@@ -51,6 +51,13 @@ class Conn:
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize)
         self.stall_until = 0.0
         self.sent = 0
+        self.closed = False
+
+    def close(self) -> None:
+        """Mark closed and empty the queue, releasing a replay waiting to put into it."""
+        self.closed = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
 
     def subscribe(self, stream: str) -> None:
         sym, _, rest = stream.partition("@")
@@ -76,11 +83,19 @@ class Conn:
 
 
 class Venue:
-    """State shared by the replay loop, the websocket handlers and the REST handlers."""
+    """State shared by the replay loop, the websocket handlers and the REST handlers.
+
+    ``speed`` paces the replay (0: as fast as clients read). When a client cannot keep up,
+    ``slow_client`` decides: ``'wait'`` slows the replay to it (nothing is lost; the default for
+    rehearsals and tests) or ``'disconnect'`` drops it with close code 1008, as Binance does.
+    """
 
     def __init__(self, source, history: History | None = None, *, speed: float = 1.0,
                  wait_clients: int = 1, pause_when_idle: bool = True, queue_size: int = 5000,
-                 default_funding_rate: float = 1e-4, stop_at_end: bool = False) -> None:
+                 default_funding_rate: float = 1e-4, stop_at_end: bool = False,
+                 slow_client: str = "wait") -> None:
+        if slow_client not in ("wait", "disconnect"):
+            raise ValueError("slow_client must be 'wait' or 'disconnect'")
         self.source = source
         self.history = history or History()
         self.speed = speed
@@ -89,9 +104,11 @@ class Venue:
         self.queue_size = queue_size
         self.default_funding_rate = default_funding_rate
         self.stop_at_end = stop_at_end
+        self.slow_client = slow_client
         self.instruments: dict[tuple[str, str], Instrument] = dict(source.instruments)
         self.books = {k: VenueBook(usdm=k[0] == "usdm") for k in self.instruments}
         self.conns: set[Conn] = set()
+        self.connections = 0  # websocket connections accepted so far
         self.faults = Faults()
         self.published = Counter()
         self._now_ms: int | None = None  # exchange time of the latest published message
@@ -108,10 +125,13 @@ class Venue:
     # -- clients ---------------------------------------------------------------------------
 
     def add_conn(self, conn: Conn) -> None:
+        if conn not in self.conns:
+            self.connections += 1
         self.conns.add(conn)
         self._clients_changed.set()
 
     def drop_conn(self, conn: Conn) -> None:
+        conn.close()
         self.conns.discard(conn)
         self._clients_changed.set()
 
@@ -301,16 +321,30 @@ class Venue:
                 await self._put(conn, frame)
 
     async def _put(self, conn: Conn, frame: str) -> None:
-        if self.speed <= 0:
-            await conn.queue.put(frame)  # backpressure: as fast as the client reads
+        """Queue a frame for a client. A full queue means the client is behind: either the
+        replay waits for it (``slow_client='wait'``: the pace drops to what the client reads)
+        or the client is disconnected, as Binance does (``'disconnect'``)."""
+        if conn.closed:
+            return
+        try:
+            conn.queue.put_nowait(frame)
+            return
+        except asyncio.QueueFull:
+            pass
+        if self.speed <= 0 or self.slow_client == "wait":
+            if self.speed > 0:
+                self.faults.fired["replay_waited_for_client"] += 1
+            while not conn.closed:
+                try:
+                    await asyncio.wait_for(conn.queue.put(frame), timeout=1.0)
+                    return
+                except TimeoutError:
+                    continue
         else:
-            try:
-                conn.queue.put_nowait(frame)
-            except asyncio.QueueFull:
-                log.warning("client too slow: disconnecting it (queue of %d full)",
-                            conn.queue.maxsize)
-                self.faults.fired["slow_client_disconnected"] += 1
-                await conn.ws.close(code=1008, message=b"slow consumer")
+            log.warning("client too slow: disconnecting it (queue of %d full)",
+                        conn.queue.maxsize)
+            self.faults.fired["slow_client_disconnected"] += 1
+            await conn.ws.close(code=1008, message=b"slow consumer")
 
     # -- faults --------------------------------------------------------------------------
 
@@ -324,6 +358,7 @@ class Venue:
             self.faults.drop_diff[symbol.upper()] += count
         elif kind == "disconnect":
             for conn in list(self.conns):
+                conn.close()
                 await conn.ws.close(code=1001, message=b"venue fault: disconnect")
             self.faults.fired["disconnect"] += 1
         elif kind == "stall":
@@ -343,7 +378,7 @@ class Venue:
     def status(self) -> dict:
         return {**self.ports, "now_ms": self.now_ms, "started": self.started.is_set(),
                 "finished": self.finished.is_set(), "speed": self.speed,
-                "clients": len(self.conns), "published": dict(self.published),
+                "clients": len(self.conns), "connections": self.connections, "published": dict(self.published),
                 "source_lines": self.source.lines, "faults_fired": dict(self.faults.fired),
                 "instruments": [f"{m}:{s}" for m, s in self.instruments],
                 "books": {f"{m}:{s}": b.last_update_id for (m, s), b in self.books.items()}}

@@ -29,7 +29,8 @@ def synthetic_source(symbols: list[str], markets: list[str], seed: int):
 async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
                     markets: list[str], seed: int, speed: float, port: int, tls_port: int,
                     history: Path | None, synth_history_days: float, wait_clients: int,
-                    exit_at_end: bool, rate_limit: int, console: Console) -> None:
+                    exit_at_end: bool, rate_limit: int, console: Console,
+                    slow_client: str = "wait") -> None:
     """Start the venue and serve until Ctrl-C (or the end of the replay with exit_at_end)."""
     hist = History()
     loaded = []
@@ -46,7 +47,7 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
         source = synthetic_source(symbols, markets, seed)
     else:
         source = _HistoryOnly(hist)
-    venue = Venue(source, hist, speed=speed, wait_clients=wait_clients)
+    venue = Venue(source, hist, speed=speed, wait_clients=wait_clients, slow_client=slow_client)
     rv = await start_venue(venue, port=port, tls_port=tls_port, rate_limit_per_min=rate_limit)
     console.print(f"[bold]tradelab venue[/] on 127.0.0.1: REST {rv.rest_url}, "
                   f"websockets ws://127.0.0.1:{rv.port}/{{spot,usdm}}/stream, "

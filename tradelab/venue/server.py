@@ -26,6 +26,7 @@ from tradelab.venue.rest import RateLimiter, routes
 from tradelab.venue.tls import self_signed_context
 
 log = logging.getLogger("tradelab.venue")
+VENUE_KEY = web.AppKey("venue", Venue)
 
 
 def _market_of(venue: Venue, prefix: str | None) -> str:
@@ -36,7 +37,7 @@ def _market_of(venue: Venue, prefix: str | None) -> str:
 
 
 async def _ws_handler(request: web.Request) -> web.WebSocketResponse:
-    venue: Venue = request.app["venue"]
+    venue: Venue = request.app[VENUE_KEY]
     prefix = request.match_info.get("market")
     kind = request.match_info.get("kind", "stream")
     path_streams = request.match_info.get("streams", "")
@@ -88,11 +89,11 @@ def _control(conn: Conn, text: str) -> dict | None:
 
 
 async def _status(request: web.Request) -> web.Response:
-    return web.json_response(request.app["venue"].status())
+    return web.json_response(request.app[VENUE_KEY].status())
 
 
 async def _fault(request: web.Request) -> web.Response:
-    venue: Venue = request.app["venue"]
+    venue: Venue = request.app[VENUE_KEY]
     try:
         body = await request.json()
         out = await venue.inject(body["kind"], body.get("symbol"), int(body.get("count", 1)),
@@ -105,7 +106,7 @@ async def _fault(request: web.Request) -> web.Response:
 def make_app(venue: Venue, rate_limit_per_min: int = 6000) -> web.Application:
     """The aiohttp application: REST, websockets and admin."""
     app = web.Application()
-    app["venue"] = venue
+    app[VENUE_KEY] = venue
     app.add_routes(routes(venue, RateLimiter(rate_limit_per_min)))
     ws_routes = []
     for base in ("", "/{market:spot|usdm}"):
