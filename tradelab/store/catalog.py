@@ -271,6 +271,27 @@ class Catalog:
         )
         return _with_time_index(self.sql(q))
 
+    def stored_values(self, table: str, exchange: str, symbol: str, column: str = "ts",
+                      start: int | None = None, end: int | None = None,
+                      where: str = "") -> np.ndarray:
+        """Distinct values of ``column`` already stored for a symbol in ``[start, end)`` (for
+        idempotent producers that skip what is there). ``where`` adds SQL conditions."""
+        if not self._has(table, exchange, symbol):
+            return np.empty(0)
+        extra = f" AND ({where})" if where else ""
+        out = self.con.execute(
+            f'SELECT DISTINCT "{column}" AS v FROM '
+            f"{self.scan(table, exchange, symbol, start, end)}{extra}").fetchnumpy()["v"]
+        return np.asarray(out)
+
+    def last_time(self, table: str, exchange: str, symbol: str, where: str = "") -> int | None:
+        """Latest stored ``ts`` for a symbol (``where`` adds SQL conditions), or None."""
+        if not self._has(table, exchange, symbol):
+            return None
+        extra = f" AND ({where})" if where else ""
+        value = self.scalar(f"SELECT max(ts) FROM {self.scan(table, exchange, symbol)}{extra}")
+        return None if value is None else int(value)
+
     # -- simple tables -------------------------------------------------------------------
 
     def trades(

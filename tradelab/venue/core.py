@@ -20,7 +20,7 @@ import orjson
 
 from tradelab.venue.book import VenueBook
 from tradelab.venue.history import History
-from tradelab.venue.instruments import Instrument
+from tradelab.venue.instruments import Instrument, instrument
 from tradelab.venue.sources import VenueMessage
 
 log = logging.getLogger("tradelab.venue")
@@ -91,7 +91,8 @@ class Venue:
     """
 
     def __init__(self, source, history: History | None = None, *, speed: float = 1.0,
-                 wait_clients: int = 1, pause_when_idle: bool = True, queue_size: int = 5000,
+                 wait_clients: int = 1, pause_when_idle: bool | None = None,
+                 queue_size: int = 5000,
                  default_funding_rate: float = 1e-4, stop_at_end: bool = False,
                  slow_client: str = "wait") -> None:
         if slow_client not in ("wait", "disconnect"):
@@ -100,12 +101,15 @@ class Venue:
         self.history = history or History()
         self.speed = speed
         self.wait_clients = wait_clients
-        self.pause_when_idle = pause_when_idle
+        # by default the replay pauses while nobody listens only if it waited for listeners
+        self.pause_when_idle = wait_clients > 0 if pause_when_idle is None else pause_when_idle
         self.queue_size = queue_size
         self.default_funding_rate = default_funding_rate
         self.stop_at_end = stop_at_end
         self.slow_client = slow_client
         self.instruments: dict[tuple[str, str], Instrument] = dict(source.instruments)
+        for key in self.history.by_key:  # instruments known only from history (REST only)
+            self.instruments.setdefault(key, instrument(*key))
         self.books = {k: VenueBook(usdm=k[0] == "usdm") for k in self.instruments}
         self.conns: set[Conn] = set()
         self.connections = 0  # websocket connections accepted so far
@@ -378,7 +382,8 @@ class Venue:
     def status(self) -> dict:
         return {**self.ports, "now_ms": self.now_ms, "started": self.started.is_set(),
                 "finished": self.finished.is_set(), "speed": self.speed,
-                "clients": len(self.conns), "connections": self.connections, "published": dict(self.published),
+                "clients": len(self.conns), "connections": self.connections,
+                "published": dict(self.published),
                 "source_lines": self.source.lines, "faults_fired": dict(self.faults.fired),
                 "instruments": [f"{m}:{s}" for m, s in self.instruments],
                 "books": {f"{m}:{s}": b.last_update_id for (m, s), b in self.books.items()}}

@@ -14,15 +14,26 @@ from tradelab.venue.history import History
 from tradelab.venue.server import start_venue
 from tradelab.venue.sources import RecordingSource, ZISource
 
+MIDS = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "BNB": 600.0}
 
-def synthetic_source(symbols: list[str], markets: list[str], seed: int):
-    """A zero-intelligence source for every (market, symbol)."""
+
+def synthetic_source(symbols: list[str], markets: list[str], seed: int,
+                     start_ns: int | None = None):
+    """A zero-intelligence source for every (market, symbol), starting now (exchange time =
+    wall-clock time) with Binance's 100 ms depth cadence (what cryptofeed subscribes to)."""
+    import time
+
+    from tradelab.collect.symbols import split_binance
     from tradelab.synth.zi import ZIConfig
 
+    start = start_ns if start_ns is not None else time.time_ns() // 1_000_000 * 1_000_000
     cfgs = []
-    for market in markets:
+    for m_i, market in enumerate(markets):
         for i, sym in enumerate(symbols):
-            cfgs.append(ZIConfig.for_symbol(sym, market, seed=seed + 17 * i + (market == "usdm")))
+            base, _quote = split_binance(sym)
+            cfgs.append(ZIConfig(seed=seed + 17 * i + 1000 * m_i, symbol=sym, market=market,
+                                 initial_mid=MIDS.get(base, 100.0), start_ns=start,
+                                 depth_cadence="100ms"))
     return ZISource(cfgs)
 
 

@@ -10,6 +10,7 @@ import gzip
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -159,7 +160,7 @@ class ZISource:
         self.initial: dict[tuple[str, str], dict] = {}
         self.snapshots: list[tuple[str, str, dict]] = []
         for zi, cfg in zip(self.markets, cfgs):
-            inst = instrument(cfg.market, cfg.symbol, _fmt(cfg.tick_size), _fmt(cfg.lot_size))
+            inst = instrument(cfg.market, cfg.symbol, _fmt(cfg.tick), _fmt(cfg.lot))
             self.instruments[inst.key] = inst
             snap = zi.snapshot()
             self.initial[inst.key] = snap
@@ -212,7 +213,9 @@ _KNOWN_KEYS = {("spot", "BTCUSDT"), ("spot", "ETHUSDT"), ("usdm", "BTCUSDT"), ("
 
 
 def _fmt(x: float) -> str:
-    return format(x, "f").rstrip("0").rstrip(".") if "." in format(x, "f") else format(x, "f")
+    """A size as Binance writes it in exchangeInfo (no float noise, no trailing zeros)."""
+    text = format(Decimal(repr(x)).normalize(), "f")
+    return text
 
 
 def _is_gzip(path: Path) -> bool:

@@ -303,20 +303,13 @@ class FreqtradeImporter:
             return keep
         if self._catalog is None:
             self._catalog = Catalog(self.run.root)
-        cat = self._catalog
-        lo, hi = int(ts[keep].min()), int(ts[keep].max()) + 1
-        extra = ""
+        where = ""
         if table == "ohlcv":
-            extra = f"AND interval = '{info['interval']}' AND kind = '{info['kind']}'"
+            where = f"interval = '{info['interval']}' AND kind = '{info['kind']}'"
         elif table == "funding":
-            extra = "AND settled"
-        cat.refresh()
-        stored = cat.con.execute(
-            f"SELECT DISTINCT ts FROM {cat.source(table, rep.exchange, info['symbol'])} "
-            "WHERE exchange = ? AND symbol = ? "
-            f"AND ts >= ? AND ts < ? {extra}",
-            [rep.exchange, info["symbol"], lo, hi],
-        ).fetchnumpy()["ts"]
+            where = "settled"
+        stored = self._catalog.stored_values(table, rep.exchange, info["symbol"], "ts",
+                                             int(ts[keep].min()), int(ts[keep].max()) + 1, where)
         if not len(stored):
             return keep
         dup = np.isin(ts[keep], np.asarray(stored, dtype=np.int64))
