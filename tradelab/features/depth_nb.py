@@ -43,14 +43,14 @@ LIQ_ASK_GAP = 32
 LIQ_INVALID = 64
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def mid_price(book: np.ndarray, i: int) -> float:
     """``(best bid + best ask) / 2``."""
     L = book.shape[1] // 4
     return (book[i, BID_PX * L] + book[i, ASK_PX * L]) / 2.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def spread_bps(book: np.ndarray, i: int) -> float:
     """Quoted spread in basis points of the mid."""
     L = book.shape[1] // 4
@@ -59,7 +59,7 @@ def spread_bps(book: np.ndarray, i: int) -> float:
     return (a - b) / ((b + a) / 2.0) * 1e4
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _depth(book: np.ndarray, i: int, col: int, n: int) -> float:
     q = 0.0
     for k in range(n):
@@ -67,7 +67,7 @@ def _depth(book: np.ndarray, i: int, col: int, n: int) -> float:
     return q
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def depth_imbalance(book: np.ndarray, i: int, n: int) -> float:
     """``(Qb - Qa) / (Qb + Qa)`` over the top ``n`` levels."""
     L = book.shape[1] // 4
@@ -76,7 +76,7 @@ def depth_imbalance(book: np.ndarray, i: int, n: int) -> float:
     return (qb - qa) / (qb + qa)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def weighted_mid(book: np.ndarray, i: int) -> float:
     """Stoikov's weighted mid ``I * ask + (1 - I) * bid``, ``I = qb / (qb + qa)``."""
     L = book.shape[1] // 4
@@ -86,7 +86,7 @@ def weighted_mid(book: np.ndarray, i: int) -> float:
     return imb * book[i, ASK_PX * L] + (1.0 - imb) * book[i, BID_PX * L]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def microprice(book: np.ndarray, i: int, n: int) -> float:
     """``I_n * vwap_ask + (1 - I_n) * vwap_bid`` over the top ``n`` levels."""
     L = book.shape[1] // 4
@@ -105,14 +105,14 @@ def microprice(book: np.ndarray, i: int, n: int) -> float:
     return imb * (na / qa) + (1.0 - imb) * (nb / qb)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def tilt_bps(book: np.ndarray, i: int, n: int) -> float:
     """``(microprice - mid) / mid * 1e4`` over the top ``n`` levels."""
     m = mid_price(book, i)
     return (microprice(book, i, n) - m) / m * 1e4
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def book_features_nb(book: np.ndarray, n: int) -> np.ndarray:
     """Columns ``mid, spread_bps, depth_imbalance(n), weighted_mid, microprice(n), tilt_bps(n)``
     for every row, shape ``(rows, 6)``."""
@@ -132,20 +132,20 @@ def book_features_nb(book: np.ndarray, n: int) -> np.ndarray:
 # [levels n, previous row valid, previous row (4 * n: bid px, bid qty, ask px, ask qty)]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def liquidity_size(n: int) -> int:
     """State slots of the liquidity-event detector over ``n`` levels."""
     return 2 + 4 * n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def liquidity_init(s: np.ndarray, o: int, n: int) -> None:
     """Initial state: no previous row."""
     s[o : o + 2 + 4 * n] = 0.0
     s[o] = n
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _side_events(
     s: np.ndarray, o: int, book: np.ndarray, i: int, side: int, drop_frac: float
 ) -> int:
@@ -187,7 +187,7 @@ def _side_events(
     return flags
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _has_gap(book: np.ndarray, i: int, side: int, n: int, gap_bps: float) -> bool:
     """Two adjacent displayed levels further apart than ``gap_bps`` of the mid."""
     L = book.shape[1] // 4
@@ -200,7 +200,7 @@ def _has_gap(book: np.ndarray, i: int, side: int, n: int, gap_bps: float) -> boo
     return False
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def liquidity_step(
     s: np.ndarray, o: int, book: np.ndarray, i: int, drop_frac: float, gap_bps: float
 ) -> int:
@@ -243,7 +243,7 @@ def liquidity_step(
     return flags
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def liquidity_events_nb(book: np.ndarray, n: int, drop_frac: float, gap_bps: float) -> np.ndarray:
     """``LIQ_*`` flags for every row (uint8)."""
     s = np.empty(liquidity_size(n))

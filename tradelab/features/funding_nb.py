@@ -25,19 +25,19 @@ from numba import njit
 HOURS_PER_YEAR = 365.0 * 24.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def annualized_funding(rate: float, interval_hours: float) -> float:
     """Funding rate per interval scaled to a year (simple, not compounded)."""
     return rate * (HOURS_PER_YEAR / interval_hours)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def basis(spot: float, perp: float) -> float:
     """Spot-perp basis ``perp / spot - 1``."""
     return perp / spot - 1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def expected_carry(forecast: float, horizon: float, spot_fee: float, perp_fee: float) -> float:
     """Expected carry of spot long / perp short over ``horizon`` funding periods, after fees."""
     return horizon * forecast - 2.0 * (spot_fee + perp_fee)
@@ -47,7 +47,7 @@ def expected_carry(forecast: float, horizon: float, spot_fee: float, perp_fee: f
 FORECAST_SIZE = 3
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def forecast_init(s: np.ndarray, o: int, span: float) -> None:
     """Initial state of the exponential funding forecast over ``span`` published rates."""
     s[o] = 2.0 / (span + 1.0)
@@ -55,7 +55,7 @@ def forecast_init(s: np.ndarray, o: int, span: float) -> None:
     s[o + 2] = 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def forecast_step(s: np.ndarray, o: int, rate: float) -> float:
     """Fold in a newly published rate (NaN: none) and return the forecast (NaN before any)."""
     if not math.isnan(rate):
@@ -67,7 +67,7 @@ def forecast_step(s: np.ndarray, o: int, rate: float) -> float:
     return s[o + 1]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def forecast_nb(rate: np.ndarray, span: float) -> np.ndarray:
     """The funding forecast after every element of ``rate`` (NaN = no new rate); pandas
     ``rate.dropna().ewm(span=span, adjust=False).mean()`` forward-filled."""
@@ -79,7 +79,7 @@ def forecast_nb(rate: np.ndarray, span: float) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def annualized_funding_nb(rate: np.ndarray, interval_hours: float) -> np.ndarray:
     """:func:`annualized_funding` over an array."""
     out = np.empty(rate.shape[0])
@@ -88,7 +88,7 @@ def annualized_funding_nb(rate: np.ndarray, interval_hours: float) -> np.ndarray
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def basis_nb(spot: np.ndarray, perp: np.ndarray) -> np.ndarray:
     """:func:`basis` over arrays."""
     out = np.empty(spot.shape[0])
@@ -97,7 +97,7 @@ def basis_nb(spot: np.ndarray, perp: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def expected_carry_nb(
     forecast: np.ndarray, horizon: float, spot_fee: float, perp_fee: float
 ) -> np.ndarray:

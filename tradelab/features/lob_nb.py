@@ -41,13 +41,13 @@ DEFAULT_CAPACITY = 8192
 _HDR = 7
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lob_size(capacity: int) -> int:
     """State slots of a book holding up to ``capacity`` levels per side."""
     return _HDR + 4 * capacity
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lob_init(s: np.ndarray, o: int, capacity: int) -> None:
     """An empty, invalid book."""
     s[o : o + _HDR + 4 * capacity] = 0.0
@@ -55,7 +55,7 @@ def lob_init(s: np.ndarray, o: int, capacity: int) -> None:
     s[o + 5] = 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lob_new(capacity: int = DEFAULT_CAPACITY) -> np.ndarray:
     """A state vector holding one book."""
     s = np.empty(lob_size(capacity))
@@ -63,7 +63,7 @@ def lob_new(capacity: int = DEFAULT_CAPACITY) -> np.ndarray:
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _apply_level(s: np.ndarray, o: int, side: int, key: float, qty: float) -> None:
     cap = int(s[o])
     keys = o + _HDR + 2 * side * cap
@@ -107,7 +107,7 @@ def _apply_level(s: np.ndarray, o: int, side: int, key: float, qty: float) -> No
     s[o + 1 + side] = n + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def lob_step(s: np.ndarray, o: int, ev: int, px: float, qty: float) -> bool:
     """Apply one event; True when it ends a depth message and the book is valid (read it now)."""
     e = np.int64(ev)
@@ -133,13 +133,13 @@ def lob_step(s: np.ndarray, o: int, ev: int, px: float, qty: float) -> bool:
     return s[o + 3] != 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def lob_valid(s: np.ndarray, o: int) -> bool:
     """True once a snapshot message has completed."""
     return s[o + 3] != 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def lob_write_top(s: np.ndarray, o: int, book: np.ndarray, i: int) -> None:
     """Write the top ``L = book.shape[1] // 4`` levels into row ``i`` of a book frame."""
     cap = int(s[o])
@@ -160,13 +160,13 @@ def lob_write_top(s: np.ndarray, o: int, book: np.ndarray, i: int) -> None:
                 book[i, qcol + k] = np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lob_dropped(s: np.ndarray, o: int) -> int:
     """Levels dropped so far because a side was full."""
     return int(s[o + 6])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def book_from_events_nb(
     ev: np.ndarray,
     ts: np.ndarray,

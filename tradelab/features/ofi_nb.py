@@ -33,20 +33,20 @@ from tradelab.features.lob_nb import ASK_PX, ASK_QTY, BID_PX, BID_QTY
 # [levels n, then per level m: valid, Pb, qb, Pa, qa]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ofi_size(n: int = 1) -> int:
     """State slots of OFI over the top ``n`` levels."""
     return 1 + 5 * n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ofi_init(s: np.ndarray, o: int, n: int = 1) -> None:
     """Initial state: no previous book."""
     s[o : o + 1 + 5 * n] = 0.0
     s[o] = n
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def ofi_level_step(s: np.ndarray, o: int, book: np.ndarray, i: int, m: int) -> float:
     """``e_n`` of level ``m`` for row ``i`` (level 0 is the CKS best-quote OFI)."""
     L = book.shape[1] // 4
@@ -80,7 +80,7 @@ def ofi_level_step(s: np.ndarray, o: int, book: np.ndarray, i: int, m: int) -> f
     return e
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def ofi_step(s: np.ndarray, o: int, book: np.ndarray, i: int) -> float:
     """Sum of ``e_n^m`` over the state's ``n`` levels for row ``i`` (``n = 1``: CKS OFI)."""
     n = int(s[o])
@@ -90,7 +90,7 @@ def ofi_step(s: np.ndarray, o: int, book: np.ndarray, i: int) -> float:
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ofi_nb(book: np.ndarray) -> np.ndarray:
     """CKS order-flow contribution ``e_n`` of every row (best quotes)."""
     s = np.empty(ofi_size(1))
@@ -101,7 +101,7 @@ def ofi_nb(book: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def multilevel_ofi_nb(book: np.ndarray, n: int) -> np.ndarray:
     """``e_n^m`` for every row and level ``m < n``, shape ``(rows, n)``."""
     s = np.empty(ofi_size(n))
@@ -119,7 +119,7 @@ def multilevel_ofi_nb(book: np.ndarray, n: int) -> np.ndarray:
 BUCKET_SIZE = 5
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bucket_init(s: np.ndarray, o: int, width_ns: int) -> None:
     """Initial state of a sum over epoch-aligned windows of ``width_ns`` nanoseconds."""
     s[o] = width_ns
@@ -129,7 +129,7 @@ def bucket_init(s: np.ndarray, o: int, width_ns: int) -> None:
     s[o + 4] = 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def bucket_sum_step(s: np.ndarray, o: int, ts: int, x: float) -> tuple[bool, int, float, int]:
     """Add ``x`` at time ``ts`` (non-decreasing); when ``ts`` opens a new window, the previous
     one is complete. Returns ``(closed, window_start_ns, sum, count)`` for that completed window
@@ -155,7 +155,7 @@ def bucket_sum_step(s: np.ndarray, o: int, ts: int, x: float) -> tuple[bool, int
     return closed, start, total, count
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bucket_sum_nb(
     ts: np.ndarray, x: np.ndarray, width_ns: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

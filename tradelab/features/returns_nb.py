@@ -20,20 +20,20 @@ from numba import njit
 # [k, count, ring position, ring[k]]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def returns_size(k: int) -> int:
     """State slots of a ``k``-bar return."""
     return 3 + k
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def returns_init(s: np.ndarray, o: int, k: int) -> None:
     """Initial state of a ``k``-bar return."""
     s[o : o + 3 + k] = 0.0
     s[o] = k
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _lagged(s: np.ndarray, o: int, x: float) -> float:
     """Push ``x`` into the ring and return the input ``k`` steps back (NaN before that)."""
     k = int(s[o])
@@ -51,19 +51,19 @@ def _lagged(s: np.ndarray, o: int, x: float) -> float:
     return old
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def returns_step(s: np.ndarray, o: int, x: float) -> float:
     """Simple return over ``k`` inputs: ``x[t] / x[t-k] - 1`` (``s / s.shift(k) - 1``)."""
     return x / _lagged(s, o, x) - 1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def log_returns_step(s: np.ndarray, o: int, x: float) -> float:
     """Log return over ``k`` inputs: ``log(x[t] / x[t-k])`` (``np.log(s / s.shift(k))``)."""
     return math.log(x / _lagged(s, o, x))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def returns_nb(x: np.ndarray, k: int, log: bool = False) -> np.ndarray:
     """``k``-bar simple (or log) returns; pandas ``s / s.shift(k) - 1``."""
     s = np.empty(returns_size(k))
@@ -81,20 +81,20 @@ def returns_nb(x: np.ndarray, k: int, log: bool = False) -> np.ndarray:
 # [n, count, previous price, ring position, running sum, NaNs in window, ring[n] of r**2]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def realized_vol_size(n: int) -> int:
     """State slots of a realized volatility over ``n`` returns."""
     return 6 + n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def realized_vol_init(s: np.ndarray, o: int, n: int) -> None:
     """Initial state of a realized volatility over ``n`` one-bar log returns."""
     s[o : o + 6 + n] = 0.0
     s[o] = n
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def realized_vol_step(s: np.ndarray, o: int, x: float) -> float:
     """Advance by one price; returns ``sqrt(sum of squared one-bar log returns over the last n)``.
 
@@ -140,7 +140,7 @@ def realized_vol_step(s: np.ndarray, o: int, x: float) -> float:
     return math.sqrt(total) if total > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def realized_vol_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Realized volatility over ``n`` one-bar log returns (not annualized)."""
     s = np.empty(realized_vol_size(n))

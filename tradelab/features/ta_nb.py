@@ -24,8 +24,10 @@ in TA-Lib: SMA, EMA and ATR stay NaN from then on; RSI returns 0 from then on. R
 Donchian follow pandas (``rolling(n).max()``): a window holding a NaN gives NaN; TA-Lib's MAX/MIN
 return order-dependent values there.
 
-The steps are inlined into their loops (``inline="always"``) and keep one flat float64 state
-vector, which lets numba drop reference counting from the hot loop.
+Compilation: the steps are inlined into their loops (``inline="always"``), keep one flat float64
+state vector, and every kernel uses ``error_model="numpy"`` (``x / 0`` gives inf or NaN instead
+of raising ZeroDivisionError). Without raising branches numba can prune the reference counting
+of the state vector from the loop, which otherwise costs more than the arithmetic.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _fma_intrinsic(typingctx, a, b, c):
     return sig, codegen
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def fma(a: float, b: float, c: float) -> float:
     """``a * b + c`` with a single rounding (IEEE fused multiply-add), on every CPU."""
     return _fma_intrinsic(float(a), float(b), float(c))
@@ -63,20 +65,20 @@ def fma(a: float, b: float, c: float) -> float:
 # [n, count, running total, ring position, ring[n]]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sma_size(n: int) -> int:
     """State slots of an SMA over ``n`` inputs."""
     return 4 + n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sma_init(s: np.ndarray, o: int, n: int) -> None:
     """Initial state of a simple moving average over ``n`` inputs (``talib.SMA(x, n)``)."""
     s[o : o + 4 + n] = 0.0
     s[o] = n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sma_new(n: int) -> np.ndarray:
     """A state vector holding one SMA."""
     s = np.empty(sma_size(n))
@@ -84,7 +86,7 @@ def sma_new(n: int) -> np.ndarray:
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def sma_step(s: np.ndarray, o: int, x: float) -> float:
     """Advance the SMA by one input: TA-Lib's running total (add the new input, output the total
     divided by ``n``, then subtract the oldest input)."""
@@ -108,7 +110,7 @@ def sma_step(s: np.ndarray, o: int, x: float) -> float:
     return total / n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Simple moving average; equals ``talib.SMA(x, n)``."""
     s = sma_new(n)
@@ -124,7 +126,7 @@ def sma_nb(x: np.ndarray, n: int) -> np.ndarray:
 EMA_SIZE = 5
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ema_init(s: np.ndarray, o: int, n: int, skip: int = 0) -> None:
     """Initial state of an EMA with ``k = 2 / (n + 1)`` (``talib.EMA(x, n)``).
 
@@ -138,7 +140,7 @@ def ema_init(s: np.ndarray, o: int, n: int, skip: int = 0) -> None:
     s[o + 4] = skip
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ema_new(n: int) -> np.ndarray:
     """A state vector holding one EMA."""
     s = np.empty(EMA_SIZE)
@@ -146,7 +148,7 @@ def ema_new(n: int) -> np.ndarray:
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def ema_step(s: np.ndarray, o: int, x: float) -> float:
     """Advance the EMA by one input: seeded with the SMA of the first ``n`` inputs (TA-Lib's
     default compatibility), then ``ema = fma(x - ema, k, ema)``."""
@@ -168,7 +170,7 @@ def ema_step(s: np.ndarray, o: int, x: float) -> float:
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ema_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Exponential moving average; equals ``talib.EMA(x, n)`` (first value at index n-1)."""
     s = ema_new(n)
@@ -184,7 +186,7 @@ def ema_nb(x: np.ndarray, n: int) -> np.ndarray:
 RSI_SIZE = 6
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rsi_init(s: np.ndarray, o: int, n: int) -> None:
     """Initial state of Wilder's relative strength index over ``n`` changes (``talib.RSI``)."""
     s[o : o + RSI_SIZE] = 0.0
@@ -192,7 +194,7 @@ def rsi_init(s: np.ndarray, o: int, n: int) -> None:
     s[o + 5] = 1.0 / n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rsi_new(n: int) -> np.ndarray:
     """A state vector holding one RSI."""
     s = np.empty(RSI_SIZE)
@@ -200,7 +202,7 @@ def rsi_new(n: int) -> np.ndarray:
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rsi_step(s: np.ndarray, o: int, x: float) -> float:
     """Advance the RSI by one input.
 
@@ -238,7 +240,7 @@ def rsi_step(s: np.ndarray, o: int, x: float) -> float:
     return 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rsi_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Relative strength index; equals ``talib.RSI(x, n)`` (first value at index n)."""
     s = rsi_new(n)
@@ -254,7 +256,7 @@ def rsi_nb(x: np.ndarray, n: int) -> np.ndarray:
 ATR_SIZE = 7
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def true_range(high: float, low: float, prev_close: float) -> float:
     """``max(high - low, |high - prev_close|, |low - prev_close|)`` (``talib.TRANGE``)."""
     tr = high - low
@@ -267,7 +269,7 @@ def true_range(high: float, low: float, prev_close: float) -> float:
     return tr
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def atr_init(s: np.ndarray, o: int, n: int, skip: int = 0) -> None:
     """Initial state of Wilder's average true range over ``n`` bars (``talib.ATR``).
 
@@ -281,7 +283,7 @@ def atr_init(s: np.ndarray, o: int, n: int, skip: int = 0) -> None:
     s[o + 6] = skip
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def atr_new(n: int) -> np.ndarray:
     """A state vector holding one ATR."""
     s = np.empty(ATR_SIZE)
@@ -289,7 +291,7 @@ def atr_new(n: int) -> np.ndarray:
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def atr_step(s: np.ndarray, o: int, high: float, low: float, close: float) -> float:
     """Advance the ATR by one bar.
 
@@ -317,7 +319,7 @@ def atr_step(s: np.ndarray, o: int, high: float, low: float, close: float) -> fl
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.ndarray:
     """Average true range; equals ``talib.ATR(high, low, close, n)`` (first value at index n)."""
     s = atr_new(n)
@@ -333,7 +335,7 @@ def atr_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, n: int) -> np.n
 KELTNER_SIZE = 1 + EMA_SIZE + ATR_SIZE
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def keltner_init(s: np.ndarray, o: int, n_ema: int, n_atr: int, k: float) -> None:
     """Initial state of a Keltner channel, TA-Lib's ``KC(high, low, close, n_ema, n_atr, k)``."""
     lookback = max(n_ema - 1, n_atr)
@@ -342,7 +344,7 @@ def keltner_init(s: np.ndarray, o: int, n_ema: int, n_atr: int, k: float) -> Non
     atr_init(s, o + 1 + EMA_SIZE, n_atr, lookback - n_atr)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def keltner_new(n_ema: int, n_atr: int, k: float) -> np.ndarray:
     """A state vector holding one Keltner channel."""
     s = np.empty(KELTNER_SIZE)
@@ -350,7 +352,7 @@ def keltner_new(n_ema: int, n_atr: int, k: float) -> np.ndarray:
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def keltner_step(
     s: np.ndarray, o: int, high: float, low: float, close: float
 ) -> tuple[float, float, float]:
@@ -370,7 +372,7 @@ def keltner_step(
     return mid, mid + w, mid - w
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def keltner_nb(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, n_ema: int, n_atr: int, k: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -390,13 +392,13 @@ def keltner_nb(
 # A monotonic deque in a ring of n slots: O(1) amortised per input, exact.
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rolling_extreme_size(n: int) -> int:
     """State slots of a rolling max or min over ``n`` inputs."""
     return 5 + 2 * n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rolling_extreme_init(s: np.ndarray, o: int, n: int) -> None:
     """Initial state of a rolling max or min over ``n`` inputs (``talib.MAX``/``talib.MIN``)."""
     s[o : o + 5 + 2 * n] = 0.0
@@ -404,7 +406,7 @@ def rolling_extreme_init(s: np.ndarray, o: int, n: int) -> None:
     s[o + 2] = -1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _rolling_extreme_step(s: np.ndarray, o: int, x: float, sign: float) -> float:
     n = int(s[o])
     i = s[o + 1]
@@ -442,19 +444,19 @@ def _rolling_extreme_step(s: np.ndarray, o: int, x: float, sign: float) -> float
     return s[vals + head]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rolling_max_step(s: np.ndarray, o: int, x: float) -> float:
     """Advance a rolling maximum by one input (NaN while the window is short or holds a NaN)."""
     return _rolling_extreme_step(s, o, x, 1.0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def rolling_min_step(s: np.ndarray, o: int, x: float) -> float:
     """Advance a rolling minimum by one input (NaN while the window is short or holds a NaN)."""
     return _rolling_extreme_step(s, o, x, -1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rolling_max_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Rolling maximum; equals ``talib.MAX(x, n)`` and ``pd.Series(x).rolling(n).max()``."""
     s = np.empty(rolling_extreme_size(n))
@@ -465,7 +467,7 @@ def rolling_max_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rolling_min_nb(x: np.ndarray, n: int) -> np.ndarray:
     """Rolling minimum; equals ``talib.MIN(x, n)`` and ``pd.Series(x).rolling(n).min()``."""
     s = np.empty(rolling_extreme_size(n))
@@ -476,20 +478,20 @@ def rolling_min_nb(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def donchian_size(n: int) -> int:
     """State slots of a Donchian channel over ``n`` bars."""
     return 2 * rolling_extreme_size(n)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def donchian_init(s: np.ndarray, o: int, n: int) -> None:
     """Initial state of a Donchian channel over ``n`` bars (``talib.DONCHIAN``)."""
     rolling_extreme_init(s, o, n)
     rolling_extreme_init(s, o + rolling_extreme_size(n), n)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def donchian_new(n: int) -> np.ndarray:
     """A state vector holding one Donchian channel."""
     s = np.empty(donchian_size(n))
@@ -497,7 +499,7 @@ def donchian_new(n: int) -> np.ndarray:
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def donchian_step(s: np.ndarray, o: int, high: float, low: float) -> tuple[float, float, float]:
     """Advance the channel by one bar; returns ``(upper, lower, mid)``: the highest high and the
     lowest low of the last ``n`` bars (this one included) and their midpoint; ``talib.DONCHIAN``
@@ -507,7 +509,7 @@ def donchian_step(s: np.ndarray, o: int, high: float, low: float) -> tuple[float
     return up, lo, (up + lo) / 2.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def donchian_nb(
     high: np.ndarray, low: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
