@@ -178,3 +178,28 @@ def test_no_look_ahead_on_real_books(frames, name):
         other[t + 1 :] = other[t + 1 :][::-1] * rng.uniform(0.99, 1.01, (len(frame) - t - 1, 1))
         alt = m.run(features.BookFrame(frame.ts, other), p)
         assert np.array_equal(alt[alt["idx"] <= t], full[full["idx"] <= t])
+
+
+@pytest.mark.data
+def test_a_live_loop_over_raw_events_emits_what_the_vectorized_run_emits(usdm_store):
+    # what a runner does: each event updates the book; after each complete depth message the
+    # top of book goes to the strategy's step
+    from tradelab.features import lob_nb
+
+    cat = Catalog(usdm_store[0])
+    events = cat.events("BINANCE_FUTURES", "BTC-USDT-PERP")[:200_000]
+    cat.close()
+    m = imbalance_microprice
+    p = m.Params(**SETS["imbalance_microprice"][1]).to_array()
+    book_state, state = lob_nb.lob_new(), m.init_state(p)
+    row = np.empty((1, 40))
+    live = []
+    for e in events:
+        if lob_nb.lob_step(book_state, 0, int(e["ev"]), e["px"], e["qty"]):
+            lob_nb.lob_write_top(book_state, 0, row, 0)
+            kind, px = m.step(p, state, int(e["exch_ts"]), row, 0)
+            if kind != IntentKind.NONE:
+                live.append((int(e["exch_ts"]), kind, px))
+    ref = m.run(features.book_frame_from_events(events, 10), p)
+    assert len(live) > 5
+    assert live == [(int(r["ts"]), int(r["kind"]), float(r["px"])) for r in ref]

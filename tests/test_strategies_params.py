@@ -108,3 +108,24 @@ def test_grid_is_the_cartesian_product_last_field_fastest():
 def test_describe_lists_meaning_and_bounds():
     d = keltner_breakout.Params.describe()
     assert d.loc["k", "low"] == 0.1 and "ATR" in d.loc["k", "doc"]
+
+
+def test_features_and_strategies_import_only_the_ground_floor():
+    # features may use tradelab.store; strategies may use features and store; nothing else
+    import pathlib
+
+    root = pathlib.Path(strategies.__file__).resolve().parents[1]
+    allowed = {"features": {"tradelab.features", "tradelab.store"},
+               "strategies": {"tradelab.features", "tradelab.store", "tradelab.strategies"}}
+    for pkg, ok in allowed.items():
+        for path in (root / pkg).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    mods = [node.module]
+                elif isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                else:
+                    continue
+                for mod in mods:
+                    if mod.startswith("tradelab"):
+                        assert any(mod == a or mod.startswith(a + ".") for a in ok), (path, mod)

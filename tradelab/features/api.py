@@ -47,7 +47,9 @@ def _period(name: str, n: int, low: int = 1) -> int:
 
 
 def _arr(x) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    """C-contiguous, writable float64 (pandas hands out read-only views, which numba would
+    compile a second time)."""
+    return np.require(np.asarray(x, dtype=np.float64), requirements=["C", "W"])
 
 
 def _index(x):
@@ -169,9 +171,8 @@ def book_frame_from_events(
     snapshot on); kernel ``book_from_events_nb``."""
     L = _period("levels", levels)
     cap = _period("capacity", capacity, L)
-    ts, book, _idx, _dropped = lob_nb.book_from_events_nb(
-        events["ev"], events["exch_ts"], events["px"], events["qty"], L, cap
-    )
+    cols = [np.require(events[c], requirements=["C", "W"]) for c in ("ev", "exch_ts", "px", "qty")]
+    ts, book, _idx, _dropped = lob_nb.book_from_events_nb(*cols, L, cap)
     return BookFrame(ts, book)
 
 
@@ -186,8 +187,9 @@ def book_frame_from_snapshots(snapshots: pd.DataFrame) -> BookFrame:
     missing = [c for c in cols if c not in snapshots.columns]
     if missing:
         raise ValueError(f"book_snapshots frame lacks columns {missing[:4]}")
-    book = np.ascontiguousarray(snapshots[cols].to_numpy(dtype=np.float64))
-    return BookFrame(snapshots["ts"].to_numpy(dtype=np.int64), book)
+    book = np.require(snapshots[cols].to_numpy(dtype=np.float64), requirements=["C", "W"])
+    ts = np.require(snapshots["ts"].to_numpy(dtype=np.int64), requirements=["C", "W"])
+    return BookFrame(ts, book)
 
 
 def _levels(frame: BookFrame, n: int) -> int:
@@ -226,7 +228,8 @@ def ofi_windows(frame: BookFrame, every: str = "1s", levels: int = 1) -> pd.Data
         raise ValueError(f"window {every!r} is below 1us")
     n = _levels(frame, levels)
     e = ofi_nb.multilevel_ofi_nb(frame.book, n).sum(axis=1) if n > 1 else ofi_nb.ofi_nb(frame.book)
-    start, total, count = ofi_nb.bucket_sum_nb(frame.ts, np.ascontiguousarray(e), width)
+    ts = np.require(frame.ts, dtype=np.int64, requirements=["C", "W"])
+    start, total, count = ofi_nb.bucket_sum_nb(ts, _arr(e), width)
     idx = pd.DatetimeIndex(pd.to_datetime(start, unit="ns", utc=True), name="time")
     return pd.DataFrame({"ofi": total, "updates": count}, index=idx)
 

@@ -19,14 +19,19 @@ from tradelab.strategies.params import as_vector
 from tradelab.strategies.types import BAR, BOOK, intent_dt
 
 
+def _writable(x, dtype) -> np.ndarray:
+    """A C-contiguous, writable array (copied only when needed). pandas hands out read-only
+    views, which numba compiles separately; one array type means one compilation."""
+    return np.require(np.asarray(x, dtype=dtype), requirements=["C", "W"])
+
+
 def bar_inputs(module: ModuleType, data: pd.DataFrame | Mapping[str, np.ndarray]):
     """The module's ``INPUTS`` columns as contiguous float64 arrays of equal length."""
     missing = [c for c in module.INPUTS if c not in data]
     if missing:
         raise ValueError(f"{module.NAME} needs columns {', '.join(module.INPUTS)}; "
                          f"missing {', '.join(missing)}")
-    cols = tuple(np.ascontiguousarray(np.asarray(data[c], dtype=np.float64))
-                 for c in module.INPUTS)
+    cols = tuple(_writable(data[c], np.float64) for c in module.INPUTS)
     if len({c.shape for c in cols}) != 1 or cols[0].ndim != 1:
         raise ValueError(f"{module.NAME}: inputs must be 1-D and of equal length")
     return cols
@@ -37,8 +42,8 @@ def book_inputs(module: ModuleType, frame: BookFrame) -> tuple[np.ndarray, np.nd
     if not isinstance(frame, BookFrame):
         raise TypeError(f"{module.NAME} reads a BookFrame (features.book_frame_from_events or "
                         f"book_frame_from_snapshots), got {type(frame).__name__}")
-    ts = np.ascontiguousarray(frame.ts, dtype=np.int64)
-    book = np.ascontiguousarray(frame.book, dtype=np.float64)
+    ts = _writable(frame.ts, np.int64)
+    book = _writable(frame.book, np.float64)
     if book.ndim != 2 or book.shape[1] % 4 or book.shape[0] != ts.shape[0]:
         raise ValueError(f"{module.NAME}: malformed book frame {book.shape} / {ts.shape}")
     return ts, book

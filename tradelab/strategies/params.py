@@ -121,7 +121,7 @@ class StrategyParams:
     def validate(cls, grid: np.ndarray) -> np.ndarray:
         """Check a ``(n_sets, n_params)`` matrix (bounds, integers, constraints) and return it
         as a C-contiguous float64 array; raise ``ValueError`` naming the field otherwise."""
-        arr = np.ascontiguousarray(np.asarray(grid, dtype=np.float64))
+        arr = np.require(np.asarray(grid, dtype=np.float64), requirements=["C", "W"])
         names = cls.names()
         if arr.ndim == 1:
             arr = arr[None, :]

@@ -60,7 +60,7 @@ def to_signals(
     """
     t = np.asarray(targets)
     one = t.ndim == 1
-    t2 = np.ascontiguousarray(t[None, :] if one else t, dtype=np.int8)
+    t2 = np.require(t[None, :] if one else t, dtype=np.int8, requirements=["C", "W"])
     if t2.ndim != 2:
         raise ValueError(f"targets must be 1-D or (n_sets, n_bars), got shape {t.shape}")
     out = targets_to_signals_nb(t2)
