@@ -257,3 +257,24 @@ def test_targets_to_signals_by_hand():
     sig = strategies.to_signals(grid, idx, pd.Index(["a", "b"], name="set"))
     assert sig.entries.shape == (8, 2) and sig.entries.index.equals(idx)
     assert sig.entries["b"].tolist() == sig.short_entries["a"].tolist()
+
+
+@pytest.mark.slow
+def test_signals_and_targets_drive_vectorbt_portfolios():
+    # the sweep issue feeds these to vectorbt: the portfolio's position must follow the targets
+    vbt = pytest.importorskip("vectorbt")
+    idx = pd.date_range("2025-01-01", periods=400, freq="1min", tz="UTC")
+    rng = np.random.default_rng(11)
+    close = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.002, 400))), index=idx)
+    bars = pd.DataFrame({"high": close * 1.0005, "low": close * 0.9995, "close": close})
+    m = keltner_breakout
+    grid = m.Params.grid(ema_period=[5, 10], k=[0.5, 1.0])
+    targets = m.grid(bars, grid)
+    cols = pd.MultiIndex.from_frame(m.Params.frame(grid))
+    sig = strategies.to_signals(targets, idx, cols)
+    pf = vbt.Portfolio.from_signals(close, sig.entries, sig.exits, short_entries=sig.short_entries,
+                                    short_exits=sig.short_exits, freq="1min")
+    assert np.array_equal(np.sign(pf.assets().to_numpy()), targets.T)
+    pf = vbt.Portfolio.from_orders(close, pd.DataFrame(targets.T.astype(float), idx, cols),
+                                   size_type="targetpercent", freq="1min")
+    assert np.array_equal(np.sign(pf.assets().to_numpy()), targets.T)

@@ -129,3 +129,29 @@ def test_features_and_strategies_import_only_the_ground_floor():
                 for mod in mods:
                     if mod.startswith("tradelab"):
                         assert any(mod == a or mod.startswith(a + ".") for a in ok), (path, mod)
+
+
+def test_numba_cache_is_cleared_when_an_inlined_source_changes(tmp_path):
+    from tradelab.features.numba_cache import STAMP, clear_if_stale
+
+    pkg, dep = tmp_path / "pkg", tmp_path / "dep"
+    (pkg / "__pycache__").mkdir(parents=True)
+    dep.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "kern.py").write_text("x = 1\n")
+    (dep / "steps.py").write_text("y = 1\n")
+    cache = pkg / "__pycache__"
+    kept = cache / "kern.cpython-311.pyc"
+    kept.write_text("")
+
+    def stale_kernel():
+        f = cache / "kern.run_nb-10.py311.nbi"
+        f.write_text("")
+        return f
+
+    f = stale_kernel()
+    assert clear_if_stale(pkg, [dep]) and not f.exists() and (cache / STAMP).exists()
+    f = stale_kernel()
+    assert not clear_if_stale(pkg, [dep]) and f.exists()  # nothing changed: the cache stays
+    (dep / "steps.py").write_text("y = 2\n")  # an inlined dependency changed
+    assert clear_if_stale(pkg, [dep]) and not f.exists() and kept.exists()

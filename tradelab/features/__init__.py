@@ -15,9 +15,19 @@ Streaming convention: an indicator's state lives at offset ``o`` of a float64 st
 (``*_init(s, o, ...)``, ``*_new(...)`` for a vector of its own) and ``*_step(s, o, input...)``
 advances it by one input; the vectorized ``*_nb`` is a loop over that step, so both agree bit for
 bit. The pandas-facing functions below wrap the vectorized forms.
+
+Importing the package first checks numba's cache against these sources and the store's
+(:mod:`.numba_cache`): numba alone would keep kernels that inlined an older version of them.
 """
 
-from tradelab.features.api import (
+from pathlib import Path as _Path
+
+from tradelab.features.numba_cache import clear_if_stale as _clear_if_stale
+
+_HERE = _Path(__file__).resolve().parent
+_clear_if_stale(_HERE, [_HERE.parent / "store"])
+
+from tradelab.features.api import (  # noqa: E402
     LIQUIDITY_FLAGS,
     BookFrame,
     annualized_funding,

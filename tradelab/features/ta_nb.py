@@ -388,22 +388,28 @@ def keltner_nb(
 
 
 # -- rolling max / min and the Donchian channel -----------------------------------------------
-# [n, count, last NaN index, deque head, deque size, values[n], indices[n]]
-# A monotonic deque in a ring of n slots: O(1) amortised per input, exact.
+# [n, count, last NaN index, position in block, block prefix max, values[n], suffix max[n + 1]]
+# Van Herk / Gil-Werman in streaming form: inputs come in blocks of n. The window ending at
+# position j of the current block is the previous block from j + 1 on (its suffix maxima, computed
+# once when it completed) plus the current block up to j (a running prefix maximum). O(1)
+# amortised per input with no data-dependent branches in the common path; exact. A rolling min
+# is the rolling max of -x.
 
 
 @njit(cache=True, error_model="numpy")
 def rolling_extreme_size(n: int) -> int:
     """State slots of a rolling max or min over ``n`` inputs."""
-    return 5 + 2 * n
+    return 6 + 2 * n
 
 
 @njit(cache=True, error_model="numpy")
 def rolling_extreme_init(s: np.ndarray, o: int, n: int) -> None:
     """Initial state of a rolling max or min over ``n`` inputs (``talib.MAX``/``talib.MIN``)."""
-    s[o : o + 5 + 2 * n] = 0.0
+    s[o : o + 6 + 2 * n] = -np.inf
     s[o] = n
+    s[o + 1] = 0.0
     s[o + 2] = -1.0
+    s[o + 3] = 0.0
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -411,37 +417,30 @@ def _rolling_extreme_step(s: np.ndarray, o: int, x: float, sign: float) -> float
     n = int(s[o])
     i = s[o + 1]
     s[o + 1] = i + 1.0
-    head = int(s[o + 3])
-    size = int(s[o + 4])
+    pos = int(s[o + 3])
     vals = o + 5
-    idx = o + 5 + n
-    while size > 0 and s[idx + head] <= i - n:  # the front left the window
-        head += 1
-        if head == n:
-            head = 0
-        size -= 1
+    suffix = o + 5 + n
+    key = sign * x
     if math.isnan(x):
         s[o + 2] = i
+        key = -np.inf
+    s[vals + pos] = key
+    prefix = max(s[o + 4], key)
+    out = max(s[suffix + pos + 1], prefix)
+    if pos == n - 1:  # the block is complete: its suffix maxima serve the next block
+        m = -np.inf
+        for j in range(n - 1, -1, -1):
+            m = max(m, s[vals + j])
+            s[suffix + j] = m
+        prefix = -np.inf
+        pos = 0
     else:
-        key = sign * x
-        while size > 0:  # drop values the new one dominates
-            back = head + size - 1
-            if back >= n:
-                back -= n
-            if sign * s[vals + back] > key:
-                break
-            size -= 1
-        slot = head + size
-        if slot >= n:
-            slot -= n
-        s[vals + slot] = x
-        s[idx + slot] = i
-        size += 1
-    s[o + 3] = head
-    s[o + 4] = size
+        pos += 1
+    s[o + 3] = pos
+    s[o + 4] = prefix
     if i - s[o + 2] < n:
         return np.nan
-    return s[vals + head]
+    return sign * out
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -505,7 +504,7 @@ def donchian_step(s: np.ndarray, o: int, high: float, low: float) -> tuple[float
     lowest low of the last ``n`` bars (this one included) and their midpoint; ``talib.DONCHIAN``
     (which returns ``(upper, mid, lower)``)."""
     up = rolling_max_step(s, o, high)
-    lo = rolling_min_step(s, o + 5 + 2 * int(s[o]), low)
+    lo = rolling_min_step(s, o + rolling_extreme_size(int(s[o])), low)
     return up, lo, (up + lo) / 2.0
 
 

@@ -15,17 +15,27 @@ The step-kernel convention (``tradelab.strategies.<name>``):
 
 ``run(name, data, params)`` and ``grid(name, data, grid)`` below, or the module's own ``run``
 and ``grid``, take DataFrames (``Catalog.bars``) or book frames (``tradelab.features``).
+
+Importing the package clears numba's cache of these modules when they, the features or the store
+changed (see ``tradelab.features.numba_cache``): the kernels inline feature steps.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from tradelab.strategies import base
-from tradelab.strategies.params import StrategyParams, param
-from tradelab.strategies.registry import get, names
-from tradelab.strategies.signals import Signals, to_signals
-from tradelab.strategies.types import (
+from tradelab.features.numba_cache import clear_if_stale
+
+_HERE = Path(__file__).resolve().parent
+clear_if_stale(_HERE, [_HERE.parent / "features", _HERE.parent / "store"])
+
+from tradelab.strategies import base  # noqa: E402
+from tradelab.strategies.params import StrategyParams, param  # noqa: E402
+from tradelab.strategies.registry import get, names  # noqa: E402
+from tradelab.strategies.signals import Signals, to_signals  # noqa: E402
+from tradelab.strategies.types import (  # noqa: E402
     BAR,
     BOOK,
     INTENT_NAMES,

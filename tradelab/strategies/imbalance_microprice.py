@@ -14,9 +14,10 @@ and ``tilt < -tilt_entry_bps``, else neutral. A state machine turns it into orde
 - ``WAIT_REARM``: back to ``ARMED`` once ``|imbalance| < imb_rearm`` or
   ``|tilt| < tilt_rearm_bps`` (the lean has faded), so one lean is traded once.
 
-At most one intent per update. Defaults are the desk's thresholds (0.20 / 0.5 bps entry, 0.10 /
-0.2 bps re-arm, 1500 ms). Note that a tilt of 0.5 bps needs a spread of at least 1 bp: on
-BTCUSDT, quoted at one tick (about 0.02 bps), the tilt over 5 levels rarely passes 0.1 bps.
+At most one intent per update. The defaults are the specified thresholds (0.20 / 0.5 bps to
+enter, 0.10 / 0.2 bps to re-arm, 1500 ms). They suit wider books than BTCUSDT's: on the USD-M
+recording (spread one tick, 0.016 bps) the 5-level tilt has a median of 0.03 bps and exceeds
+0.5 bps on 0.6% of updates, so the defaults act a few dozen times in six minutes.
 
 Input: a book frame (``features.book_frame_from_events`` from ``Catalog.events``, one row per
 depth message, or ``features.book_frame_from_snapshots`` from ``Catalog.book_snapshots``, one
@@ -54,10 +55,10 @@ class Params(StrategyParams):
          lambda c: c["tilt_rearm_bps"] <= c["tilt_entry_bps"]),
     )
     levels: int = param(5, 1, 50, integer=True, doc="book levels in imbalance and microprice")
-    imb_entry: float = param(0.20, 0.0, 1.0, doc="|imbalance| above which a side is signalled")
-    tilt_entry_bps: float = param(0.5, 0.0, 1000.0, doc="|tilt| in bps above which too")
-    imb_rearm: float = param(0.10, 0.0, 1.0, doc="re-arm once |imbalance| is below this")
-    tilt_rearm_bps: float = param(0.2, 0.0, 1000.0, doc="... or once |tilt| in bps is below this")
+    imb_entry: float = param(0.20, 0.0, 1.0, doc="signal needs |imbalance| above this ...")
+    tilt_entry_bps: float = param(0.5, 0.0, 1000.0, doc="... and |tilt| (bps) above this")
+    imb_rearm: float = param(0.10, 0.0, 1.0, doc="re-arm once |imbalance| is below this ...")
+    tilt_rearm_bps: float = param(0.2, 0.0, 1000.0, doc="... or |tilt| (bps) is below this")
     cooldown_ms: float = param(1500.0, 0.0, 3_600_000.0, doc="minimum time between intents")
 
 

@@ -4,7 +4,10 @@
 counts as coming from flat), ``exits`` on a bar that leaves +1; ``short_entries`` and
 ``short_exits`` likewise for -1. A reversal from +1 to -1 is an exit and a short entry on the
 same bar. For ``Portfolio.from_orders`` no conversion is needed: the targets themselves are
-``size`` with ``size_type='targetpercent'`` (times the fraction of equity to use).
+``size`` with ``size_type='targetpercent'`` (times the fraction of equity to use); note that
+vectorbt then rebalances to the target on every bar, so it also trades as prices move, while
+``from_signals`` trades only when the target changes. Both follow the targets' sign exactly
+(``tests/test_strategies_bar.py``).
 """
 
 from __future__ import annotations
