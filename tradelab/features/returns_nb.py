@@ -36,15 +36,16 @@ def returns_init(s: np.ndarray, o: int, k: int) -> None:
 @njit(cache=True, error_model="numpy", inline="always")
 def _lagged(s: np.ndarray, o: int, x: float) -> float:
     """Push ``x`` into the ring and return the input ``k`` steps back (NaN before that)."""
-    k = int(s[o])
+    k = s[o]
     c = s[o + 1]
     s[o + 1] = c + 1.0
-    pos = int(s[o + 2])
-    old = s[o + 3 + pos]
-    s[o + 3 + pos] = x
-    pos += 1
+    pos = s[o + 2]  # a float: no int round trip on the loop-carried chain
+    slot = o + 3 + int(pos)
+    old = s[slot]
+    s[slot] = x
+    pos += 1.0
     if pos == k:
-        pos = 0
+        pos = 0.0
     s[o + 2] = pos
     if c < k:
         return np.nan
@@ -111,25 +112,25 @@ def realized_vol_step(s: np.ndarray, o: int, x: float) -> float:
         return np.nan
     r = math.log(x / prev)
     q = r * r
-    pos = int(s[o + 3])
-    ring = o + 6
+    pos = s[o + 3]
+    slot = o + 6 + int(pos)
     if c > n:  # the window is full: the slot holds the oldest square, which leaves now
-        old = s[ring + pos]
+        old = s[slot]
         if math.isnan(old):
             s[o + 5] -= 1.0
         else:
             s[o + 4] -= old
-    s[ring + pos] = q
+    s[slot] = q
     if math.isnan(q):
         s[o + 5] += 1.0
     else:
         s[o + 4] += q
-    pos += 1
+    pos += 1.0
     if pos == n:
-        pos = 0
+        pos = 0.0
         total = 0.0
         for j in range(n):
-            v = s[ring + j]
+            v = s[o + 6 + j]
             if not math.isnan(v):
                 total += v
         s[o + 4] = total

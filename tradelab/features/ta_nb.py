@@ -96,17 +96,17 @@ def sma_step(s: np.ndarray, o: int, x: float) -> float:
     n = s[o]
     c += 1.0
     s[o + 1] = c
-    pos = int(s[o + 3])
-    s[o + 4 + pos] = x
-    pos += 1
+    pos = s[o + 3]  # kept as a float: no int round trip on the loop-carried chain
+    s[o + 4 + int(pos)] = x
+    pos += 1.0
     if pos == n:
-        pos = 0
+        pos = 0.0
     s[o + 3] = pos
     if c < n:
         s[o + 2] += x
         return np.nan
     total = s[o + 2] + x
-    s[o + 2] = total - s[o + 4 + pos]  # the slot after the newest holds the oldest input
+    s[o + 2] = total - s[o + 4 + int(pos)]  # the slot after the newest holds the oldest
     return total / n
 
 
@@ -417,25 +417,26 @@ def _rolling_extreme_step(s: np.ndarray, o: int, x: float, sign: float) -> float
     n = int(s[o])
     i = s[o + 1]
     s[o + 1] = i + 1.0
-    pos = int(s[o + 3])
+    pos = s[o + 3]
+    k = int(pos)
     vals = o + 5
     suffix = o + 5 + n
     key = sign * x
     if math.isnan(x):
         s[o + 2] = i
         key = -np.inf
-    s[vals + pos] = key
+    s[vals + k] = key
     prefix = max(s[o + 4], key)
-    out = max(s[suffix + pos + 1], prefix)
-    if pos == n - 1:  # the block is complete: its suffix maxima serve the next block
+    out = max(s[suffix + k + 1], prefix)
+    if k == n - 1:  # the block is complete: its suffix maxima serve the next block
         m = -np.inf
         for j in range(n - 1, -1, -1):
             m = max(m, s[vals + j])
             s[suffix + j] = m
         prefix = -np.inf
-        pos = 0
+        pos = 0.0
     else:
-        pos += 1
+        pos += 1.0
     s[o + 3] = pos
     s[o + 4] = prefix
     if i - s[o + 2] < n:
