@@ -74,8 +74,11 @@ def run(module: ModuleType, data, params=None) -> np.ndarray:
     if module.KIND == BOOK:
         ts, book = book_inputs(module, data)
         _check_levels(module, p[None, :], book)
-        out = np.zeros(ts.shape[0], dtype=intent_dt)
+        out = np.zeros(ts.shape[0], dtype=intent_dt)  # room for one intent per update
         n = module.run_nb(p, s, ts, book, 0, out)
+        if n > out.shape[0]:  # a strategy that says more than once per update: run again
+            out = np.zeros(n, dtype=intent_dt)
+            module.run_nb(p, module.init_state_nb(p), ts, book, 0, out)
         return out[:n].copy()
     raise ValueError(f"unknown strategy kind {module.KIND!r}")
 
