@@ -1,0 +1,157 @@
+"""Strategy parameters, the registry and the module contract every strategy keeps."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+
+import numpy as np
+import pytest
+
+from tradelab import strategies
+from tradelab.strategies import keltner_breakout, ma_crossover, momentum
+from tradelab.strategies.types import BAR, BOOK
+
+ALL = strategies.names()
+
+
+def test_registry_lists_every_strategy_and_names_the_known_ones_on_a_miss():
+    assert ALL == [
+        "funding_carry",
+        "imbalance_microprice",
+        "keltner_breakout",
+        "ma_crossover",
+        "mean_reversion",
+        "momentum",
+        "ofi_reversion",
+        "volatility_breakout",
+    ]
+    assert strategies.get("momentum") is momentum
+    with pytest.raises(KeyError, match="unknown strategy 'nope'; known: funding_carry"):
+        strategies.get("nope")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_module_keeps_the_contract(name):
+    m = strategies.get(name)
+    assert m.NAME == name and m.KIND in (BAR, BOOK)
+    for attr in ("Params", "init_state_nb", "init_state", "step", "run_nb", "grid_nb", "run",
+                 "grid", "INPUTS"):
+        assert hasattr(m, attr), attr
+    assert m.__doc__ and "Rule" in m.__doc__, "the module docstring states the rule"
+    P = m.Params
+    assert P.strategy == name
+    # each parameter slot constant is the field's position in the vector the kernels read
+    for f in P.names():
+        assert getattr(m, f.upper()) == P.slot(f), f
+    defaults = P()
+    assert np.array_equal(P.from_array(defaults.to_array()).to_array(), defaults.to_array())
+    for f, (low, high) in P.bounds().items():
+        assert low <= getattr(defaults, f) <= high
+    # the grid form is parallel over sets, the others are not
+    assert m.grid_nb.targetoptions.get("parallel") is True
+    assert not m.run_nb.targetoptions.get("parallel")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_step_kernels_hold_no_allocation(name):
+    # the step is called once per input by live runners: no arrays may be created in it
+    src = inspect.getsource(strategies.get(name).step)
+    calls = {
+        n.func.attr
+        for n in ast.walk(ast.parse(src))
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+    }
+    assert not calls & {"empty", "zeros", "ones", "full", "array", "copy", "append"}
+
+
+def test_params_validate_with_the_field_named():
+    P = keltner_breakout.Params
+    assert P().to_array().tolist() == [20.0, 10.0, 2.0, 1.0]
+    assert P.bounds()["k"] == (0.1, 10.0)
+    assert isinstance(P(ema_period=30.0).ema_period, int)
+    with pytest.raises(ValueError, match=r"keltner_breakout: ema_period=1 must be an integer in "
+                                         r"\[2, 1000\]"):
+        P(ema_period=1)
+    with pytest.raises(ValueError, match="ema_period=2.5 must be an integer"):
+        P(ema_period=2.5)
+    with pytest.raises(ValueError, match=r"k=nan must be in \[0.1, 10\]"):
+        P(k=float("nan"))
+    with pytest.raises(TypeError, match="k must be a number"):
+        P(k="2")
+    with pytest.raises(ValueError, match="fast < slow is required"):
+        ma_crossover.Params(fast=50, slow=50)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        P().k = 3.0
+
+
+def test_grid_is_the_cartesian_product_last_field_fastest():
+    P = keltner_breakout.Params
+    g = P.grid(ema_period=[10, 20], k=[1.0, 2.0, 3.0])
+    assert g.shape == (6, 4) and g.flags.c_contiguous and g.dtype == np.float64
+    assert g[:, 0].tolist() == [10, 10, 10, 20, 20, 20]
+    assert g[:, 2].tolist() == [1.0, 2.0, 3.0] * 2
+    assert (g[:, 1] == 10).all() and (g[:, 3] == 1).all()  # defaults elsewhere
+    df = P.frame(g)
+    assert list(df.columns) == list(P.names()) and df["ema_period"].dtype == np.int64
+    with pytest.raises(KeyError, match="has no parameter 'window'; it has ema_period"):
+        P.grid(window=[5])
+    with pytest.raises(ValueError, match=r"k=20 \(parameter set 1\) must be in"):
+        P.grid(k=[2.0, 20.0])
+    with pytest.raises(ValueError, match="fast_bars < mid_bars < slow_bars"):
+        momentum.Params.grid(mid_bars=[5, 20])
+    with pytest.raises(ValueError, match=r"shape \(n_sets, 4\)"):
+        P.validate(np.zeros((3, 5)))
+
+
+def test_describe_lists_meaning_and_bounds():
+    d = keltner_breakout.Params.describe()
+    assert d.loc["k", "low"] == 0.1 and "ATR" in d.loc["k", "doc"]
+
+
+def test_features_and_strategies_import_only_the_ground_floor():
+    # features may use tradelab.store; strategies may use features and store; nothing else
+    import pathlib
+
+    root = pathlib.Path(strategies.__file__).resolve().parents[1]
+    allowed = {"features": {"tradelab.features", "tradelab.store"},
+               "strategies": {"tradelab.features", "tradelab.store", "tradelab.strategies"}}
+    for pkg, ok in allowed.items():
+        for path in (root / pkg).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    mods = [node.module]
+                elif isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                else:
+                    continue
+                for mod in mods:
+                    if mod.startswith("tradelab"):
+                        assert any(mod == a or mod.startswith(a + ".") for a in ok), (path, mod)
+
+
+def test_numba_cache_is_cleared_when_an_inlined_source_changes(tmp_path):
+    from tradelab.features.numba_cache import STAMP, clear_if_stale
+
+    pkg, dep = tmp_path / "pkg", tmp_path / "dep"
+    (pkg / "__pycache__").mkdir(parents=True)
+    dep.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "kern.py").write_text("x = 1\n")
+    (dep / "steps.py").write_text("y = 1\n")
+    cache = pkg / "__pycache__"
+    kept = cache / "kern.cpython-311.pyc"
+    kept.write_text("")
+
+    def stale_kernel():
+        f = cache / "kern.run_nb-10.py311.nbi"
+        f.write_text("")
+        return f
+
+    f = stale_kernel()
+    assert clear_if_stale(pkg, [dep]) and not f.exists() and (cache / STAMP).exists()
+    f = stale_kernel()
+    assert not clear_if_stale(pkg, [dep]) and f.exists()  # nothing changed: the cache stays
+    (dep / "steps.py").write_text("y = 2\n")  # an inlined dependency changed
+    assert clear_if_stale(pkg, [dep]) and not f.exists() and kept.exists()
