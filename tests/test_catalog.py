@@ -252,7 +252,7 @@ def book_store(store):
         "quality_events",
         {
             "ts": [T0 + 22 * S // 10],
-            "table": ["book"],
+            "table_name": ["book"],
             "kind": ["gap"],
             "expected_seq": [13],
             "got_seq": [15],

@@ -77,7 +77,7 @@ def report(tmp_path_factory):
             "BTC-USDT",
             {
                 "ts": [T0 + 2 * S],
-                "table": ["book"],
+                "table_name": ["book"],
                 "kind": ["gap"],
                 "expected_seq": [12],
                 "got_seq": [14],

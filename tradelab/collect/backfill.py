@@ -83,13 +83,19 @@ def store_symbol(symbol: str) -> str:
     return f"{base_quote}-PERP" if ":" in symbol else base_quote
 
 
-def make_client(market: str, venue: str | None = None, timeout_ms: int = 30_000):
-    """A ccxt Binance client for ``market``, loading only that market's instruments."""
+def make_client(market: str, venue: str | None = None, timeout_ms: int = 30_000,
+                rate_limit_ms: float | None = None):
+    """A ccxt Binance client for ``market``, loading only that market's instruments.
+
+    ccxt throttles by Binance's request weights (e.g. futures aggTrades weigh 20, about one
+    page a second); ``rate_limit_ms`` changes its base interval (e.g. for a local venue)."""
     cls = ccxt.binance if market == "spot" else ccxt.binanceusdm
     client = cls({"enableRateLimit": True, "timeout": timeout_ms,
                   "options": {"fetchCurrencies": False, "fetchMargins": False,
                               "fetchMarkets": {"types": ["spot" if market == "spot"
                                                          else "linear"]}}})
+    if rate_limit_ms is not None:
+        client.rateLimit = rate_limit_ms
     if venue:
         base = venue if venue.startswith("http") else f"http://{venue}"
         for name, url in list(client.urls["api"].items()):
@@ -103,17 +109,20 @@ class Backfill:
 
     def __init__(self, store: str | Path | None = None, venue: str | None = None,
                  max_retries: int = 6, backoff_s: float = 1.0,
+                 rate_limit_ms: float | None = None,
                  progress: Callable[[BackfillReport], None] | None = None) -> None:
         self.root = resolve_root(store, create=True)
         self.venue = venue
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.progress = progress
+        self.rate_limit_ms = rate_limit_ms
+        self.retries: Counter = Counter()  # over every call, market loading included
         self._clients: dict[str, object] = {}
 
     def client(self, market: str):
         if market not in self._clients:
-            c = make_client(market, self.venue)
+            c = make_client(market, self.venue, rate_limit_ms=self.rate_limit_ms)
             self._call(c.load_markets, report=None)
             self._clients[market] = c
         return self._clients[market]
@@ -132,6 +141,7 @@ class Backfill:
                 err = exc
             except ccxt.BadSymbol as exc:
                 raise StoreError(f"the exchange does not list it: {exc}") from None
+            self.retries[kind] += 1
             if report is not None:
                 report.retries[kind] += 1
             if attempt == self.max_retries:

@@ -84,13 +84,15 @@ class Collector:
 
     def __init__(self, cfg: CollectConfig, store: str | None = None,
                  duration_s: float | None = None,
-                 report: Callable[[str], None] | None = None) -> None:
+                 report: Callable[[str], None] | None = None,
+                 writer: StoreWriter | None = None) -> None:
         self.cfg = cfg
         self.root = resolve_root(store or cfg.store, create=True)
         self.duration_s = duration_s
         self.report = report or (lambda line: log.info(line))
         self.queue: asyncio.Queue = asyncio.Queue(cfg.queue_size)
-        self.writer = StoreWriter(self.root, batch_rows=cfg.batch_rows, fsync=cfg.fsync)
+        self.writer = writer or StoreWriter(self.root, batch_rows=cfg.batch_rows,
+                                            fsync=cfg.fsync)
         self.depth = {f.exchange: f.depth for f in cfg.feeds}
         self.books: dict[tuple[str, str], BookState] = {}
         self.stats: dict[tuple[str, str], ChannelStats] = {}
@@ -224,10 +226,7 @@ class Collector:
                 item = None
             n = 0
             while item is not None:
-                table, ex, sym, rows, receipt = item
-                self._buffers.setdefault((table, ex, sym), []).extend(rows)
-                self._buffered += len(rows)
-                self._receipts.append(receipt)
+                self._take(item)
                 n += 1
                 if n >= 20_000:
                     break
@@ -240,6 +239,19 @@ class Collector:
                 deadline = time.monotonic() + self.cfg.flush_interval_s
             if self._stop.is_set() and self.queue.empty() and self._buffered == 0:
                 return
+
+    def _take(self, item: tuple) -> None:
+        table, ex, sym, rows, receipt = item
+        self._buffers.setdefault((table, ex, sym), []).extend(rows)
+        self._buffered += len(rows)
+        self._receipts.append(receipt)
+
+    async def drain(self) -> None:
+        """Write everything queued or held (for callbacks fed directly, without feeds)."""
+        while not self.queue.empty():
+            self._take(self.queue.get_nowait())
+        self._release_pending()
+        await self._flush(asyncio.get_running_loop())
 
     async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand everything buffered to a worker thread and wait until it is written.

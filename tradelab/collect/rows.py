@@ -15,12 +15,20 @@ from tradelab.store.schema import BOOK_LAST, BOOK_SNAPSHOT
 US = 1_000
 
 
+MS_THRESHOLD = 1e11
+"""A 'seconds' value above this (year 5138) is milliseconds: cryptofeed 2.4.1's Bybit handler
+passes milliseconds for book, ticker and funding times."""
+
+
 def ns(seconds: float | None, fallback: float | None = None) -> int | None:
-    """Float seconds to int ns at microsecond resolution (``fallback`` if None)."""
+    """Float seconds (or milliseconds, see ``MS_THRESHOLD``) to int ns at microsecond
+    resolution (``fallback`` if None)."""
     if seconds is None:
         seconds = fallback
     if seconds is None:
         return None
+    if seconds > MS_THRESHOLD:
+        seconds = seconds / 1000.0
     return int(round(seconds * 1_000_000)) * US
 
 
@@ -34,7 +42,7 @@ FUNDING_COLS = ("ts", "recv_ts", "rate", "settled", "mark_price", "index_price",
                 "next_funding_ts")
 OI_COLS = ("ts", "recv_ts", "open_interest", "open_interest_value")
 BOOK_COLS = ("ts", "recv_ts", "seq", "prev_seq", "side", "price", "qty", "flags")
-QE_COLS = ("ts", "recv_ts", "table", "kind", "expected_seq", "got_seq", "source", "detail")
+QE_COLS = ("ts", "recv_ts", "table_name", "kind", "expected_seq", "got_seq", "source", "detail")
 COLUMNS = {"trades": TRADE_COLS, "bbo": BBO_COLS, "funding": FUNDING_COLS,
            "open_interest": OI_COLS, "book": BOOK_COLS, "quality_events": QE_COLS}
 

@@ -521,7 +521,7 @@ class Catalog:
         prices = prices["price"].astype(np.float64)
         gaps = (
             self.con.execute(
-                f"SELECT ts FROM {qev} AND \"table\" = 'book' AND kind = 'gap' ORDER BY ts"
+                f"SELECT ts FROM {qev} AND table_name = 'book' AND kind = 'gap' ORDER BY ts"
             )
             .fetchnumpy()["ts"]
             .astype(np.int64)

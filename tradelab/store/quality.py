@@ -75,7 +75,7 @@ def _book_checks(cat: Catalog, where: str) -> pd.DataFrame:
         SELECT exchange, symbol, CAST(date AS VARCHAR) AS date,
                count(*) FILTER (WHERE kind = 'gap') AS gaps,
                count(*) FILTER (WHERE kind = 'resync') AS resyncs
-        FROM "_quality_events_raw" WHERE {where} AND "table" = 'book' GROUP BY ALL""")
+        FROM "_quality_events_raw" WHERE {where} AND table_name = 'book' GROUP BY ALL""")
     out = msgs.merge(events, on=KEY, how="left")
     crossed = []
     for ex, sym in out[["exchange", "symbol"]].drop_duplicates().itertuples(index=False):

@@ -116,7 +116,7 @@ QUALITY_EVENTS = pa.schema(
     [
         _f("ts", pa.int64(), False),
         _f("recv_ts", pa.int64()),
-        _f("table", pa.string(), False),
+        _f("table_name", pa.string(), False),
         _f("kind", pa.string(), False),
         _f("expected_seq", pa.int64()),
         _f("got_seq", pa.int64()),

@@ -34,6 +34,7 @@ import orjson
 import pyarrow as pa
 
 from tradelab.collect.importers.base import FileReport, ImportRun, sha256_of
+from tradelab.collect.rows import QE_COLS
 from tradelab.collect.symbols import BINANCE_EXCHANGE, binance_symbol
 from tradelab.store.catalog import Catalog
 from tradelab.store.errors import StoreError
@@ -707,13 +708,11 @@ class BinanceWsImporter:
     def _quality(self, symbol, ts, recv, kind, expected, got, detail) -> None:
         rows = self.qevents.get(symbol)
         if rows is None:
-            rows = self.qevents[symbol] = _Rows(
-                ("ts", "recv_ts", "table", "kind", "expected_seq", "got_seq", "source", "detail")
-            )
+            rows = self.qevents[symbol] = _Rows(QE_COLS)
         c = rows.cols
         c["ts"].append(ts)
         c["recv_ts"].append(recv)
-        c["table"].append("book")
+        c["table_name"].append("book")
         c["kind"].append(kind)
         c["expected_seq"].append(expected)
         c["got_seq"].append(got)
