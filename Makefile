@@ -36,3 +36,5 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/store.py
+	$(PY) benchmarks/signals.py
+	$(PY) benchmarks/collector.py

@@ -35,6 +35,8 @@ def test_bad_feed_values_name_the_key(feed, message):
 def test_top_level_values_and_files(tmp_path):
     with pytest.raises(StoreError, match="flush_interval_s: Input should be greater than 0"):
         parse_config({**GOOD, "flush_interval_s": 0})
+    with pytest.raises(StoreError, match="queue_size \\(100\\) must be at least twice batch_rows"):
+        parse_config({**GOOD, "queue_size": 100, "batch_rows": 60})
     with pytest.raises(StoreError, match="feeds: Field required"):
         parse_config({})
     bad = tmp_path / "c.yaml"

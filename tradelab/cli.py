@@ -584,13 +584,17 @@ def demo(
     days: Annotated[float, typer.Option(help="Days of synthetic market.")] = 7.0,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic market.")] = 7,
     reports: Annotated[Path, typer.Option(help="Where charts are written.")] = Path("reports/demo"),
+    collect_s: Annotated[float, typer.Option(help="Seconds of live collection from the local "
+                                                  "venue (0 skips that step).")] = 20.0,
 ) -> None:
     """The end-to-end demo: a synthetic market written as freqtrade files and a Binance
-    recording, imported into a fresh store, quality-checked and queried. No keys, no network."""
+    recording, imported into a fresh store, quality-checked and queried; then the local venue
+    serves a synthetic order flow that the real cryptofeed collector records, and ccxt
+    backfills candles from it. No keys, no network beyond 127.0.0.1."""
     from tradelab.demo import run_demo
 
     with cli_errors():
-        run_demo(workdir, days, seed, reports, console)
+        run_demo(workdir, days, seed, reports, console, collect_s)
 
 
 def main() -> None:

@@ -1,12 +1,12 @@
-"""The collector: cryptofeed callbacks -> a bounded queue -> the store's writer.
+"""The collector: cryptofeed callbacks -> column buffers -> the store's writer.
 
-Callbacks only turn cryptofeed objects into row tuples and put them on a bounded queue; what does
-not fit is dropped and counted (and a dropped book delta forces a fresh snapshot, with a gap
-recorded, so the stored book stays consistent). One writer task drains the queue and writes part
-files through :class:`tradelab.store.StoreWriter` every ``flush_interval_s`` or ``batch_rows``
-rows, in a worker thread so the event loop never blocks on Parquet. SIGINT/SIGTERM flush
-everything and end the run normally; after SIGKILL every visible part file is complete and at
-most one flush interval of data is lost.
+Callbacks only append cryptofeed objects' values to per-partition column buffers, bounded by
+``queue_size`` rows in all; what does not fit is dropped and counted (and a dropped book delta
+forces a fresh snapshot, with a gap recorded, so the stored book stays consistent). A writer task
+hands the buffers over and writes part files through :class:`tradelab.store.StoreWriter` every
+``flush_interval_s`` or as soon as ``batch_rows`` rows wait, in a worker thread so the event
+loop never blocks on Parquet. SIGINT/SIGTERM flush everything and end the run normally; after
+SIGKILL every visible part file is complete and at most one flush interval of data is lost.
 
 Book rows: every exchange snapshot (first sync, or after cryptofeed detected a gap and resynced)
 is stored with ``BOOK_SNAPSHOT``; a resync records a ``gap`` and a ``resync`` quality event.
@@ -60,6 +60,18 @@ class ChannelStats:
     gaps_ms: deque = field(default_factory=lambda: deque(maxlen=20_000))
 
 
+class _ShutdownNoise(logging.Filter):
+    """Once a run is stopping, cryptofeed reports its own connections closing as errors
+    (e.g. an open-interest poll cut mid-read): expected, so not shown or counted."""
+
+    def __init__(self, stopping: asyncio.Event) -> None:
+        super().__init__()
+        self.stopping = stopping
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.stopping.is_set() and "closed" in record.getMessage())
+
+
 class _CryptofeedLog(logging.Handler):
     """Counts what cryptofeed reports: missing book updates, reconnects, handler errors."""
 
@@ -90,7 +102,7 @@ class Collector:
         self.root = resolve_root(store or cfg.store, create=True)
         self.duration_s = duration_s
         self.report = report or (lambda line: log.info(line))
-        self.queue: asyncio.Queue = asyncio.Queue(cfg.queue_size)
+        self._flush_now = asyncio.Event()
         self.writer = writer or StoreWriter(self.root, batch_rows=cfg.batch_rows,
                                             fsync=cfg.fsync)
         self.depth = {f.exchange: f.depth for f in cfg.feeds}
@@ -99,13 +111,17 @@ class Collector:
         self.dropped: Counter = Counter()
         self.events: Counter = Counter()
         self.top: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+        # cryptofeed's own (mutable) books; their top is read only when a stats line is
+        # printed: asking order_book for its best level sorts the whole side (~0.6 ms)
+        self._live_books: dict[tuple[str, str], object] = {}
         self.latency_s: deque = deque(maxlen=50_000)
-        self._buffers: dict[tuple[str, str, str], list[tuple]] = {}
+        self._buffers: dict[tuple[str, str, str], R.ColumnBuffer] = {}
         self._receipts: list[float] = []
-        self._buffered = 0
+        self._buffered = 0  # rows waiting for the writer (bounded by queue_size)
         self._stop = asyncio.Event()
         self._t0 = time.time()
         self._log_handler = _CryptofeedLog(self.events)
+        self._noise = _ShutdownNoise(self._stop)
 
     # -- callbacks (hot path: no I/O) ----------------------------------------------------
 
@@ -118,22 +134,38 @@ class Collector:
             st.gaps_ms.append((receipt - st.last_recv) * 1000)
         st.last_recv = receipt
 
+    def _buf(self, table: str, exchange: str, symbol: str) -> R.ColumnBuffer:
+        key = (table, exchange, symbol)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = R.ColumnBuffer(R.COLUMNS[table])
+        return buf
+
+    def _room(self, n: int, exchange: str, table: str, receipt: float) -> bool:
+        """Reserve room for ``n`` rows, or count them as dropped (backpressure)."""
+        if self._buffered + n > self.cfg.queue_size:
+            self.dropped[(exchange, table)] += n
+            return False
+        self._buffered += n
+        self._receipts.append(receipt)
+        if self._buffered >= self.cfg.batch_rows:
+            self._flush_now.set()
+        return True
+
     def _put(self, table: str, exchange: str, symbol: str, rows: list[tuple],
              receipt: float) -> bool:
         if not rows:
             return True
-        try:
-            self.queue.put_nowait((table, exchange, symbol, rows, receipt))
-            return True
-        except asyncio.QueueFull:
-            self.dropped[(exchange, table)] += len(rows)
+        if not self._room(len(rows), exchange, table, receipt):
             return False
+        self._buf(table, exchange, symbol).extend_rows(rows)
+        return True
 
     def _quality(self, exchange: str, symbol: str, ts: int, kind: str, expected, got,
                  detail: str) -> None:
-        # quality records never go through the bounded queue: they must not be dropped
-        self._buffers.setdefault(("quality_events", exchange, symbol), []).append(
-            (ts, R.ns(time.time()), "book", kind, expected, got, "collector", detail))
+        # quality records are never subject to backpressure: they must not be dropped
+        self._buf("quality_events", exchange, symbol).extend_rows(
+            [(ts, R.ns(time.time()), "book", kind, expected, got, "collector", detail)])
         self._buffered += 1
 
     def callbacks(self) -> dict[str, Callable]:
@@ -141,12 +173,14 @@ class Collector:
 
         async def on_trade(t, receipt):
             self._seen(t.exchange, "trades", receipt)
-            self._put("trades", t.exchange, t.symbol, [R.trade_row(t, receipt)], receipt)
+            if self._room(1, t.exchange, "trades", receipt):
+                R.append_trade(self._buf("trades", t.exchange, t.symbol), t, receipt)
 
         async def on_ticker(t, receipt):
             self._seen(t.exchange, "bbo", receipt)
             self.top[(t.exchange, t.symbol)] = (float(t.bid), float(t.ask))
-            self._put("bbo", t.exchange, t.symbol, [R.bbo_row(t, receipt)], receipt)
+            if self._room(1, t.exchange, "bbo", receipt):
+                R.append_bbo(self._buf("bbo", t.exchange, t.symbol), t, receipt)
 
         async def on_funding(f, receipt):
             self._seen(f.exchange, "funding", receipt)
@@ -188,7 +222,7 @@ class Collector:
             st.needs_snapshot = False
             st.last_snapshot = time.monotonic()
             st.last_seq = book.sequence_number
-            self.top[key] = R.top_of(book)
+            self._live_books[key] = book
             return
         if st.pending is not None:
             t_snap = min(st.pending_ts, ts)
@@ -202,54 +236,37 @@ class Collector:
                               "snapshot after rows were dropped by backpressure")
                 st.needs_snapshot = False
                 st.last_snapshot = time.monotonic()
-        elif not self._put("book", ex, sym, R.delta_rows(book, ts, recv), receipt):
+        elif not self._room(len(book.delta["bid"]) + len(book.delta["ask"]), ex, "book",
+                            receipt):
             st.needs_snapshot = True
             self._quality(ex, sym, (st.last_ts or ts) + 1, "gap", st.last_seq,
                           book.sequence_number, "book delta dropped by backpressure")
-        elif time.monotonic() - st.last_snapshot >= self.cfg.snapshot_interval_min * 60:
+        else:
+            R.append_delta(self._buf("book", ex, sym), book, ts, recv)
+        if not st.needs_snapshot and \
+                time.monotonic() - st.last_snapshot >= self.cfg.snapshot_interval_min * 60:
             if self._put("book", ex, sym, R.snapshot_rows(book, ts, recv, depth), receipt):
                 st.last_snapshot = time.monotonic()
         st.last_ts = ts
         st.last_seq = book.sequence_number
-        self.top[key] = R.top_of(book)
+        self._live_books[key] = book
 
     # -- writing -------------------------------------------------------------------------
 
     async def _writer_loop(self) -> None:
+        """Hand the buffers to the writer every flush interval, or sooner at batch_rows."""
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + self.cfg.flush_interval_s
-        while True:
-            timeout = max(0.0, deadline - time.monotonic())
+        while not self._stop.is_set():
             try:
-                item = await asyncio.wait_for(self.queue.get(), timeout=timeout)
+                await asyncio.wait_for(self._flush_now.wait(),
+                                       timeout=self.cfg.flush_interval_s)
             except TimeoutError:
-                item = None
-            n = 0
-            while item is not None:
-                self._take(item)
-                n += 1
-                if n >= 20_000:
-                    break
-                try:
-                    item = self.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    item = None
-            if time.monotonic() >= deadline or self._buffered >= self.cfg.batch_rows:
-                await self._flush(loop)
-                deadline = time.monotonic() + self.cfg.flush_interval_s
-            if self._stop.is_set() and self.queue.empty() and self._buffered == 0:
-                return
-
-    def _take(self, item: tuple) -> None:
-        table, ex, sym, rows, receipt = item
-        self._buffers.setdefault((table, ex, sym), []).extend(rows)
-        self._buffered += len(rows)
-        self._receipts.append(receipt)
+                pass
+            self._flush_now.clear()
+            await self._flush(loop)
 
     async def drain(self) -> None:
-        """Write everything queued or held (for callbacks fed directly, without feeds)."""
-        while not self.queue.empty():
-            self._take(self.queue.get_nowait())
+        """Write everything buffered or held (for callbacks fed directly, without feeds)."""
         self._release_pending()
         await self._flush(asyncio.get_running_loop())
 
@@ -263,10 +280,9 @@ class Collector:
         await loop.run_in_executor(None, self._write, buffers, receipts)
 
     def _write(self, buffers: dict, receipts: list[float]) -> None:
-        for (table, ex, sym), rows in buffers.items():
-            cols = R.COLUMNS[table]
-            data = dict(zip(cols, (list(c) for c in zip(*rows))))
-            self.writer.write(table, ex, sym, data)
+        for (table, ex, sym), buf in buffers.items():
+            if len(buf):
+                self.writer.write(table, ex, sym, buf.to_dict())
         self.writer.flush()
         done = time.time()
         self.latency_s.extend(done - r for r in receipts)
@@ -287,6 +303,8 @@ class Collector:
 
     def stats_lines(self, elapsed: float) -> list[str]:
         """One line per exchange: rates, inter-message gaps, write latency, drops, gaps, top."""
+        for key, book in self._live_books.items():
+            self.top[key] = R.top_of(book)
         lines = []
         lat = np.array(self.latency_s) * 1000 if self.latency_s else None
         for ex in sorted({e for e, _ in self.stats}):
@@ -330,7 +348,9 @@ class Collector:
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop)
-        logging.getLogger("feedhandler").addHandler(self._log_handler)
+        cf_log = logging.getLogger("feedhandler")
+        cf_log.addHandler(self._log_handler)
+        cf_log.addFilter(self._noise)
         cbs = self.callbacks()
         fh = FeedHandler(config={"uvloop": False, "log": {"disabled": True}})
         for fcfg in self.cfg.feeds:
@@ -357,7 +377,8 @@ class Collector:
             await stats
             await self._flush(loop)
             await loop.run_in_executor(None, self.writer.close)
-            logging.getLogger("feedhandler").removeHandler(self._log_handler)
+            cf_log.removeHandler(self._log_handler)
+            cf_log.removeFilter(self._noise)
             if install_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
@@ -366,7 +387,7 @@ class Collector:
     def _release_pending(self) -> None:
         for (ex, sym), st in self.books.items():
             if st.pending is not None:
-                self._buffers.setdefault(("book", ex, sym), []).extend(st.pending)
+                self._buf("book", ex, sym).extend_rows(st.pending)
                 self._buffered += len(st.pending)
                 st.pending = None
 

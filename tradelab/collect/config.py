@@ -93,11 +93,17 @@ class CollectConfig(BaseModel):
     store: str | None = None
     flush_interval_s: float = Field(5.0, gt=0, le=3600)
     batch_rows: int = Field(200_000, ge=1)
-    queue_size: int = Field(200_000, ge=10)
+    queue_size: int = Field(1_000_000, ge=10, description="rows waiting for the writer, at "
+                            "most; more are dropped and counted")
     stats_interval_s: float = Field(5.0, gt=0)
     snapshot_interval_min: float = Field(15.0, gt=0)
     fsync: bool = True
     feeds: list[FeedConfig] = Field(min_length=1)
+
+    def model_post_init(self, _ctx) -> None:
+        if self.queue_size < 2 * self.batch_rows:
+            raise ValueError(f"queue_size ({self.queue_size}) must be at least twice batch_rows "
+                             f"({self.batch_rows}): rows keep arriving while a batch is written")
 
 
 def load_config(path: str | Path) -> CollectConfig:

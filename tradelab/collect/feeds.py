@@ -42,9 +42,10 @@ def feed_class(exchange: str, endpoint: Endpoint | None):
 
 
 async def prefetch_symbols(cls) -> None:
-    """Fill cryptofeed's symbol cache for ``cls`` without blocking the event loop."""
-    if Symbols.populated(cls.id):
-        return
+    """Fill cryptofeed's symbol cache for ``cls`` without blocking the event loop.
+
+    Always fetched anew: the cache is global per exchange id, and a venue (or a capture) may
+    have filled it with another list for the same id."""
     data = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         for ep in cls.rest_endpoints:

@@ -114,7 +114,7 @@ async def import_capture(path: str | Path, run: ImportRun) -> FileReport:
     fcfg = FeedConfig.model_construct(exchange=exchange, symbols=symbols, channels=channels,
                                       depth=1000, endpoint=None)
     cfg = CollectConfig.model_construct(store=None, flush_interval_s=3600.0, batch_rows=10**9,
-                                        queue_size=10**9, stats_interval_s=3600.0,
+                                        queue_size=2 * 10**9, stats_interval_s=3600.0,
                                         snapshot_interval_min=10**6, fsync=True, feeds=[fcfg])
     writer = StoreWriter(run.root, deferred=True, run_id=run.run_id)
     collector = Collector(cfg, store=str(run.root), report=lambda line: None, writer=writer)
