@@ -98,6 +98,7 @@ def test_sigkill_leaves_only_readable_part_files(tmp_path, zi_venue):
     proc = start_collect(tmp_path, zi_venue)
     wait_for_parts(tmp_path / "store", 6)
     time.sleep(2.2)
+    published_ns = zi_venue.venue.now_ms * 1_000_000  # the venue's stream position at the kill
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -109,5 +110,6 @@ def test_sigkill_leaves_only_readable_part_files(tmp_path, zi_venue):
     assert all(".tmp" in p.name for p in hidden)  # at most a temp file being written
     cat = Catalog(tmp_path / "store")
     trades = cat.trades("BINANCE_FUTURES", "BTC-USDT-PERP")
-    # loss is bounded by the flush interval: the newest stored trade is recent
-    assert time.time() * 1e9 - trades["ts"].max() < 5e9
+    # loss is bounded by the flush interval (1 s here) plus the client's processing lag:
+    # measured against what the venue had published, not the wall clock, so load cannot fool it
+    assert published_ns - trades["ts"].max() < 4e9
