@@ -576,6 +576,95 @@ def backfill(
 
 
 @app.command()
+def sweep(
+    config: Annotated[Path, typer.Option(help="Sweep config (YAML), e.g. "
+                                              "configs/sweeps/keltner_btc_eth_1m.yaml.")],
+    store: StoreOpt = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [default: the "
+                                                     "config's].")] = None,
+    no_save: Annotated[bool, typer.Option("--no-save", help="Do not write the run or its "
+                                                            "trials.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a strategy's whole parameter grid through vectorbt, in chunks on every core.
+
+    Per symbol: metrics for every set (returns, CAGR, Sharpe, Sortino, Calmar, drawdown, hit
+    rate, expectancy, profit factor, trades, exposure, turnover, fees, PSR statistics), the
+    best set's PSR and Deflated Sharpe Ratio over every trial of the family, PBO, and the bias
+    checks. Saved under <store>/runs/<run_id>/.
+    """
+    from tradelab.backtest.vector.config import load_sweep_config
+    from tradelab.backtest.vector.engine import run_sweep
+
+    with cli_errors():
+        cfg = load_sweep_config(config)
+        if workers:
+            cfg = cfg.model_copy(update={"workers": workers})
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} chunks"), TimeElapsedColumn(),
+                      console=err, transient=True) as prog:
+            tasks: dict[str, int] = {}
+
+            def progress(symbol: str, done: int, total: int) -> None:
+                if symbol not in tasks:
+                    tasks[symbol] = prog.add_task(f"{cfg.strategy} {symbol}", total=total)
+                prog.update(tasks[symbol], completed=done)
+
+            results = run_sweep(cfg, store, progress=progress, save=not no_save)
+    if as_json:
+        console.print_json(json.dumps([{"run_id": r.run_id, "symbol": r.symbol,
+                                        "scores": r.scores, "bias": r.bias,
+                                        "timings": r.timings, "path": str(r.path)}
+                                       for r in results], default=str))
+        return
+    for r in results:
+        print_sweep(r)
+
+
+def print_sweep(r, top: int = 10, console: Console = console) -> None:
+    """The best sets, the scores and the bias checks of one sweep result."""
+    from tradelab import strategies
+
+    names = list(strategies.get(r.config.strategy).Params.names())
+    tbl = Table(title=f"{r.config.strategy} on {r.config.exchange} {r.symbol}: best {top} of "
+                      f"{r.n_sets:,} sets by {r.config.select_by}")
+    for col in ["set_id", *names, "sharpe", "total_return", "max_drawdown", "n_trades",
+                "hit_rate", "profit_factor", "exposure", "turnover", "fees_paid"]:
+        tbl.add_column(col, justify="right")
+    for _, row in r.best.head(top).iterrows():
+        cells = [str(int(row["set_id"]))] + [f"{row[n]:g}" for n in names]
+        cells += [f"{row['sharpe']:.2f}", f"{row['total_return']:.1%}",
+                  f"{row['max_drawdown']:.1%}", f"{row['n_trades']:.0f}",
+                  f"{row['hit_rate']:.1%}", f"{row['profit_factor']:.2f}",
+                  f"{row['exposure']:.0%}", f"{row['turnover']:.0f}", f"{row['fees_paid']:.1%}"]
+        tbl.add_row(*cells)
+    console.print(tbl)
+    s = r.scores
+    line = (f"trials in family {s['family']!r}: {s['n_trials']:,} "
+            f"({s['n_trials_this_run']:,} in this run)")
+    if "dsr" in s:
+        line += f" | best set: PSR {s['psr']:.3f}, Deflated Sharpe {s['dsr']:.3f}"
+    if "pbo" in s:
+        line += f" | PBO {s['pbo']:.2f} ({s['pbo_n_splits']} splits)"
+    console.print(line)
+    la, wu = r.bias.get("lookahead", {}), r.bias.get("warmup", {})
+    if la:
+        console.print(f"look-ahead check: {'ok' if la['ok'] else 'FAILED'} on {la['sets']} sets "
+                      f"cut at {la['cuts']}" + ("" if la["ok"] else f": {la['violations']}"))
+    if wu:
+        if wu.get("ok") is None:
+            console.print(f"warm-up check: {wu.get('detail', 'not applicable')}")
+        else:
+            console.print(f"warm-up check: {'ok' if wu['ok'] else 'DEPENDS ON HISTORY'}: "
+                          f"{wu['agreement_after_warmup']:.4%} of targets agree after "
+                          f"{wu['warmup_bars']} bars with {wu['history_bars_added']} bars of "
+                          "extra history")
+    t = r.timings
+    console.print(f"{t['sets']:,} sets x {t['bars']:,} bars in {t['sweep_s']:.1f} s "
+                  f"({t['bar_sets_per_s']:.3g} bar-sets/s); run saved in {r.path}")
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path,

@@ -1,0 +1,1 @@
+"""Backtesters: vectorized sweeps (``vector``) and, later, the event-driven L2 engine."""

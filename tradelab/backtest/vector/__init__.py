@@ -1,0 +1,1 @@
+"""Vectorized research: strategy kernels for the whole grid, vectorbt simulation, metrics."""

@@ -1,0 +1,107 @@
+"""``configs/sweeps/<name>.yaml``: one parameter sweep, validated by pydantic.
+
+A grid value is a list (``[10, 20, 40]``) or a range (``{start: 10, stop: 100, step: 10}``, stop
+included when it falls on the step). Fees and slippage are fractions (0.0004 = 4 bps). Funding is
+charged on perpetual positions when ``funding`` is true and the store holds settled rates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tradelab.store.errors import StoreError
+from tradelab.store.timeutil import interval_ns
+
+
+class Range(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: float
+    stop: float
+    step: float = Field(gt=0)
+
+    def values(self) -> list[float]:
+        n = int(np.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        if n < 1:
+            raise ValueError(f"empty range {self.start}..{self.stop} step {self.step}")
+        return [self.start + i * self.step for i in range(n)]
+
+
+class FeesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    maker: float = Field(0.0002, ge=0, lt=0.05)
+    taker: float = Field(0.0004, ge=0, lt=0.05)
+
+
+class SweepConfig(BaseModel):
+    """A sweep: strategy, data, grid, costs, and how to run it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    strategy: str
+    exchange: str
+    symbols: list[str] = Field(min_length=1)
+    start: str
+    end: str
+    interval: str = "1m"
+    grid: dict[str, list[float] | Range] = Field(min_length=1)
+    fees: FeesConfig = FeesConfig()
+    slippage: float = Field(0.0, ge=0, lt=0.05)
+    funding: bool = True
+    init_cash: float = Field(10_000.0, gt=0)
+    period: str = "1d"
+    chunk_size: int = Field(64, ge=1, le=20_000)
+    workers: int = Field(2, ge=1, le=64)
+    top_n: int = Field(20, ge=1)
+    family: str | None = None
+    select_by: str = "sharpe"
+    bias_checks: bool = True
+
+    @field_validator("interval", "period")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        interval_ns(v)
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        from tradelab import strategies
+
+        if v not in strategies.names():
+            raise ValueError(f"unknown strategy {v!r}; known: {', '.join(strategies.names())}")
+        return v
+
+    def grid_values(self) -> dict[str, list[float]]:
+        """Each parameter's values (ranges expanded)."""
+        return {k: (v.values() if isinstance(v, Range) else list(v)) for k, v in self.grid.items()}
+
+    @property
+    def family_name(self) -> str:
+        """The trial-registry family: every set ever evaluated in it counts for the DSR."""
+        return self.family or self.strategy
+
+
+def load_sweep_config(path: str | Path) -> SweepConfig:
+    """Read and validate a sweep config; errors name the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"sweep config {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise StoreError(f"{path}: not valid YAML: {exc}") from None
+    return parse_sweep_config(raw, str(path))
+
+
+def parse_sweep_config(raw: object, origin: str = "<sweep>") -> SweepConfig:
+    """Validate an already-parsed sweep config."""
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+                 for e in exc.errors()]
+        raise StoreError(f"{origin}: invalid sweep config:\n" + "\n".join(lines)) from None

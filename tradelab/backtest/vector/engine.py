@@ -1,0 +1,232 @@
+"""Sweeps: a strategy's whole parameter grid over bars, in chunks, on every core.
+
+``sweep_bars`` is the core: the grid is cut into chunks of ``chunk_size`` sets; worker processes
+(forked, one numba thread each) compute each chunk's targets with the strategy's own grid kernel,
+simulate them with vectorbt and reduce them to metrics and per-period returns. Only those small
+results travel back, so peak memory is set by ``chunk_size`` and ``workers``, not by the grid.
+
+``run_sweep`` wraps it for a :class:`SweepConfig`: loads bars (and settled funding for
+perpetuals) from the store, runs the sweep per symbol, records every set in the trial registry,
+scores the best set with PSR/DSR (all trials of the family counted) and PBO, runs the bias checks
+and saves the run under ``<store>/runs/<run_id>/``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+
+from tradelab import strategies
+from tradelab.backtest.vector.config import SweepConfig
+from tradelab.backtest.vector.metrics_nb import METRICS
+from tradelab.backtest.vector.simulate import Costs, Market, chunk_metrics
+from tradelab.store.catalog import Catalog
+from tradelab.store.errors import StoreError
+from tradelab.store.timeutil import interval_ns, to_ns
+
+YEAR_NS = 365 * 86_400 * 10**9
+_WORKER: dict = {}
+
+
+# -- the core: arrays in, metrics out -------------------------------------------------------
+
+
+def market_arrays(bars: pd.DataFrame, interval: str, period: str,
+                  funding: pd.DataFrame | None = None) -> Market:
+    """Close prices, period ends, funding settlements aligned to bars, annualisation."""
+    ts = bars["ts"].to_numpy(dtype=np.int64)
+    step = interval_ns(interval)
+    pid = ts // interval_ns(period)
+    period_end = np.r_[pid[1:] != pid[:-1], True] if len(ts) else np.zeros(0, bool)
+    if funding is not None and len(funding):
+        # a settlement at time tau is paid by the position held then: the one set at the close
+        # of the last bar that closed at or before tau
+        idx = np.searchsorted(ts + step, funding["ts"].to_numpy(dtype=np.int64), side="right") - 1
+        keep = (idx >= 0) & (idx < len(ts))
+        f_idx, f_rate = idx[keep].astype(np.int64), funding["rate"].to_numpy(float)[keep]
+    else:
+        f_idx, f_rate = np.empty(0, np.int64), np.empty(0)
+    return Market(bars["close"].to_numpy(dtype=np.float64), period_end, f_idx, f_rate,
+                  YEAR_NS / interval_ns(period), len(ts) * step / YEAR_NS)
+
+
+def _init_worker(module_name: str, inputs: dict, market: Market, costs: Costs, freq: str,
+                 threads: int) -> None:
+    import numba
+
+    numba.set_num_threads(max(1, threads))
+    _WORKER.update(module=strategies.get(module_name), inputs=inputs, market=market,
+                   costs=costs, freq=freq)
+
+
+def _run_chunk(args: tuple[int, np.ndarray]) -> tuple[int, np.ndarray, np.ndarray, int, float]:
+    i, P = args
+    t0 = time.perf_counter()
+    w = _WORKER
+    targets = w["module"].grid(w["inputs"], P)
+    metrics, prets, n_orders = chunk_metrics(targets, w["market"], w["costs"], w["freq"])
+    return i, metrics, prets, n_orders, time.perf_counter() - t0
+
+
+@dataclass
+class GridResult:
+    """Metrics ``(n_sets, len(METRICS))`` and period returns ``(n_periods, n_sets)``."""
+
+    params: np.ndarray
+    metrics: np.ndarray
+    period_returns: np.ndarray
+    n_orders: int
+    seconds: float
+    chunk_seconds: list[float] = field(default_factory=list)
+
+
+def sweep_bars(module: ModuleType, bars: pd.DataFrame, params: np.ndarray, market: Market,
+               costs: Costs, *, interval: str = "1m", chunk_size: int = 64, workers: int = 2,
+               progress: Callable[[int, int], None] | None = None) -> GridResult:
+    """Every row of ``params`` over ``bars``; see the module docstring."""
+    if module.KIND != strategies.BAR:
+        raise ValueError(f"{module.NAME} reads the order book: sweep it with the event-driven "
+                         "backtester, not the vectorized one")
+    if "funding_rate" in module.INPUTS:
+        raise ValueError(f"{module.NAME} trades two legs (spot and perp): the vectorized sweep "
+                         "simulates one instrument")
+    inputs = {c: np.ascontiguousarray(bars[c].to_numpy(dtype=np.float64)) for c in module.INPUTS}
+    params = np.ascontiguousarray(params, dtype=np.float64)
+    chunks = [(i, params[s:s + chunk_size]) for i, s in
+              enumerate(range(0, params.shape[0], chunk_size))]
+    n_periods = int(market.period_end.sum())
+    metrics = np.empty((params.shape[0], len(METRICS)))
+    prets = np.empty((n_periods, params.shape[0]))
+    n_orders = 0
+    chunk_seconds = []
+    freq = f"{interval_ns(interval) // 10**9}s"
+    t0 = time.perf_counter()
+    init = (module.NAME, inputs, market, costs, freq)
+
+    def take(res) -> None:
+        nonlocal n_orders
+        i, m, p, n, sec = res
+        lo = i * chunk_size
+        metrics[lo:lo + m.shape[0]] = m
+        prets[:, lo:lo + m.shape[0]] = p
+        n_orders += n
+        chunk_seconds.append(sec)
+        if progress:
+            progress(len(chunk_seconds), len(chunks))
+
+    if workers <= 1 or len(chunks) == 1:
+        _init_worker(*init, threads=os.cpu_count() or 1)
+        for c in chunks:
+            take(_run_chunk(c))
+    else:
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx,
+                                 initializer=_init_worker, initargs=(*init, 1)) as pool:
+            for res in pool.map(_run_chunk, chunks):
+                take(res)
+    return GridResult(params, metrics, prets, n_orders, time.perf_counter() - t0, chunk_seconds)
+
+
+# -- a configured sweep on the store --------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    """One symbol's sweep: tables for people, arrays for validation."""
+
+    run_id: str
+    symbol: str
+    config: SweepConfig
+    metrics: pd.DataFrame  # one row per parameter set: set_id, parameters, metrics
+    period_returns: pd.DataFrame  # index: period end time; one column per set_id
+    best: pd.DataFrame
+    scores: dict
+    bias: dict
+    timings: dict
+    path: object = None
+
+    @property
+    def n_sets(self) -> int:
+        return len(self.metrics)
+
+
+def load_market(cat: Catalog, cfg: SweepConfig, symbol: str) -> tuple[pd.DataFrame, Market]:
+    """Bars (and settled funding for perpetuals) of a sweep's symbol and range."""
+    bars = cat.bars(cfg.exchange, symbol, cfg.interval, cfg.start, cfg.end)
+    if len(bars) < 2:
+        raise StoreError(f"{cfg.exchange} {symbol}: no {cfg.interval} bars between {cfg.start} "
+                         f"and {cfg.end}")
+    funding = None
+    if cfg.funding and symbol.endswith("-PERP"):
+        try:
+            funding = cat.funding(cfg.exchange, symbol, cfg.start, cfg.end, settled=True)
+        except StoreError:
+            funding = None
+    return bars, market_arrays(bars, cfg.interval, cfg.period, funding)
+
+
+def run_sweep(cfg: SweepConfig, store=None, *,
+              progress: Callable[[str, int, int], None] | None = None,
+              save: bool = True) -> list[SweepResult]:
+    """Run a configured sweep for every symbol; see the module docstring."""
+    from tradelab.backtest.vector import bias as bias_checks
+    from tradelab.backtest.vector.runs import RunStore, new_run_id, score_run
+
+    module = strategies.get(cfg.strategy)
+    grid_values = cfg.grid_values()
+    unknown = [k for k in grid_values if k not in module.Params.names()]
+    if unknown:
+        raise ValueError(f"{cfg.strategy} has no parameters {unknown}; it has "
+                         f"{list(module.Params.names())}")
+    P = module.Params.grid(**grid_values)
+    costs = Costs(cfg.fees.taker, cfg.fees.maker, cfg.slippage, cfg.init_cash)
+    cat = Catalog(store)
+    runs = RunStore(cat.root)
+    out = []
+    for symbol in cfg.symbols:
+        t0 = time.perf_counter()
+        bars, market = load_market(cat, cfg, symbol)
+        t_load = time.perf_counter() - t0
+        res = sweep_bars(module, bars, P, market, costs, interval=cfg.interval,
+                         chunk_size=cfg.chunk_size, workers=cfg.workers,
+                         progress=(lambda d, n, s=symbol: progress(s, d, n)) if progress
+                         else None)
+        names = list(module.Params.names())
+        metrics = pd.DataFrame(res.metrics, columns=list(METRICS))
+        table = pd.concat([pd.DataFrame({"set_id": np.arange(len(P))}),
+                           pd.DataFrame(P, columns=names), metrics], axis=1)
+        period_ts = bars["ts"].to_numpy()[market.period_end]
+        prets = pd.DataFrame(res.period_returns,
+                             index=pd.to_datetime(period_ts, unit="ns", utc=True))
+        run_id = new_run_id(cfg.name, symbol)
+        t1 = time.perf_counter()
+        scores = score_run(runs, cfg, symbol, run_id, table, prets, save=save)
+        t_score = time.perf_counter() - t1
+        bias = {}
+        if cfg.bias_checks:
+            t2 = time.perf_counter()
+            bias = bias_checks.run_checks(module, cat, cfg, symbol, bars, table)
+            bias["seconds"] = time.perf_counter() - t2
+        best = table.sort_values(cfg.select_by, ascending=False, na_position="last").head(
+            cfg.top_n)
+        timings = {"load_s": t_load, "sweep_s": res.seconds, "score_s": t_score,
+                   "n_orders": res.n_orders, "bars": len(bars), "sets": len(P),
+                   "bar_sets_per_s": len(bars) * len(P) / res.seconds}
+        result = SweepResult(run_id, symbol, cfg, table, prets, best, scores, bias, timings)
+        if save:
+            result.path = runs.save(result)
+        out.append(result)
+    return out
+
+
+def time_range(cfg: SweepConfig) -> tuple[int, int]:
+    """The sweep's [start, end) in ns."""
+    return to_ns(cfg.start), to_ns(cfg.end)
