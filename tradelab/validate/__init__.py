@@ -15,6 +15,7 @@ Everything is per observation (never annualized) and kurtosis is Pearson's (Norm
 package needs numpy and scipy only; :func:`walk_forward` imports pandas for its tables.
 """
 
+from tradelab.validate.pbo import PBOResult, pbo
 from tradelab.validate.sharpe import (
     SharpeStats,
     annualize_sharpe,
@@ -31,6 +32,7 @@ from tradelab.validate.sharpe import (
 )
 
 __all__ = [
+    "PBOResult",
     "SharpeStats",
     "annualize_sharpe",
     "average_correlation",
@@ -39,6 +41,7 @@ __all__ = [
     "effective_n_trials",
     "expected_max_sharpe",
     "min_track_record_length",
+    "pbo",
     "probabilistic_sharpe_ratio",
     "sharpe_stats",
     "sharpe_std_error",
