@@ -15,6 +15,7 @@ Everything is per observation (never annualized) and kurtosis is Pearson's (Norm
 package needs numpy and scipy only; :func:`walk_forward` imports pandas for its tables.
 """
 
+from tradelab.validate.cv import CPCVResult, cpcv, purged_kfold
 from tradelab.validate.pbo import PBOResult, pbo
 from tradelab.validate.sharpe import (
     SharpeStats,
@@ -32,10 +33,12 @@ from tradelab.validate.sharpe import (
 )
 
 __all__ = [
+    "CPCVResult",
     "PBOResult",
     "SharpeStats",
     "annualize_sharpe",
     "average_correlation",
+    "cpcv",
     "deannualize_sharpe",
     "deflated_sharpe_ratio",
     "effective_n_trials",
@@ -43,6 +46,7 @@ __all__ = [
     "min_track_record_length",
     "pbo",
     "probabilistic_sharpe_ratio",
+    "purged_kfold",
     "sharpe_stats",
     "sharpe_std_error",
     "trials_sr_variance",
