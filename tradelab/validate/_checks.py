@@ -6,6 +6,9 @@ import numbers
 
 import numpy as np
 
+#: scores closer than this times the largest finite |score| among those compared count as tied
+TIE_RTOL = 1e-9
+
 
 def as_float_array(value, name: str) -> np.ndarray:
     """``value`` as a float64 array, or a ``TypeError`` naming ``name``."""
@@ -60,3 +63,21 @@ def contiguous_blocks(n: int, k: int) -> np.ndarray:
     sizes[: n % k] += 1
     stops = np.cumsum(sizes)
     return np.column_stack([stops - sizes, stops])
+
+
+def tie_tolerance(scores: np.ndarray) -> np.ndarray:
+    """Tie tolerance per row of a 2-D score array: TIE_RTOL x the row's largest finite |score|.
+
+    Mathematically equal scores computed along different floating-point paths (or from
+    duplicate columns) then tie, while scores meaningfully apart never do. Shape (rows, 1).
+    """
+    a = np.abs(scores)
+    if np.isinf(a).any():
+        a = np.where(np.isinf(a), 0.0, a)
+    return TIE_RTOL * a.max(axis=1, keepdims=True)
+
+
+def first_best(scores: np.ndarray) -> np.ndarray:
+    """Per row, the lowest-numbered column whose score ties the row's maximum (see above)."""
+    best = scores.max(axis=1, keepdims=True)
+    return np.argmax(scores >= best - tie_tolerance(scores), axis=1)

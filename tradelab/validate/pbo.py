@@ -22,7 +22,7 @@ The procedure, as implemented by :func:`pbo`:
 Ties (documented because small or discrete matrices have them, and sweeps have duplicate
 columns):
 
-- Two metric values of one split are tied when they differ by at most ``TIE_RTOL`` (1e-9) times
+- Two metric values of one split are tied when they differ by at most 1e-9 times
   the largest finite magnitude among that split's N values (equal infinities are tied). This
   makes mathematically equal values tie although floating-point sums may differ in the last
   bits; real strategies are never meaningfully distinguished at that precision.
@@ -42,11 +42,15 @@ from math import comb
 
 import numpy as np
 
-from tradelab.validate._checks import check_int, check_matrix, contiguous_blocks
+from tradelab.validate._checks import (
+    check_int,
+    check_matrix,
+    contiguous_blocks,
+    first_best,
+    tie_tolerance,
+)
 
 _METRICS = ("sharpe", "mean")
-#: metric values closer than this times the largest finite |value| of their split count as tied
-TIE_RTOL = 1e-9
 #: float64 elements per (combinations x configurations) work array of the vectorised path
 _CHUNK_ELEMENTS = 2_000_000
 
@@ -195,24 +199,10 @@ def pbo(
 # -- internals ------------------------------------------------------------------------------
 
 
-def _row_tolerance(x: np.ndarray) -> np.ndarray:
-    """Tie tolerance per row: TIE_RTOL times the row's largest finite magnitude, shape (rows, 1)."""
-    a = np.abs(x)
-    if np.isinf(a).any():
-        a = np.where(np.isinf(a), 0.0, a)
-    return TIE_RTOL * a.max(axis=1, keepdims=True)
-
-
-def _select(is_metric: np.ndarray) -> np.ndarray:
-    """IS-best column per row: the lowest-numbered one within the tie tolerance of the maximum."""
-    best = is_metric.max(axis=1, keepdims=True)
-    return np.argmax(is_metric >= best - _row_tolerance(is_metric), axis=1)
-
-
 def _selected_rank(oos: np.ndarray, selected: np.ndarray) -> np.ndarray:
     """Average rank (1 = worst) of ``oos[i, selected[i]]`` within row i, ties by tolerance."""
     value = oos[np.arange(oos.shape[0]), selected][:, None]
-    tol = _row_tolerance(oos)
+    tol = tie_tolerance(oos)
     below = np.count_nonzero(oos < value - tol, axis=1)  # inf - tol stays inf: exact for infs
     equal = np.count_nonzero(oos <= value + tol, axis=1) - below  # includes the selected one
     return below + (equal + 1) / 2.0
@@ -274,7 +264,7 @@ def _cscv_vectorised(m, bounds, combos, metric):
             metric_a = _sharpe(sum_a, sq_a, count_a, mu, tiny, maybe_flat)
             metric_b = _sharpe(total1 - sum_a, total2 - sq_a, count_b, mu, tiny, maybe_flat)
         for split, own, other in ((ia, metric_a, metric_b), (ib, metric_b, metric_a)):
-            sel = _select(own)
+            sel = first_best(own)
             rows = np.arange(sel.size)
             selected[split] = sel
             is_perf[split] = own[rows, sel]
@@ -320,7 +310,7 @@ def _cscv_callable(m, bounds, combos, metric):
         oos_rows = np.concatenate([block_rows[b] for b in range(s) if not in_sample[b]])
         is_metric = _call_metric(metric, m[is_rows], n)
         oos_metric = _call_metric(metric, m[oos_rows], n)
-        sel = int(_select(is_metric[None, :])[0])
+        sel = int(first_best(is_metric[None, :])[0])
         selected[i] = sel
         is_perf[i] = is_metric[sel]
         oos_perf[i] = oos_metric[sel]
