@@ -31,11 +31,13 @@ from tradelab.validate.sharpe import (
     sharpe_std_error,
     trials_sr_variance,
 )
+from tradelab.validate.walkforward import WalkForwardResult, walk_forward
 
 __all__ = [
     "CPCVResult",
     "PBOResult",
     "SharpeStats",
+    "WalkForwardResult",
     "annualize_sharpe",
     "average_correlation",
     "cpcv",
@@ -50,4 +52,5 @@ __all__ = [
     "sharpe_stats",
     "sharpe_std_error",
     "trials_sr_variance",
+    "walk_forward",
 ]
