@@ -3,7 +3,7 @@
 - :mod:`.sharpe`: per-observation Sharpe statistics, the Probabilistic Sharpe Ratio, the
   expected maximum Sharpe ratio of N trials, the Deflated Sharpe Ratio and the Minimum Track
   Record Length (Bailey and López de Prado 2012, 2014);
-- :mod:`.pbo`: the probability of backtest overfitting by combinatorially symmetric
+- :mod:`.cscv`: the probability of backtest overfitting by combinatorially symmetric
   cross-validation (Bailey, Borwein, López de Prado and Zhu 2017);
 - :mod:`.cv`: purged k-fold with embargo and combinatorial purged cross-validation with its
   backtest paths (López de Prado, Advances in Financial Machine Learning, ch. 7 and 12);
@@ -15,8 +15,8 @@ Everything is per observation (never annualized) and kurtosis is Pearson's (Norm
 package needs numpy and scipy only; :func:`walk_forward` imports pandas for its tables.
 """
 
+from tradelab.validate.cscv import PBOResult, pbo
 from tradelab.validate.cv import CPCVResult, cpcv, purged_kfold
-from tradelab.validate.pbo import PBOResult, pbo
 from tradelab.validate.sharpe import (
     SharpeStats,
     annualize_sharpe,
