@@ -1,9 +1,9 @@
 """Probability of Backtest Overfitting by combinatorially symmetric cross-validation (CSCV).
 
 Source: D. H. Bailey, J. M. Borwein, M. López de Prado, Q. J. Zhu, "The Probability of
-Backtest Overfitting", Journal of Computational Finance 20(4), 2017 (working paper 2013/2015),
-section 2 (the CSCV procedure, steps 1-5) and section 3 (the statistics derived from it:
-PBO, performance degradation, probability of loss).
+Backtest Overfitting", Journal of Computational Finance 20(4), 2017 (working paper 2013/2015):
+the CSCV procedure and the statistics derived from it (PBO, performance degradation,
+probability of loss).
 
 The procedure, as implemented by :func:`pbo`:
 
@@ -115,8 +115,8 @@ def pbo(
     """Probability of backtest overfitting of selecting the IS-best of N configurations (CSCV).
 
     Source: Bailey, Borwein, López de Prado, Zhu, "The Probability of Backtest Overfitting"
-    (J. Computational Finance, 2017), section 2, steps 1-5; the module docstring restates the
-    procedure and the tie rules.
+    (J. Computational Finance, 2017), the CSCV procedure; the module docstring restates its
+    steps and the tie rules.
 
     Parameters
     ----------

@@ -4,16 +4,17 @@ Sources
 -------
 - [BLdP12] D. H. Bailey, M. López de Prado, "The Sharpe Ratio Efficient Frontier",
   Journal of Risk 15(2), 2012: the standard error of the Sharpe ratio under non-Normal IID
-  returns (section 2), the Probabilistic Sharpe Ratio (section 3) and the Minimum Track Record
-  Length (section 4).
+  returns (after Mertens 2002), the Probabilistic Sharpe Ratio (PSR) and the Minimum Track
+  Record Length (MinTRL), with worked examples (reproduced in the tests).
 - [BLdP14] D. H. Bailey, M. López de Prado, "The Deflated Sharpe Ratio: Correcting for
   Selection Bias, Backtest Overfitting and Non-Normality", Journal of Portfolio Management
-  40(5), 2014: the expected maximum Sharpe ratio of N trials and the DSR (its equations for
-  SR_0 and DSR; numerical example pp. 9-10 of the working paper).
+  40(5), 2014: the rejection threshold SR_0 (expected maximum Sharpe ratio of N trials) and the
+  DSR; numerical example on pp. 9-10 of the working paper (reproduced in the tests).
 - [BBLdPZ14] D. H. Bailey, J. M. Borwein, M. López de Prado, Q. J. Zhu, "Pseudo-Mathematics
-  and Financial Charlatanism", Notices of the AMS 61(5), 2014: Proposition 1, the expected
-  maximum of N standard Normal draws.
-- M. López de Prado, "Advances in Financial Machine Learning" (AFML), Wiley 2018, ch. 14.
+  and Financial Charlatanism", Notices of the AMS 61(5), 2014: the approximation of the
+  expected maximum of N standard Normal draws behind its Minimum Backtest Length.
+- M. López de Prado, "Advances in Financial Machine Learning" (AFML), Wiley 2018, ch. 14
+  (PSR and DSR as backtest statistics).
 
 Conventions (all functions)
 ---------------------------
@@ -118,8 +119,8 @@ def sharpe_stats(returns, axis: int = 0, ddof: int = 1) -> SharpeStats:
 def annualize_sharpe(sr, periods_per_year: float):
     """Annualize a per-observation Sharpe ratio: ``sr * sqrt(periods_per_year)``.
 
-    Valid for IID returns (Lo, "The Statistics of Sharpe Ratios", FAJ 2002, eq. 8 without the
-    serial-correlation correction). Crypto trades every day: daily bars give 365 periods a year.
+    Valid for IID returns (Lo, "The Statistics of Sharpe Ratios", FAJ 2002: the IID case; serial
+    correlation changes the factor). Crypto trades every day: daily bars give 365 periods a year.
     """
     ppy = _positive(periods_per_year, "periods_per_year")
     return scalar_or_array(as_float_array(sr, "sr") * np.sqrt(ppy))
@@ -138,8 +139,8 @@ def deannualize_sharpe(sr_annual, periods_per_year: float):
 def sharpe_std_error(sr, n_obs, skew, kurt):
     """Standard deviation of the Sharpe ratio estimator under non-Normal IID returns.
 
-    ``sqrt((1 - skew*sr + (kurt - 1)/4 * sr**2) / (n_obs - 1))`` ([BLdP12] section 2, after
-    Mertens 2002; AFML eq. 14.4's denominator). Same conventions as the module.
+    ``sqrt((1 - skew*sr + (kurt - 1)/4 * sr**2) / (n_obs - 1))`` ([BLdP12], after Mertens
+    2002; the denominator of the PSR). Same conventions as the module.
     """
     sr, n_obs, skew, kurt = _sharpe_inputs(sr, n_obs, skew, kurt)
     return scalar_or_array(np.sqrt(_moment_term(sr, skew, kurt) / (n_obs - 1.0)))
@@ -150,8 +151,8 @@ def probabilistic_sharpe_ratio(sr, n_obs, skew, kurt, sr_benchmark=0.0):
 
     ``PSR(SR*) = Phi((SR - SR*) * sqrt(n - 1) / sqrt(1 - skew*SR + (kurt - 1)/4 * SR**2))``
 
-    Source: [BLdP12] section 3 (PSR), AFML eq. 14.4. The observed ``sr`` (not the benchmark)
-    enters the denominator, as in the paper.
+    Source: [BLdP12] (the PSR); AFML ch. 14. The observed ``sr`` (not the benchmark) enters the
+    denominator, as in the paper.
 
     Parameters
     ----------
@@ -172,6 +173,13 @@ def probabilistic_sharpe_ratio(sr, n_obs, skew, kurt, sr_benchmark=0.0):
     """
     sr, n_obs, skew, kurt = _sharpe_inputs(sr, n_obs, skew, kurt)
     bench = as_float_array(sr_benchmark, "sr_benchmark")
+    try:
+        np.broadcast_shapes(sr.shape, n_obs.shape, bench.shape)
+    except ValueError:
+        raise ValueError(
+            f"sr_benchmark (shape {bench.shape}) must broadcast with sr {sr.shape} and "
+            f"n_obs {n_obs.shape}"
+        ) from None
     z = (sr - bench) * np.sqrt(n_obs - 1.0) / np.sqrt(_moment_term(sr, skew, kurt))
     return scalar_or_array(norm.cdf(z))
 
@@ -183,8 +191,9 @@ def expected_max_sharpe(n_trials, sr_variance):
     Euler-Mascheroni constant, Z^-1 the standard Normal quantile, N = ``n_trials`` and
     V = ``sr_variance``, the variance of the trials' per-observation Sharpe ratios.
 
-    Source: [BBLdPZ14] Proposition 1 (expected maximum of N standard Normals, an extreme-value
-    approximation), scaled as the DSR's rejection threshold SR_0 in [BLdP14]; AFML section 14.7.
+    Source: [BBLdPZ14] (the expected maximum of N standard Normals, an extreme-value
+    approximation), scaled by sqrt(V) as the DSR's rejection threshold SR_0 in [BLdP14];
+    AFML ch. 14.
 
     Parameters
     ----------
@@ -225,8 +234,8 @@ def deflated_sharpe_ratio(sr, n_obs, skew, kurt, n_trials, sr_variance):
     selection among ``n_trials`` trials, the sample length and non-Normal returns are accounted
     for.
 
-    Source: [BLdP14] (the DSR equation and SR_0), AFML section 14.7.2. With ``n_trials=1`` the
-    DSR equals the PSR against SR* = 0.
+    Source: [BLdP14] (SR_0 and the DSR); AFML ch. 14. With ``n_trials=1`` the DSR equals the PSR
+    against SR* = 0.
 
     Parameters
     ----------
@@ -253,8 +262,8 @@ def min_track_record_length(sr, skew, kurt, sr_benchmark=0.0, confidence=0.95):
 
     ``MinTRL = 1 + (1 - skew*SR + (kurt - 1)/4 * SR**2) * (Z_a / (SR - SR*))**2``
 
-    Source: [BLdP12] section 4 (MinTRL), AFML section 14.7.1. It is the ``n`` at which
-    :func:`probabilistic_sharpe_ratio` equals ``confidence`` exactly.
+    Source: [BLdP12] (the MinTRL). It is the ``n`` at which :func:`probabilistic_sharpe_ratio`
+    equals ``confidence`` exactly.
 
     Parameters
     ----------
@@ -350,9 +359,11 @@ def average_correlation(returns, axis: int = 0) -> float:
 def effective_n_trials(n_trials, avg_corr):
     """Approximate number of independent trials among ``n_trials`` correlated ones.
 
-    ``N_eff = avg_corr + (1 - avg_corr) * n_trials`` (1 when perfectly correlated, ``n_trials``
-    when uncorrelated), the approximation proposed in [BLdP14] for correlated trials;
-    AFML section 14.7.2 instead clusters the trials (ONC) and counts the clusters.
+    ``N_eff = avg_corr + (1 - avg_corr) * n_trials``: a linear interpolation between the two
+    limits of equicorrelated trials (1 when perfectly correlated, ``n_trials`` when
+    uncorrelated), a common practitioners' approximation. López de Prado and Lewis ("Detection
+    of false investment strategies using unsupervised learning methods", Quantitative Finance,
+    2019) instead cluster the trials and count the clusters.
 
     What tradelab does: the DSR takes ``n_trials`` explicitly and the sweep passes the raw
     number of parameter sets tried. Use this only deliberately: when ``sr_variance`` is the
@@ -395,6 +406,13 @@ def _sharpe_inputs(sr, n_obs, skew, kurt):
             "kurt must be >= 1: it is Pearson kurtosis (3 for a Normal distribution); "
             "if you have excess kurtosis (scipy/pandas default), add 3"
         )
+    try:
+        np.broadcast_shapes(sr.shape, n_obs.shape, skew.shape, kurt.shape)
+    except ValueError:
+        raise ValueError(
+            "sr, n_obs, skew and kurt must broadcast together, got shapes "
+            f"{sr.shape}, {n_obs.shape}, {skew.shape}, {kurt.shape}"
+        ) from None
     # Pearson's inequality, kurt >= skew**2 + 1, holds for every distribution (a sample's
     # moments included; equality for two-point distributions, e.g. [BLdP14]'s skew -3, kurt 10)
     with np.errstate(invalid="ignore"):
@@ -404,13 +422,6 @@ def _sharpe_inputs(sr, n_obs, skew, kurt):
             "skew and kurt are not attainable together: Pearson's inequality needs "
             "kurt >= skew**2 + 1 (kurt is Pearson kurtosis, 3 for a Normal distribution)"
         )
-    try:
-        np.broadcast_shapes(sr.shape, n_obs.shape, skew.shape, kurt.shape)
-    except ValueError:
-        raise ValueError(
-            "sr, n_obs, skew and kurt must broadcast together, got shapes "
-            f"{sr.shape}, {n_obs.shape}, {skew.shape}, {kurt.shape}"
-        ) from None
     return sr, n_obs, skew, kurt
 
 
