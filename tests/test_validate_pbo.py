@@ -101,6 +101,35 @@ def test_constant_columns_follow_the_documented_sharpe_convention():
     assert math.isnan(r.slope)  # IS values are all +inf: no line
 
 
+def test_sets_that_trade_only_part_of_the_time_score_exactly_zero_when_flat():
+    """Columns 0 and 1 are flat (never in the market) in rows 0-14 and trade in rows 15-29.
+
+    S = 6 blocks of 5 rows; the split whose IS blocks are 0, 1, 2 sees only the flat stretch:
+    there both columns score exactly 0 (not NaN, not round-off of either sign) and tie, so
+    the lowest, 0, is selected; column 2 loses money there. The fast path centres every
+    column on its global mean, which must not leave 0/0 or sign noise behind.
+    """
+    rng = np.random.default_rng(0)
+    m = rng.normal(0.001, 0.01, (30, 3))
+    m[:15, :2] = 0.0
+    m[:15, 2] -= 0.02
+    r = pbo(m, n_splits=6)
+    flat_split = [tuple(c) for c in r.combinations].index((0, 1, 2))
+    assert r.selected[flat_split] == 0 and r.is_performance[flat_split] == 0.0
+    assert np.isfinite(r.logits).all() and not np.isnan(r.oos_performance).any()
+    reference = pbo(m, n_splits=6, metric=_sharpe_or_flat)
+    np.testing.assert_array_equal(r.selected, reference.selected)
+    np.testing.assert_allclose(r.logits, reference.logits)
+
+
+def _sharpe_or_flat(x):
+    """Direct Sharpe ratio with the documented convention for constant columns."""
+    sd = x.std(axis=0, ddof=1)
+    mean = x.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd == 0, np.sign(mean) * np.where(mean == 0, 0.0, np.inf), mean / sd)
+
+
 def _reference_pbo(m, s, metric):
     """Plain transcription of the paper's steps: loops, scipy ranks, explicit complements."""
     t, n = m.shape

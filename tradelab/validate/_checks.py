@@ -8,6 +8,9 @@ import numpy as np
 
 #: scores closer than this times the largest finite |score| among those compared count as tied
 TIE_RTOL = 1e-9
+#: returns whose variance is below this fraction of their mean square count as constant (a
+#: per-period Sharpe ratio above 10**6 is round-off, not a strategy)
+FLAT_RTOL = 1e-12
 
 
 def as_float_array(value, name: str) -> np.ndarray:

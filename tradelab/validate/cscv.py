@@ -43,6 +43,7 @@ from math import comb
 import numpy as np
 
 from tradelab.validate._checks import (
+    FLAT_RTOL,
     check_int,
     check_matrix,
     contiguous_blocks,
@@ -129,8 +130,9 @@ def pbo(
         (``numpy.array_split``), so IS and OOS halves differ by at most S/2 rows.
     metric : "sharpe", "mean" or callable
         Performance of each column on a set of rows. "sharpe" (default): mean / sample standard
-        deviation (ddof=1) per column; a column with zero variance on a set scores +inf, -inf
-        or 0 by the sign of its mean. "mean": the column mean. Both run vectorised from block
+        deviation (ddof=1) per column; a column constant on a set (variance below 1e-12 of its
+        mean square: round-off) scores +inf, -inf or 0 by the sign of its mean, so a parameter
+        set that never trades scores 0. "mean": the column mean. Both run vectorised from block
         sums. A callable receives the ``(rows, N)`` submatrix (IS blocks, or OOS blocks,
         concatenated in time order) and returns N scores (higher is better); it is called
         twice per split, so it is slower.
@@ -232,11 +234,11 @@ def _cscv_vectorised(m, bounds, combos, metric):
     sizes = (bounds[:, 1] - bounds[:, 0]).astype(np.float64)
     total1 = block1.sum(axis=0)
     total2 = block2.sum(axis=0)
-    # a variance at or below round-off of the column's scale counts as zero (constant column);
-    # only a column constant on some block can be constant on a half-set
-    tiny = (16.0 * np.finfo(np.float64).eps * np.abs(m).max(axis=0)) ** 2
-    block_ssd = np.maximum(block2 - block1**2 / sizes[:, None], 0.0)
-    maybe_flat = np.flatnonzero((block_ssd <= tiny * sizes[:, None]).any(axis=0))
+    # a half-set whose variance is round-off (FLAT_RTOL of its mean square) is constant; it can
+    # only be constant if its blocks are, so only those columns are checked per split
+    scale = FLAT_RTOL * (total2 + (m * m).sum(axis=0))
+    block_ssd = block2 - block1**2 / sizes[:, None]
+    maybe_flat = np.flatnonzero((block_ssd <= scale).any(axis=0))
 
     n_comb = combos.shape[0]
     indicator = np.zeros((n_comb, s))
@@ -261,8 +263,8 @@ def _cscv_vectorised(m, bounds, combos, metric):
             metric_b = (total1 - sum_a) / count_b[:, None] + mu
         else:
             sq_a = a @ block2
-            metric_a = _sharpe(sum_a, sq_a, count_a, mu, tiny, maybe_flat)
-            metric_b = _sharpe(total1 - sum_a, total2 - sq_a, count_b, mu, tiny, maybe_flat)
+            metric_a = _sharpe(sum_a, sq_a, count_a, mu, maybe_flat)
+            metric_b = _sharpe(total1 - sum_a, total2 - sq_a, count_b, mu, maybe_flat)
         for split, own, other in ((ia, metric_a, metric_b), (ib, metric_b, metric_a)):
             sel = first_best(own)
             rows = np.arange(sel.size)
@@ -273,8 +275,12 @@ def _cscv_vectorised(m, bounds, combos, metric):
     return selected, is_perf, oos_perf, rank
 
 
-def _sharpe(sum1, sum2, count, mu, tiny, maybe_flat):
-    """Per-column Sharpe ratio (ddof=1) from centred sums; zero variance -> +inf, -inf or 0."""
+def _sharpe(sum1, sum2, count, mu, maybe_flat):
+    """Per-column Sharpe ratio (ddof=1) from sums of x - mu and its squares.
+
+    A constant column on the set (variance within FLAT_RTOL of its mean square) scores +inf,
+    -inf or 0 by the sign of its mean.
+    """
     c = count[:, None]
     mean = sum1 / c
     var = sum1 * mean
@@ -287,10 +293,13 @@ def _sharpe(sum1, sum2, count, mu, tiny, maybe_flat):
         np.divide(mean, sr, out=sr)
     if maybe_flat.size:
         cols = maybe_flat
-        v = np.maximum(sum2[:, cols] - sum1[:, cols] ** 2 / c, 0.0) / (c - 1.0)
-        mc = mean[:, cols]
-        signed_inf = np.where(mc > 0, np.inf, np.where(mc < 0, -np.inf, 0.0))
-        sr[:, cols] = np.where(v <= tiny[cols], signed_inf, sr[:, cols])
+        s1, s2, mc = sum1[:, cols], sum2[:, cols], mu[cols]
+        ssd = s2 - s1 * s1 / c
+        raw2 = s2 + 2.0 * mc * s1 + c * mc * mc  # sum of the returns' squares on the set
+        flat = ssd <= FLAT_RTOL * (s2 + raw2)
+        m = mean[:, cols]
+        signed_inf = np.where(m > 0, np.inf, np.where(m < 0, -np.inf, 0.0))
+        sr[:, cols] = np.where(flat, signed_inf, sr[:, cols])
     return sr
 
 

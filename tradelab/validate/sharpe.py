@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from tradelab.validate._checks import as_float_array, scalar_or_array
+from tradelab.validate._checks import FLAT_RTOL, as_float_array, scalar_or_array
 
 #: Euler-Mascheroni constant, used by the expected maximum of N Normal draws.
 EULER_GAMMA = float(np.euler_gamma)
@@ -51,7 +51,8 @@ class SharpeStats:
     ``sr``: mean / standard deviation (``ddof`` of :func:`sharpe_stats`, default 1);
     ``n_obs``: number of finite observations; ``skew``: m3 / m2**1.5; ``kurt``: Pearson
     kurtosis m4 / m2**2 (3 for a Normal distribution), with m_k = mean((x - mean)**k).
-    A series with zero variance has NaN ``sr``, ``skew`` and ``kurt``.
+    A constant series (variance below 1e-12 of its mean square) has NaN ``sr``, ``skew`` and
+    ``kurt``.
     """
 
     sr: np.ndarray | float
@@ -104,8 +105,8 @@ def sharpe_stats(returns, axis: int = 0, ddof: int = 1) -> SharpeStats:
         m2 = (d**2).sum(axis=0) / n
         m3 = (d**3).sum(axis=0) / n
         m4 = (d**4).sum(axis=0) / n
-        # a constant series can leave round-off in m2; treat it as exactly zero variance
-        flat = m2 <= (16.0 * np.finfo(float).eps * np.abs(mean)) ** 2
+        # a constant series leaves round-off in m2: below FLAT_RTOL of the mean square it is 0
+        flat = m2 <= FLAT_RTOL * (m2 + mean**2)
         m2 = np.where(flat, 0.0, m2)
         std = np.sqrt(m2 * n / (n - ddof))
         sr = np.where(flat, np.nan, mean / std)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tradelab.validate._checks import check_int, check_matrix, first_best
+from tradelab.validate._checks import FLAT_RTOL, check_int, check_matrix, first_best
 
 _SELECT = ("sharpe", "mean")
 
@@ -128,9 +128,10 @@ def walk_forward(
         False: rolling windows of fixed length ``train``; True: expanding windows from row 0.
     select : "sharpe", "mean" or callable
         In-sample objective, maximised over the sets: "sharpe" (default) is mean / standard
-        deviation (ddof=1; a set with zero variance scores +inf, -inf or 0 by the sign of its
-        mean, so a set that never trades scores 0), "mean" the mean return. A callable gets
-        the ``(rows, N)`` returns of a window and returns N scores. Ties go to the lowest
+        deviation (ddof=1; a constant set, variance below 1e-12 of its mean square, scores
+        +inf, -inf or 0 by the sign of its mean, so a set that never trades scores 0); "mean"
+        is the mean return. A callable gets the ``(rows, N)`` returns of a window and returns
+        N scores. Ties go to the lowest
         column; scores within 1e-9 of the largest |score| of the window are tied (as in
         :func:`tradelab.validate.pbo`). The same function scores the chosen set out of sample.
     param_names : sequence of str, optional
@@ -247,16 +248,15 @@ def _scorer(select):
 
 
 def _sharpe_scores(x: np.ndarray) -> np.ndarray:
-    """Column Sharpe ratios (ddof=1); zero variance -> +inf/-inf/0 by the sign of the mean."""
-    mean = x.mean(axis=0)
+    """Column Sharpe ratios (ddof=1); a constant column -> +inf/-inf/0 by the sign of its mean."""
     if x.shape[0] < 2:
         return np.full(x.shape[1], np.nan)
+    mean = x.mean(axis=0)
     d = x - mean
-    var = (d * d).sum(axis=0) / (x.shape[0] - 1)
-    tiny = (16.0 * np.finfo(np.float64).eps * np.abs(x).max(axis=0)) ** 2
-    flat = var <= tiny
+    ssd = (d * d).sum(axis=0)
+    flat = ssd <= FLAT_RTOL * (x * x).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sr = mean / np.sqrt(np.where(flat, 1.0, var))
+        sr = mean / np.sqrt(np.where(flat, 1.0, ssd / (x.shape[0] - 1)))
     signed_inf = np.where(mean > 0, np.inf, np.where(mean < 0, -np.inf, 0.0))
     return np.where(flat, signed_inf, sr)
 
