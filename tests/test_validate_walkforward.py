@@ -157,6 +157,17 @@ def test_dataframe_input_carries_dates_and_parameter_tables_of_any_form():
     assert "param_p0" in walk_forward(R, grid, train=4, test=2).windows
 
 
+def test_parameters_come_from_a_sweep_frames_column_levels():
+    columns = pd.MultiIndex.from_arrays([[5, 10, 20], [50, 50, 100]], names=["fast", "slow"])
+    wf = walk_forward(pd.DataFrame(R, columns=columns), train=4, test=2)
+    assert wf.windows["param_fast"].tolist() == [5, 5, 5, 10, 20, 20]
+    assert wf.stability.loc["slow", "n_changes"] == 1
+    single = pd.DataFrame(R, columns=pd.Index([5, 10, 20], name="fast"))
+    assert walk_forward(single, train=4, test=2).windows["param_fast"].tolist()[3] == 10
+    unnamed = walk_forward(pd.DataFrame(R), train=4, test=2)
+    assert list(unnamed.stability.index) == ["set"]
+
+
 def test_select_mean_and_callable():
     by_mean = walk_forward(R, None, train=4, test=2, select="mean")
     assert by_mean.chosen.tolist() == [0, 0, 0, 1, 2, 2]

@@ -63,7 +63,8 @@ class WalkForwardResult:
         ``n_windows``, ``n_oos``, ``oos_sharpe`` (per observation, of the stitched returns),
         ``oos_sharpe_annual`` (when ``periods_per_year`` was given), ``is_metric_mean``,
         ``oos_metric_mean``, ``degradation`` (= oos - is mean metric), ``efficiency``
-        (= oos / is mean metric, Pardo's walk-forward efficiency; NaN unless the IS mean is
+        (= oos / is mean metric: Pardo's walk-forward efficiency taken on the selection metric
+        rather than on annualized returns; NaN unless the IS mean is
         > 0), ``n_changes`` and ``gap_periods`` (rows between test windows, when step > test).
     """
 
@@ -118,7 +119,9 @@ def walk_forward(
         The parameter values of the N sets, for the stability report: a pandas DataFrame (one
         row per set), a dict of name -> N values, a ``(N, n_params)`` array (a strategy's
         ``Params.grid(...)``; name the columns with ``param_names``), or a sequence of N dicts
-        or dataclass instances. None reports the chosen column index only.
+        or dataclass instances. None: taken from the named column levels of a ``returns``
+        DataFrame (as vectorbt labels a sweep's columns), else only the chosen column index is
+        reported.
     train, test : int
         Training window length (the first length, when anchored) and test window length, in
         periods; train >= 2, test >= 1.
@@ -150,6 +153,8 @@ def walk_forward(
     labels = None
     if isinstance(returns, pd.DataFrame):
         labels = returns.index.to_numpy()
+        if params_table is None and param_names is None:
+            params_table = _params_from_columns(returns.columns, pd)
         returns = returns.to_numpy(dtype=np.float64)
     r = check_matrix(returns, "returns", min_rows=3, min_cols=1)
     t, n = r.shape
@@ -259,6 +264,17 @@ def _sharpe_scores(x: np.ndarray) -> np.ndarray:
         sr = mean / np.sqrt(np.where(flat, 1.0, ssd / (x.shape[0] - 1)))
     signed_inf = np.where(mean > 0, np.inf, np.where(mean < 0, -np.inf, 0.0))
     return np.where(flat, signed_inf, sr)
+
+
+def _params_from_columns(columns, pd):
+    """Parameter values from a sweep frame's named column levels (vectorbt's layout), or None."""
+    if isinstance(columns, pd.MultiIndex):
+        if any(name is None for name in columns.names):
+            return None
+        return columns.to_frame(index=False)
+    if columns.name is None:
+        return None
+    return pd.DataFrame({columns.name: columns.to_numpy()})
 
 
 def _params_frame(table, n: int, names, pd):
