@@ -1,10 +1,10 @@
 """Walk-forward optimisation over a sweep's periods x parameter-sets return matrix.
 
 Sources: R. Pardo, "The Evaluation and Optimization of Trading Strategies" (2nd ed., Wiley
-2008), ch. 11 (walk-forward analysis: rolling and anchored windows, the stitched out-of-sample
-record, walk-forward efficiency = OOS / IS performance); M. López de Prado, "Advances in
-Financial Machine Learning" (2018), section 11.3 (the walk-forward method and its caveats:
-a single path, easily overfit, hence CPCV and PBO beside it).
+2008), the chapter on walk-forward analysis (rolling and anchored windows, the stitched
+out-of-sample record, walk-forward efficiency = OOS / IS performance); M. López de Prado,
+"Advances in Financial Machine Learning" (2018), section 12.2 (the walk-forward method and its
+caveats: a single path, easily overfit, hence CPCV and PBO beside it).
 
 Window arithmetic (positions are row numbers, ``stop`` exclusive). Window w = 0, 1, ...:
 
@@ -107,8 +107,8 @@ def walk_forward(
 ) -> WalkForwardResult:
     """Walk-forward: optimise in-sample on the grid, trade the choice out of sample, stitch.
 
-    Source: Pardo (2008) ch. 11; AFML section 11.3 (see the module docstring for the window
-    arithmetic).
+    Source: Pardo (2008), walk-forward analysis; AFML section 12.2. The module docstring gives
+    the window arithmetic.
 
     Parameters
     ----------
