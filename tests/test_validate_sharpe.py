@@ -2,10 +2,11 @@
 
 Where the published numbers come from
 -------------------------------------
-The papers' PDFs were not reachable from the build environment; the examples below were read
-from several independent transcriptions of the papers' text (which agree with each other) and
-every figure is recomputed here from the formulas, so a wrong transcription would fail the test
-rather than pass silently.
+The papers' PDFs were not reachable from the build environment. The examples below were read
+from public transcriptions of the papers' text (notes and other projects' tests): at least two
+that agree for every figure, except the PSR 0.913 and 0.953 of [SEF], which rest on one.
+Every figure is recomputed here from the formulas, so a wrong transcription fails rather than
+passes; check them against the papers when a copy is at hand.
 
 - [DSR] Bailey & López de Prado, "The Deflated Sharpe Ratio", J. Portfolio Management 40(5),
   2014; working paper (July 2014) section "A numerical example", pp. 9-10.
@@ -13,7 +14,7 @@ rather than pass silently.
   the PSR worked example (a hedge fund's 24 monthly returns) and the MinTRL example across
   sampling frequencies.
 - [MinBTL] Bailey, Borwein, López de Prado & Zhu, "Pseudo-Mathematics and Financial
-  Charlatanism", Notices of the AMS 61(5), 2014, section 3 (minimum backtest length).
+  Charlatanism", Notices of the AMS 61(5), 2014: the minimum backtest length statements.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def test_min_trl_paper_frequency_example(periods, years):
     assert round(n / periods, 2) == years
 
 
-# -- [MinBTL] expected maximum Sharpe ratio, section 3 ------------------------------------
+# -- [MinBTL] expected maximum Sharpe ratio ---------------------------------------------------
 # "If only 5 years of data are available, no more than 45 independent model configurations
 # should be tried, or we are almost guaranteed to produce strategies with an annualized Sharpe
 # ratio IS of 1, but an expected Sharpe ratio OOS of zero"; and "after trying only 7
