@@ -185,6 +185,20 @@ def test_select_mean_and_callable():
     assert wf.windows["oos_metric"].iloc[0] == pytest.approx(-R[4:6, wf.chosen[0]].std())
 
 
+@pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning")  # the user's std(ddof=1)
+def test_one_period_test_windows_stitch_but_have_no_oos_sharpe():
+    wf = walk_forward(R, None, train=4, test=1)
+    assert wf.summary["n_windows"] == 12 and wf.oos_index.tolist() == list(range(4, 16))
+    assert wf.windows["oos_metric"].isna().all()
+
+    def sharpe(x):  # a user objective that is NaN on one row must not fail out of sample
+        return x.mean(axis=0) / x.std(axis=0, ddof=1)
+
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 on the one-row OOS windows
+        by_callable = walk_forward(R, None, train=4, test=1, select=sharpe)
+    np.testing.assert_array_equal(by_callable.chosen, wf.chosen)
+
+
 def test_a_set_that_never_trades_scores_zero_not_nan():
     r = np.column_stack([np.zeros(16), R[:, 2]])  # set 0 is flat; set 2 loses early
     wf = walk_forward(r, None, train=4, test=2)

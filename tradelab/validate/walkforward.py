@@ -124,7 +124,8 @@ def walk_forward(
         reported.
     train, test : int
         Training window length (the first length, when anchored) and test window length, in
-        periods; train >= 2, test >= 1.
+        periods; train >= 2, test >= 1 (a one-period test window has no OOS Sharpe ratio: its
+        ``oos_metric`` is NaN, while its return is still stitched).
     step : int, optional
         Periods between consecutive windows; default ``test``; must be >= ``test``.
     anchored : bool
@@ -185,7 +186,7 @@ def walk_forward(
         train_start = 0 if anchored else test_start - train
         is_scores = score(r[train_start:test_start])
         c = int(first_best(is_scores[None, :])[0])  # lowest-numbered set on ties
-        oos_scores = score(r[test_start:test_stop])
+        oos_scores = score(r[test_start:test_stop], selecting=False)  # NaN allowed OOS
         row = {
             "window": w,
             "train_start": train_start,
@@ -234,19 +235,23 @@ def _scorer(select):
     if isinstance(select, str):
         if select not in _SELECT:
             raise ValueError(f"select must be one of {_SELECT} or a callable, got {select!r}")
-        return _sharpe_scores if select == "sharpe" else lambda x: x.mean(axis=0)
+        if select == "sharpe":
+            return lambda x, selecting=True: _sharpe_scores(x)
+        return lambda x, selecting=True: x.mean(axis=0)
     if not callable(select):
         raise TypeError(f"select must be a string or a callable, got {type(select).__name__}")
 
-    def call(x):
+    def call(x, selecting=True):
         out = np.asarray(select(x), dtype=np.float64)
         if out.shape != (x.shape[1],):
             raise ValueError(
                 f"select must return one score per parameter set, shape ({x.shape[1]},), "
                 f"got shape {out.shape}"
             )
-        if np.isnan(out).any():
-            raise ValueError("select returned NaN; scores must be comparable (use -inf)")
+        if selecting and np.isnan(out).any():
+            raise ValueError(
+                "select returned NaN in-sample; scores must be comparable (use -inf for worst)"
+            )
         return out
 
     return call
