@@ -38,7 +38,7 @@ def test_rolling_windows_follow_the_change():
     Within windows 0-2 and 4-5 every set has the same standard deviation, so the Sharpe ratio
     ranks as the mean does; in window 3 sets 0 and 2 have mean 0 and set 1 wins.
     """
-    wf = walk_forward(R, PARAMS, train=4, test=2)
+    wf = walk_forward(R, PARAMS, 4, 2)
     w = wf.windows
     assert w["train_start"].tolist() == [0, 2, 4, 6, 8, 10]
     assert w["train_stop"].tolist() == [4, 6, 8, 10, 12, 14]
@@ -218,6 +218,7 @@ def test_a_set_that_never_trades_scores_zero_not_nan():
         ({"train": 4, "test": 2, "params_table": PARAMS.iloc[:2]}, ValueError, "one row per"),
         ({"train": 4, "test": 2, "param_names": ["a"]}, ValueError, "without params_table"),
         ({"train": 4.0, "test": 2}, TypeError, "train must be an integer"),
+        ({"test": 2}, TypeError, "needs train and test"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, error, message):

@@ -95,8 +95,8 @@ class WalkForwardResult:
 def walk_forward(
     returns,
     params_table=None,
-    train: int = 252,
-    test: int = 63,
+    train: int | None = None,
+    test: int | None = None,
     step: int | None = None,
     anchored: bool = False,
     select: str | Callable[[np.ndarray], np.ndarray] = "sharpe",
@@ -123,9 +123,9 @@ def walk_forward(
         DataFrame (as vectorbt labels a sweep's columns), else only the chosen column index is
         reported.
     train, test : int
-        Training window length (the first length, when anchored) and test window length, in
-        periods; train >= 2, test >= 1 (a one-period test window has no OOS Sharpe ratio: its
-        ``oos_metric`` is NaN, while its return is still stitched).
+        Required. Training window length (the first length, when anchored) and test window
+        length, in periods; train >= 2, test >= 1 (a one-period test window has no OOS Sharpe
+        ratio: its ``oos_metric`` is NaN, while its return is still stitched).
     step : int, optional
         Periods between consecutive windows; default ``test``; must be >= ``test``.
     anchored : bool
@@ -159,6 +159,8 @@ def walk_forward(
         returns = returns.to_numpy(dtype=np.float64)
     r = check_matrix(returns, "returns", min_rows=3, min_cols=1)
     t, n = r.shape
+    if train is None or test is None:
+        raise TypeError("walk_forward needs train and test window lengths, in periods")
     train = check_int(train, "train", minimum=2)
     test = check_int(test, "test", minimum=1)
     step = test if step is None else check_int(step, "step", minimum=1)
