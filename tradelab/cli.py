@@ -665,6 +665,87 @@ def print_sweep(r, top: int = 10, console: Console = console) -> None:
 
 
 @app.command()
+def walkforward(
+    run_id: Annotated[str, typer.Argument(help="A sweep run (see 'tradelab runs').")],
+    train: Annotated[int, typer.Option(help="Training window, in the run's periods.")],
+    test: Annotated[int, typer.Option(help="Test window, in the run's periods.")],
+    step: Annotated[int | None, typer.Option(help="Periods between windows [default: test].")
+                    ] = None,
+    anchored: Annotated[bool, typer.Option(help="Expanding training windows from the start.")
+                        ] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk-forward over a saved sweep: best set in-sample, traded out of sample, stitched;
+    parameter stability across windows; PSR and DSR (all trials of the family) of the OOS."""
+    from tradelab.backtest.vector.walkforward import walk_forward_run
+
+    with cli_errors():
+        res = walk_forward_run(run_id, train, test, step=step, anchored=anchored, store=store)
+    if as_json:
+        console.print_json(json.dumps({k: v for k, v in res.items()
+                                       if k not in ("windows", "oos_returns")}, default=str))
+        return
+    print_walkforward(res)
+
+
+def print_walkforward(res: dict, console: Console = console) -> None:
+    """Windows, stability and scores of a walk-forward."""
+    w = res["windows"]
+    params = [c for c in w.columns if c.startswith("param_")]
+    tbl = Table(title=f"walk-forward of {res['run_id']}: train {res['train']}, test "
+                      f"{res['test']}, {'anchored' if res['anchored'] else 'rolling'}")
+    for col in ["window", "test from", "chosen set", *[p[6:] for p in params], "IS metric",
+                "OOS metric"]:
+        tbl.add_column(col, justify="right")
+    for i, row in w.iterrows():
+        start = row.get("test_first", row.get("test_start"))
+        tbl.add_row(str(i), str(start)[:10], str(row["chosen_set_id"]),
+                    *[f"{row[p]:g}" for p in params], f"{row['is_metric']:.3f}",
+                    f"{row['oos_metric']:.3f}")
+    console.print(tbl)
+    s, m = res["scores"], res["summary"]
+    console.print(f"stitched OOS: {s['oos_periods']} periods, total return "
+                  f"{s['oos_total_return']:.1%}, annualized Sharpe "
+                  f"{s['oos_sharpe_annualized']:.2f}; IS metric mean {m['is_metric_mean']:.3f} "
+                  f"-> OOS {m['oos_metric_mean']:.3f} (efficiency {m['efficiency']:.2f}); "
+                  f"{m['n_changes']} changes of the chosen set")
+    if "oos_dsr" in s:
+        console.print(f"OOS PSR {s['oos_psr']:.3f}; Deflated Sharpe {s['oos_dsr']:.3f} counting "
+                      f"all {s['n_trials']:,} trials of {s['family']!r}")
+    stab = res["stability"]
+    if isinstance(stab, dict):
+        console.print("parameter stability (mean absolute change per window, as a share of the "
+                      "grid's range): " + ", ".join(
+                          f"{k}: {v['mean_abs_change_norm']:.2f}" for k, v in stab.items()
+                          if isinstance(v, dict) and v.get("mean_abs_change_norm") is not None))
+
+
+@app.command()
+def runs(store: StoreOpt = None) -> None:
+    """Sweep runs in the store: strategy, symbol, sets, best Sharpe, DSR, PBO."""
+    from tradelab.backtest.vector.runs import RunStore
+    from tradelab.store.paths import resolve_root
+
+    with cli_errors():
+        rs = RunStore(resolve_root(store))
+        ids = rs.list_runs()
+    if not ids:
+        console.print("no sweep runs yet: tradelab sweep --config configs/sweeps/...")
+        return
+    tbl = Table(title="sweep runs")
+    for col in ("run id", "sets", "best sharpe", "PSR", "DSR", "trials", "PBO"):
+        tbl.add_column(col, justify="right" if col != "run id" else "left")
+    for rid in ids:
+        rep = json.loads((rs.root / rid / "report.json").read_text())
+        sc = rep["scores"]
+        tbl.add_row(rid, f"{rep['timings']['sets']:,}", f"{sc['best']['sharpe']:.2f}",
+                    f"{sc.get('psr', float('nan')):.3f}", f"{sc.get('dsr', float('nan')):.3f}",
+                    f"{sc['n_trials']:,}", f"{sc.get('pbo', float('nan')):.2f}")
+    console.print(tbl)
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path,

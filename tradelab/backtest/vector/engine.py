@@ -1,9 +1,10 @@
 """Sweeps: a strategy's whole parameter grid over bars, in chunks, on every core.
 
-``sweep_bars`` is the core: the grid is cut into chunks of ``chunk_size`` sets; worker processes
-(forked, one numba thread each) compute each chunk's targets with the strategy's own grid kernel,
-simulate them with vectorbt and reduce them to metrics and per-period returns. Only those small
-results travel back, so peak memory is set by ``chunk_size`` and ``workers``, not by the grid.
+``sweep_bars`` is the core: the grid is cut into chunks of ``chunk_size`` sets; worker
+processes (from a fork server, one numba thread each) compute each chunk's targets with the
+strategy's own grid kernel, simulate them with vectorbt and reduce them to metrics and per-period
+returns. Only those small results travel back, so peak memory is set by ``chunk_size`` and
+``workers``, not by the grid.
 
 ``run_sweep`` wraps it for a :class:`SweepConfig`: loads bars (and settled funding for
 perpetuals) from the store, runs the sweep per symbol, records every set in the trial registry,
@@ -56,6 +57,15 @@ def market_arrays(bars: pd.DataFrame, interval: str, period: str,
         f_idx, f_rate = np.empty(0, np.int64), np.empty(0)
     return Market(bars["close"].to_numpy(dtype=np.float64), period_end, f_idx, f_rate,
                   YEAR_NS / interval_ns(period), len(ts) * step / YEAR_NS)
+
+
+def _context():
+    """Workers fork from a clean server process that has imported numba, vectorbt and the
+    strategies once: forking the caller itself is unsafe after it has used numba's OpenMP
+    threads ("fork() called from a process already using GNU OpenMP") or DuckDB's."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["tradelab.backtest.vector.engine"])
+    return ctx
 
 
 def _init_worker(module_name: str, inputs: dict, market: Market, costs: Costs, freq: str,
@@ -127,8 +137,7 @@ def sweep_bars(module: ModuleType, bars: pd.DataFrame, params: np.ndarray, marke
         for c in chunks:
             take(_run_chunk(c))
     else:
-        ctx = mp.get_context("fork")
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx,
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_context(),
                                  initializer=_init_worker, initargs=(*init, 1)) as pool:
             for res in pool.map(_run_chunk, chunks):
                 take(res)
