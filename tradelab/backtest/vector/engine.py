@@ -4,7 +4,8 @@
 processes (from a fork server, one numba thread each) compute each chunk's targets with the
 strategy's own grid kernel, simulate them with vectorbt and reduce them to metrics and per-period
 returns. Only those small results travel back, so peak memory is set by ``chunk_size`` and
-``workers``, not by the grid.
+``workers``, not by the grid. Small sweeps run in-process (``POOL_MIN_CELLS``). As with any
+process pool, a script that runs a sweep needs the ``if __name__ == "__main__":`` guard.
 
 ``run_sweep`` wraps it for a :class:`SweepConfig`: loads bars (and settled funding for
 perpetuals) from the store, runs the sweep per symbol, records every set in the trial registry,
@@ -34,6 +35,9 @@ from tradelab.store.errors import StoreError
 from tradelab.store.timeutil import interval_ns, to_ns
 
 YEAR_NS = 365 * 86_400 * 10**9
+POOL_MIN_CELLS = 50_000_000
+"""Below this many bars x sets the sweep runs in-process: starting worker processes (a fork
+server importing vectorbt and loading kernels, a few seconds) costs more than it saves."""
 _WORKER: dict = {}
 
 
@@ -132,7 +136,7 @@ def sweep_bars(module: ModuleType, bars: pd.DataFrame, params: np.ndarray, marke
         if progress:
             progress(len(chunk_seconds), len(chunks))
 
-    if workers <= 1 or len(chunks) == 1:
+    if workers <= 1 or len(chunks) < 2 * workers or params.shape[0] * len(bars) < POOL_MIN_CELLS:
         _init_worker(*init, threads=os.cpu_count() or 1)
         for c in chunks:
             take(_run_chunk(c))
