@@ -13,14 +13,19 @@ from tradelab.demo import run_demo
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     out = io.StringIO()
-    result = run_demo(tmp_path / "demo", days=1.0, seed=3, reports=tmp_path / "reports",
+    result = run_demo(tmp_path / "demo", days=7.0, seed=3, reports=tmp_path / "reports",
                       console=Console(file=out, width=140), collect_s=6)
     text = out.getvalue()
     assert result["trades_match_candles"] is True
     assert result["report"]["summary"]["partitions_with_issues"] == 0
     assert result["report"]["summary"]["rejected_lines"] == 0
-    assert result["bars_1h"] == 24 and result["funding_settlements"] == 3
+    assert result["bars_1h"] == 168 and result["funding_settlements"] == 21
     assert "identical" in text and "summary" in text
+    # the research step: a sweep with its statistics and a walk-forward over it
+    sw, wf = result["sweep"], result["walkforward"]
+    assert sw["n_trials_this_run"] == 60 and 0 <= sw["dsr"] <= sw["psr"] <= 1
+    assert 0 <= sw["pbo"] <= 1 and wf["windows"] == 8 and "oos_dsr" in wf
+    assert "Deflated Sharpe" in text and "PBO" in text and "walk-forward" in text
     # the live step: the venue's flow through cryptofeed into the store, and a ccxt backfill
     assert result["collected_rows"]["trades"] > 0 and result["collected_rows"]["book"] > 0
     assert all(v == 1.0 for v in result["book_agreement"].values())
@@ -28,6 +33,6 @@ def test_demo_runs_end_to_end(tmp_path):
     html = (tmp_path / "reports" / "store.html").read_text()
     assert "plotly" in html.lower() and "BTC-USDT 1h" in html
     # a second run starts from a fresh store, not on top of the first
-    again = run_demo(tmp_path / "demo", days=1.0, seed=3, reports=tmp_path / "reports",
+    again = run_demo(tmp_path / "demo", days=7.0, seed=3, reports=tmp_path / "reports",
                      console=Console(file=io.StringIO()), collect_s=0)
     assert again["report"]["summary"]["rows"] == result["report"]["summary"]["rows"]

@@ -68,7 +68,7 @@ def walk_forward_run(run_id: str, train: int, test: int, *, step: int | None = N
     if save:
         folder = runs.root / run_id
         _write_json({k: val for k, val in result.items() if k not in ("windows", "oos_returns")}
-                    | {"windows": json.loads(windows.to_json(orient="records", date_unit="ns",
+                    | {"windows": json.loads(windows.to_json(orient="records", date_format="iso",
                                                              default_handler=str))},
                     folder / "walkforward.json")
         oos_df = pd.DataFrame({"ret": oos})
