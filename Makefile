@@ -38,3 +38,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/store.py
 	$(PY) benchmarks/signals.py
 	$(PY) benchmarks/collector.py
+	$(PY) benchmarks/sweep.py
