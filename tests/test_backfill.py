@@ -6,7 +6,6 @@ client pages through it, and what lands in the store must equal the files row fo
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import subprocess
@@ -19,11 +18,11 @@ import pandas as pd
 import pyarrow.feather as feather
 import pytest
 
+from tests.venue_helpers import venue_in_thread
 from tradelab.collect.backfill import Backfill, market_of, store_symbol
 from tradelab.store import Catalog, StoreError
 from tradelab.venue.core import Venue
 from tradelab.venue.history import History
-from tradelab.venue.server import start_venue
 from tradelab.venue.sources import RecordingSource
 
 pytestmark = pytest.mark.data
@@ -38,35 +37,20 @@ def ms(text: str) -> int:
 def venue(test_data):
     """A venue in a background thread: history from the freqtrade files, the USD-M recording
     replayed at once (no listener needed) so its trades are served by aggTrades."""
-    ready = threading.Event()
-    box = {}
 
-    def run():
-        async def main():
-            hist = History()
-            hist.load_freqtrade(test_data / "ohlcv" / "binance_spot_2025q2q3")
-            hist.load_freqtrade(test_data / "ohlcv" / "binance_usdm_2025")
-            src = RecordingSource([test_data / "binance_ws" / "usdm_btcusdt_20240808.gz"])
-            v = Venue(src, hist, speed=0, wait_clients=0)
-            rv = await start_venue(v, tls_port=None)
-            box.update(rv=rv, loop=asyncio.get_running_loop(), stop=asyncio.Event())
-            ready.set()
-            await box["stop"].wait()
-            await rv.stop()
+    def make() -> Venue:
+        hist = History()
+        hist.load_freqtrade(test_data / "ohlcv" / "binance_spot_2025q2q3")
+        hist.load_freqtrade(test_data / "ohlcv" / "binance_usdm_2025")
+        src = RecordingSource([test_data / "binance_ws" / "usdm_btcusdt_20240808.gz"])
+        return Venue(src, hist, speed=0, wait_clients=0)
 
-        asyncio.run(main())
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    assert ready.wait(60)
-    rv = box["rv"]
-    for _ in range(600):  # the recording is replayed at once; its trades feed aggTrades
-        if rv.venue.finished.is_set():
-            break
-        threading.Event().wait(0.1)
-    yield rv
-    box["loop"].call_soon_threadsafe(box["stop"].set)
-    t.join(10)
+    with venue_in_thread(make, tls_port=None) as rv:
+        for _ in range(600):  # the recording is replayed at once; its trades feed aggTrades
+            if rv.venue.finished.is_set():
+                break
+            threading.Event().wait(0.1)
+        yield rv
 
 
 def backfill(tmp_path, rv, **kw):

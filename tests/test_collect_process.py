@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pyarrow.parquet as pq
 import pytest
 
+from tests.venue_helpers import venue_in_thread
 from tradelab.store import Catalog
 from tradelab.venue.core import Venue
 from tradelab.venue.run import synthetic_source
-from tradelab.venue.server import start_venue
 
 pytestmark = pytest.mark.slow
 
@@ -34,27 +32,9 @@ feeds:
 @pytest.fixture(scope="module")
 def zi_venue():
     """A venue in a background thread serving a synthetic USD-M market in real time."""
-    ready = threading.Event()
-    box = {}
-
-    def run():
-        async def main():
-            venue = Venue(synthetic_source(["BTCUSDT"], ["usdm"], seed=3), speed=1.0,
-                          wait_clients=1)
-            rv = await start_venue(venue)
-            box.update(rv=rv, loop=asyncio.get_running_loop(), stop=asyncio.Event())
-            ready.set()
-            await box["stop"].wait()
-            await rv.stop()
-
-        asyncio.run(main())
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    assert ready.wait(120)
-    yield box["rv"]
-    box["loop"].call_soon_threadsafe(box["stop"].set)
-    t.join(10)
+    with venue_in_thread(lambda: Venue(synthetic_source(["BTCUSDT"], ["usdm"], seed=3),
+                                       speed=1.0, wait_clients=1)) as rv:
+        yield rv
 
 
 def start_collect(tmp_path, rv):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tradelab.collect.collector import Collector
@@ -72,3 +74,31 @@ async def replay_and_collect(files: list[Path], store: Path, markets: dict[str, 
                 await side
         await rv.stop()
     return summary, venue
+
+
+@contextlib.contextmanager
+def venue_in_thread(make_venue: Callable[[], Venue], **start_kw) -> Iterator:
+    """A venue serving from its own event loop in a background thread (for clients that block,
+    such as ccxt or a subprocess); yields the running venue and stops it afterwards."""
+    ready = threading.Event()
+    box: dict = {}
+
+    def run() -> None:
+        async def main() -> None:
+            rv = await start_venue(make_venue(), **start_kw)
+            box.update(rv=rv, loop=asyncio.get_running_loop(), stop=asyncio.Event())
+            ready.set()
+            await box["stop"].wait()
+            await rv.stop()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    if not ready.wait(120):
+        raise TimeoutError("the venue did not start")
+    try:
+        yield box["rv"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(10)

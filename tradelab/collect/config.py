@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tradelab.store.errors import StoreError
+from tradelab.yamlconfig import load_model, parse_model
 
 EXCHANGES = ("BINANCE", "BINANCE_FUTURES", "BYBIT", "OKX")
 CHANNELS = ("l2_book", "trades", "bbo", "funding", "open_interest")
@@ -108,23 +107,9 @@ class CollectConfig(BaseModel):
 
 def load_config(path: str | Path) -> CollectConfig:
     """Read and validate a collector config; errors name the file and the key."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise StoreError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise StoreError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(raw, str(path))
+    return load_model(CollectConfig, path, "collector config")
 
 
-def parse_config(raw: object, origin: str = "<config>") -> CollectConfig:
-    """Validate an already-parsed config mapping."""
-    try:
-        return CollectConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            lines.append(f"  {where}: {e['msg']}")
-        raise StoreError(f"{origin}: invalid collector config:\n" + "\n".join(lines)) from None
+def parse_config(raw: object, origin: str = "<collector>") -> CollectConfig:
+    """Validate an already-parsed collector config mapping."""
+    return parse_model(CollectConfig, raw, origin, "collector config")

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tradelab.store.errors import StoreError
 from tradelab.store.timeutil import interval_ns
+from tradelab.yamlconfig import load_model, parse_model
 
 
 class Range(BaseModel):
@@ -87,21 +86,9 @@ class SweepConfig(BaseModel):
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
     """Read and validate a sweep config; errors name the file and the key."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise StoreError(f"sweep config {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise StoreError(f"{path}: not valid YAML: {exc}") from None
-    return parse_sweep_config(raw, str(path))
+    return load_model(SweepConfig, path, "sweep config")
 
 
 def parse_sweep_config(raw: object, origin: str = "<sweep>") -> SweepConfig:
-    """Validate an already-parsed sweep config."""
-    try:
-        return SweepConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-                 for e in exc.errors()]
-        raise StoreError(f"{origin}: invalid sweep config:\n" + "\n".join(lines)) from None
+    """Validate an already-parsed sweep config mapping."""
+    return parse_model(SweepConfig, raw, origin, "sweep config")

@@ -64,6 +64,22 @@ def _moments(r):
     return mean, std, m3 / m2 ** 1.5, m4 / (m2 * m2)
 
 
+# slots of the trade accumulator
+EP_N, EP_WINS, EP_SUM_WIN, EP_SUM_LOSS, EP_SUM_RET = range(5)
+
+
+@njit(cache=True, inline="always")
+def _close_episode(pnl, start_equity, acc):
+    """Count one finished position episode (its P&L and the equity it started from)."""
+    acc[EP_N] += 1.0
+    acc[EP_SUM_RET] += pnl / start_equity if start_equity > 0.0 else 0.0
+    if pnl > 0.0:
+        acc[EP_WINS] += 1.0
+        acc[EP_SUM_WIN] += pnl
+    else:
+        acc[EP_SUM_LOSS] -= pnl
+
+
 @njit(cache=True)
 def sweep_metrics_nb(close, order_col, order_idx, order_size, order_price, order_fees,
                      order_side, n_cols, init_cash, period_end, funding_idx, funding_rate,
@@ -99,11 +115,7 @@ def sweep_metrics_nb(close, order_col, order_idx, order_size, order_price, order
         f = 0
         ep_open = False
         ep_start = 0.0
-        n_ep = 0
-        wins = 0
-        sum_win = 0.0
-        sum_loss = 0.0
-        sum_ep_ret = 0.0
+        acc = np.zeros(5)
         for t in range(n):
             price_t = close[t]
             while o < n_orders and order_col[o] == col and order_idx[o] == t:
@@ -119,14 +131,7 @@ def sweep_metrics_nb(close, order_col, order_idx, order_size, order_price, order
                 if ep_open and (new_pos == 0.0 or flipped):
                     # a flip's fee is split by the closed and the opened size, as vectorbt does
                     end_eq = eq_before - fee * abs(pos) / abs(size) if flipped else eq_after
-                    pnl = end_eq - ep_start
-                    n_ep += 1
-                    sum_ep_ret += pnl / ep_start if ep_start > 0.0 else 0.0
-                    if pnl > 0.0:
-                        wins += 1
-                        sum_win += pnl
-                    else:
-                        sum_loss -= pnl
+                    _close_episode(end_eq - ep_start, ep_start, acc)
                     ep_open = False
                     if flipped:
                         ep_open = True
@@ -157,14 +162,8 @@ def sweep_metrics_nb(close, order_col, order_idx, order_size, order_price, order
                 p += 1
         eq_end = cash + pos * close[n - 1] if n > 0 else init_cash
         if ep_open:
-            pnl = eq_end - ep_start
-            n_ep += 1
-            sum_ep_ret += pnl / ep_start if ep_start > 0.0 else 0.0
-            if pnl > 0.0:
-                wins += 1
-                sum_win += pnl
-            else:
-                sum_loss -= pnl
+            _close_episode(eq_end - ep_start, ep_start, acc)
+        n_ep = acc[EP_N]
         m = metrics[col]
         total = eq_end / init_cash - 1.0
         m[TOTAL_RETURN] = total
@@ -174,11 +173,11 @@ def sweep_metrics_nb(close, order_col, order_idx, order_size, order_price, order
         m[MAX_DD] = max_dd
         m[CALMAR] = m[CAGR] / max_dd if max_dd > 0.0 else np.nan
         m[N_TRADES] = n_ep
-        m[HIT_RATE] = wins / n_ep if n_ep > 0 else np.nan
-        m[EXPECTANCY] = sum_ep_ret / n_ep if n_ep > 0 else np.nan
-        if sum_loss > 0.0:
-            m[PROFIT_FACTOR] = sum_win / sum_loss
-        elif sum_win > 0.0:
+        m[HIT_RATE] = acc[EP_WINS] / n_ep if n_ep > 0 else np.nan
+        m[EXPECTANCY] = acc[EP_SUM_RET] / n_ep if n_ep > 0 else np.nan
+        if acc[EP_SUM_LOSS] > 0.0:
+            m[PROFIT_FACTOR] = acc[EP_SUM_WIN] / acc[EP_SUM_LOSS]
+        elif acc[EP_SUM_WIN] > 0.0:
             m[PROFIT_FACTOR] = np.inf
         m[EXPOSURE] = exposed / n if n > 0 else np.nan
         mean_eq = eq_sum / n if n > 0 else init_cash

@@ -1,0 +1,39 @@
+"""YAML configuration files validated by pydantic models (``configs/*.yaml``).
+
+Every config of the project loads through here, so a bad file always fails the same way: one
+error naming the file, and under it each offending key with what is expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tradelab.store.errors import StoreError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], raw: object, origin: str, what: str) -> M:
+    """Validate an already-parsed mapping; ``what`` names the kind of config in errors."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+                 for e in exc.errors()]
+        raise StoreError(f"{origin}: invalid {what}:\n" + "\n".join(lines)) from None
+
+
+def load_model(model: type[M], path: str | Path, what: str) -> M:
+    """Read a YAML file and validate it; a missing file or bad YAML is named as such."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise StoreError(f"{path}: not valid YAML: {exc}") from None
+    return parse_model(model, raw, str(path), what)
