@@ -32,7 +32,7 @@ from tradelab.backtest.vector.metrics_nb import METRICS
 from tradelab.backtest.vector.simulate import Costs, Market, chunk_metrics
 from tradelab.store.catalog import Catalog
 from tradelab.store.errors import StoreError
-from tradelab.store.timeutil import interval_ns, to_ns
+from tradelab.store.timeutil import interval_ns
 
 YEAR_NS = 365 * 86_400 * 10**9
 POOL_MIN_CELLS = 50_000_000
@@ -238,8 +238,3 @@ def run_sweep(cfg: SweepConfig, store=None, *,
             result.path = runs.save(result)
         out.append(result)
     return out
-
-
-def time_range(cfg: SweepConfig) -> tuple[int, int]:
-    """The sweep's [start, end) in ns."""
-    return to_ns(cfg.start), to_ns(cfg.end)
