@@ -9,13 +9,17 @@ ifneq ($(wildcard ../shared/data),)
 export TRADELAB_TEST_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: demo test test-fast bench install clean-store help
+.PHONY: demo test test-fast pytest lint typecheck format bench install clean-store help
 
 help:
 	@echo "make demo       run the end-to-end demo on a synthetic market (fresh store under .demo/)"
 	@echo "make test       run the whole test suite (slow end-to-end checks included)"
 	@echo "make test-fast  the suite without tests marked slow"
 	@echo "make bench      run the benchmarks (JSON on stdout)"
+	@echo "make lint       ruff check and ruff format --check"
+	@echo "make typecheck  mypy over tradelab/ and runners/"
+	@echo "make format     rewrite the code in ruff's format"
+	@echo "make clean-store  delete the demo store (.demo/); CONFIRM=1 also empties data/parquet/"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,11 +32,34 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/tradelab demo
 
-test: $(STAMP)
+# The habits are part of the suite: lint and types first, then pytest.
+test: lint typecheck pytest
+
+pytest: $(STAMP)
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+# The demo's store is disposable; the default store holds what you collected, so it needs CONFIRM=1.
+clean-store:
+	rm -rf .demo
+	@if [ "$(CONFIRM)" = "1" ]; then \
+		find data/parquet -mindepth 1 ! -name .gitkeep -delete && echo "emptied data/parquet"; \
+	else \
+		echo "kept data/parquet (make clean-store CONFIRM=1 empties it)"; \
+	fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/store.py
