@@ -8,7 +8,7 @@ in its docstring and puts the result back on the input's index. Bar functions ta
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -137,7 +137,8 @@ def donchian(bars: pd.DataFrame, n: int = 20) -> pd.DataFrame:
 # -- book -------------------------------------------------------------------------------------
 
 
-class BookFrame(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class BookFrame:
     """Top ``levels`` of the book after each update: ``ts`` (int64 ns, exchange time) and
     ``book`` (float64, ``(rows, 4 * levels)``: bid px, bid qty, ask px, ask qty, best first)."""
 

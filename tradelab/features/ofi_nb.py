@@ -130,7 +130,9 @@ def bucket_init(s: np.ndarray, o: int, width_ns: int) -> None:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def bucket_sum_step(s: np.ndarray, o: int, ts: int, x: float) -> tuple[bool, int, float, int]:
+def bucket_sum_step(
+    s: np.ndarray, o: int, ts: int, x: float
+) -> tuple[bool, np.int64, float, int]:
     """Add ``x`` at time ``ts`` (non-decreasing); when ``ts`` opens a new window, the previous
     one is complete. Returns ``(closed, window_start_ns, sum, count)`` for that completed window
     (``closed`` False otherwise). NaN values are skipped (not counted)."""

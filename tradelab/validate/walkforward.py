@@ -328,7 +328,7 @@ def _params_frame(table, n: int, names, pd):
 def _stability(chosen: np.ndarray, params, pd):
     """Per-parameter movement of the chosen values across windows (see WalkForwardResult)."""
     columns = {"set": pd.Series(chosen)}
-    grid = {"set": None}
+    grid: dict[str, pd.Series | None] = {"set": None}
     if params is not None:
         for name in params.columns:
             columns[name] = params[name].iloc[chosen].reset_index(drop=True)
@@ -336,11 +336,12 @@ def _stability(chosen: np.ndarray, params, pd):
     out = {}
     for name, values in columns.items():
         changes = int((values.to_numpy()[1:] != values.to_numpy()[:-1]).sum())
-        row = {"n_changes": changes}
-        if grid[name] is not None and pd.api.types.is_numeric_dtype(values):
+        row: dict[str, float] = {"n_changes": changes}
+        values_on_grid = grid[name]
+        if values_on_grid is not None and pd.api.types.is_numeric_dtype(values):
             v = values.to_numpy(dtype=np.float64)
-            lo = float(grid[name].min())
-            hi = float(grid[name].max())
+            lo = float(values_on_grid.min())
+            hi = float(values_on_grid.max())
             step_abs = np.abs(np.diff(v))
             mean_abs = float(step_abs.mean()) if step_abs.size else float("nan")
             row.update(
