@@ -27,10 +27,10 @@ import ccxt
 import numpy as np
 import pyarrow as pa
 
+from tradelab.core.timeutil import interval_ns
 from tradelab.store.catalog import Catalog
 from tradelab.store.errors import StoreError
 from tradelab.store.paths import resolve_root
-from tradelab.store.timeutil import interval_ns
 from tradelab.store.writer import StoreWriter
 
 log = logging.getLogger("tradelab.backfill")

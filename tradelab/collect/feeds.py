@@ -16,7 +16,7 @@ from cryptofeed.exchanges import EXCHANGE_MAP
 from cryptofeed.symbols import Symbols
 
 from tradelab.collect.config import Endpoint, FeedConfig
-from tradelab.venue.tls import client_context_without_verification
+from tradelab.net.tls import client_context_without_verification
 
 CHANNEL_MAP = {"l2_book": L2_BOOK, "trades": TRADES, "bbo": TICKER, "funding": FUNDING,
                "open_interest": OPEN_INTEREST}

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 
-from tradelab.store.timeutil import NS_PER_DAY, NS_PER_S, interval_ns
+from tradelab.core.timeutil import NS_PER_DAY, NS_PER_S, interval_ns
 from tradelab.store.writer import StoreWriter
 from tradelab.synth import nb
 from tradelab.synth.market import PERP_SUFFIX, SynthMarket, _units_per, rng_for

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.feather as feather
 
 from tradelab.collect.importers.freqtrade import classify
-from tradelab.store.timeutil import interval_ns
+from tradelab.core.timeutil import interval_ns
 
 MS = 1_000_000
 

@@ -186,7 +186,7 @@ def klines(venue: Venue, market: str, query) -> list:
         raise BinanceError(400, -1120, "Invalid interval.") from None
     if c is None:
         return []
-    from tradelab.store.timeutil import interval_ns
+    from tradelab.core.timeutil import interval_ns
 
     step_ms = interval_ns(interval) // 1_000_000
     sl = page(c.t, start, end, limit)

@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from tradelab.collect.importers.base import FileReport, ImportRun, sha256_of
+from tradelab.core.timeutil import interval_ns
+from tradelab.errors import ImportFailed, StoreError
 from tradelab.store.catalog import Catalog
-from tradelab.store.errors import StoreError
 from tradelab.store.paths import check_exchange
-from tradelab.store.timeutil import interval_ns
 from tradelab.store.writer import StoreWriter
 
 FILE_RE = re.compile(
@@ -44,7 +44,7 @@ FUTURES_VENUE = {"BINANCE": ("BINANCE_FUTURES", "BINANCE_DELIVERY")}
 CANDLE_KIND = {None: "trade", "spot": "trade", "futures": "trade", "mark": "mark", "index": "index"}
 
 
-class FileRefused(StoreError):
+class FileRefused(ImportFailed):
     """The file as a whole cannot be imported."""
 
 
