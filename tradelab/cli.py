@@ -469,11 +469,12 @@ def backfill(
     store holds), idempotent (no duplicate rows after a re-run)."""
     import time as _time
 
-    from tradelab.collect.backfill import Backfill, market_of
+    from tradelab.adapters.binance.symbols import CCXT_EXCHANGE, market_of_ccxt
+    from tradelab.collect.backfill import Backfill
     from tradelab.core.timeutil import to_ns
 
     with cli_errors():
-        if exchange.lower() not in ("binance", "binanceusdm"):
+        if exchange.lower() not in CCXT_EXCHANGE.values():
             raise ValueError(f"unsupported exchange {exchange!r}: binance (spot and USD-M)")
         start = to_ns(since) // 1_000_000
         end = to_ns(until) // 1_000_000 if until else int(_time.time() * 1000)
@@ -481,7 +482,7 @@ def backfill(
         for sym in [x.strip() for x in symbols.split(",") if x.strip()]:
             if ohlcv:
                 jobs.append(("ohlcv", sym))
-            if funding and market_of(sym) == "usdm":
+            if funding and market_of_ccxt(sym) == "usdm":
                 jobs.append(("funding", sym))
             elif funding:
                 err.print(f"{sym}: spot, so no funding rates (perpetuals only)")
