@@ -207,7 +207,7 @@ def violations(edges: list[Edge], external: list[tuple[str, str, int]] | None = 
         if ok is not None and top not in ok and (module, top) not in EXTERNAL_EXCEPTIONS:
             out.append(f"{module}:{line} imports {top} (third-party; {part_of(module)} may use "
                        f"only {sorted(ok) or 'the standard library'})")
-    return out
+    return list(dict.fromkeys(out))  # one line per import statement, however many names
 
 
 def part_cycles(edges: list[Edge]) -> list[list[str]]:
