@@ -55,13 +55,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tradelab.adapters.binance.symbols import EXCHANGE, PERP_SUFFIX
 from tradelab.core.timeutil import NS_PER_S, TimeLike, interval_ns, to_ns
 from tradelab.store.bars_nb import trade_bars_nb
 from tradelab.synth import nb
 
-SPOT_EXCHANGE = "BINANCE"
-PERP_EXCHANGE = "BINANCE_FUTURES"
-PERP_SUFFIX = "-PERP"
+SPOT_EXCHANGE = EXCHANGE["spot"]
+PERP_EXCHANGE = EXCHANGE["usdm"]
 MINUTES_PER_YEAR = 365 * 24 * 60
 NS_PER_MIN = 60 * NS_PER_S
 TRADE_MARGIN_NS = 1_000
