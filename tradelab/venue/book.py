@@ -48,6 +48,7 @@ class VenueBook:
             self._pending.append(diff)
             return "pending"
         last = self.last_update_id
+        assert last is not None  # set by load_snapshot, which syncs the book
         market = "usdm" if usdm else "spot"
         if depth_sync.is_before(market, diff, last):
             return "old"

@@ -36,10 +36,16 @@ class Instrument:
         return symbol_filters(self.market, self.symbol, self.tick, self.step)
 
     def price_decimals(self) -> int:
-        return max(0, -Decimal(self.tick).normalize().as_tuple().exponent)
+        return _decimals(self.tick)
 
     def qty_decimals(self) -> int:
-        return max(0, -Decimal(self.step).normalize().as_tuple().exponent)
+        return _decimals(self.step)
+
+
+def _decimals(size: str) -> int:
+    """Decimal places of a size such as ``"0.010"`` (2)."""
+    exponent = Decimal(size).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def instrument(market: str, symbol: str, tick: str | None = None,

@@ -136,7 +136,7 @@ class RecordingSource:
 
     def take(self, until: int | None, max_n: int = 2000) -> list[VenueMessage]:
         """Messages with ``at <= until`` (``None``: the next ``max_n`` regardless of time)."""
-        out = []
+        out: list[VenueMessage] = []
         while len(out) < max_n:
             m = self.peek()
             if m is None or (until is not None and m.at > until):

@@ -8,9 +8,9 @@ plain text (told apart by their first two bytes).
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from pathlib import Path
-from typing import IO
 
 import orjson
 
@@ -26,7 +26,7 @@ def is_gzip(path: str | Path) -> bool:
         return fh.read(2) == GZIP_MAGIC
 
 
-def open_recording(path: str | Path) -> IO[bytes]:
+def open_recording(path: str | Path) -> io.BufferedIOBase:
     """The recording opened for reading bytes, gzip or plain."""
     if is_gzip(path):
         return gzip.open(path, "rb")
