@@ -12,7 +12,7 @@ from rich.console import Console
 from tradelab.adapters.binance.symbols import MARKET_OF_EXCHANGE, raw_of_store_symbol
 from tradelab.collect.collector import Collector
 from tradelab.collect.config import CollectConfig, Endpoint, load_config
-from tradelab.store.errors import StoreError
+from tradelab.errors import ConfigError, StoreError
 
 
 def venue_status(host_port: str) -> dict:
@@ -51,7 +51,7 @@ def plan(config_path: str | Path, venue: str | None) -> tuple[CollectConfig, lis
                 websocket=f"wss://{host}:{status['tls_port']}/{market}",
                 rest=f"http://{host}:{status['port']}")}))
         if not feeds:
-            raise StoreError("no feed of the config can use the local venue")
+            raise ConfigError("no feed of the config can use the local venue")
         cfg = cfg.model_copy(update={"feeds": feeds})
     return cfg, notes
 
