@@ -116,6 +116,11 @@ class _Rows:
     def rows(self) -> int:
         return len(self.cols[self.names[0]])
 
+    def add(self, *values: Any) -> None:
+        """Append one row, values in the order of ``names``."""
+        for name, value in zip(self.names, values, strict=True):
+            self.cols[name].append(value)
+
     def take(self) -> dict[str, list]:
         out = self.cols
         self.cols = {n: [] for n in self.names}
@@ -356,13 +361,7 @@ class BinanceWsImporter:
             rows = self.trades[symbol] = _Rows(
                 ("ts", "recv_ts", "price", "qty", "side", "trade_id")
             )
-        c = rows.cols
-        c["ts"].append(ts)
-        c["recv_ts"].append(recv)
-        c["price"].append(price)
-        c["qty"].append(qty)
-        c["side"].append(side)
-        c["trade_id"].append(tid)
+        rows.add(ts, recv, price, qty, side, tid)
 
     def _on_bbo(self, symbol: str, recv: int, d: dict, line: int) -> None:
         ts, seq, bp, bq, ap, aq = parse.book_ticker(d, recv)
@@ -371,14 +370,7 @@ class BinanceWsImporter:
             rows = self.bbo[symbol] = _Rows(
                 ("ts", "recv_ts", "seq", "bid_px", "bid_qty", "ask_px", "ask_qty")
             )
-        c = rows.cols
-        c["ts"].append(ts)
-        c["recv_ts"].append(recv)
-        c["seq"].append(seq)
-        c["bid_px"].append(bp)
-        c["bid_qty"].append(bq)
-        c["ask_px"].append(ap)
-        c["ask_qty"].append(aq)
+        rows.add(ts, recv, seq, bp, bq, ap, aq)
 
     def _on_mark(self, symbol: str, recv: int, d: dict, line: int) -> None:
         parsed = parse.mark_price(d)
@@ -391,14 +383,7 @@ class BinanceWsImporter:
             rows = self.funding[symbol] = _Rows(
                 ("ts", "recv_ts", "rate", "settled", "mark_price", "index_price", "next_funding_ts")
             )
-        c = rows.cols
-        c["ts"].append(ts)
-        c["recv_ts"].append(recv)
-        c["rate"].append(rate)
-        c["settled"].append(False)
-        c["mark_price"].append(mark)
-        c["index_price"].append(index)
-        c["next_funding_ts"].append(nxt)
+        rows.add(ts, recv, rate, False, mark, index, nxt)
 
     # .. depth and sync ......................................................................
 
@@ -635,15 +620,8 @@ class BinanceWsImporter:
         rows = self.qevents.get(symbol)
         if rows is None:
             rows = self.qevents[symbol] = _Rows(QE_COLS)
-        c = rows.cols
-        c["ts"].append(ts)
-        c["recv_ts"].append(recv)
-        c["table_name"].append("book")
-        c["kind"].append(kind)
-        c["expected_seq"].append(expected)
-        c["got_seq"].append(got)
-        c["source"].append(Path(self.report.path).name if self.report else None)
-        c["detail"].append(detail)
+        source = Path(self.report.path).name if self.report else None
+        rows.add(ts, recv, "book", kind, expected, got, source, detail)
 
     def _buffered_rows(self) -> int:
         return (
