@@ -19,7 +19,9 @@ import pyarrow.feather as feather
 import pytest
 
 from tests.venue_helpers import venue_in_thread
-from tradelab.collect.backfill import Backfill, market_of, store_symbol
+from tradelab.adapters.binance.symbols import market_of_ccxt as market_of
+from tradelab.adapters.binance.symbols import store_symbol_of_ccxt as store_symbol
+from tradelab.collect.backfill import Backfill
 from tradelab.store import Catalog, StoreError
 from tradelab.venue.core import Venue
 from tradelab.venue.history import History

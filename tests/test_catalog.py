@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tradelab.core.events import EV_ASK, EV_BID, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE
 from tradelab.store import BOOK_LAST, BOOK_SNAPSHOT, Catalog, StoreError, StoreWriter, book_nb
-from tradelab.store.events import EV_ASK, EV_BID, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE
 
 S = 10**9
 T0 = 1_700_000_000 * S  # 2023-11-14 22:13:20 UTC, a whole second

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tradelab.collect.config import load_config, parse_config
-from tradelab.store import StoreError
+from tradelab.errors import ConfigError
 
 GOOD = {"feeds": [{"exchange": "BINANCE", "symbols": ["BTC-USDT"], "channels": ["trades"]}]}
 
@@ -27,21 +27,21 @@ def test_the_shipped_config_is_valid():
 ])
 def test_bad_feed_values_name_the_key(feed, message):
     raw = {"feeds": [{**GOOD["feeds"][0], **feed}]}
-    with pytest.raises(StoreError, match="invalid collector config") as exc:
+    with pytest.raises(ConfigError, match="invalid collector config") as exc:
         parse_config(raw, "my.yaml")
     assert message in str(exc.value) and "my.yaml" in str(exc.value)
 
 
 def test_top_level_values_and_files(tmp_path):
-    with pytest.raises(StoreError, match="flush_interval_s: Input should be greater than 0"):
+    with pytest.raises(ConfigError, match="flush_interval_s: Input should be greater than 0"):
         parse_config({**GOOD, "flush_interval_s": 0})
-    with pytest.raises(StoreError, match="queue_size \\(100\\) must be at least twice batch_rows"):
+    with pytest.raises(ConfigError, match="queue_size \\(100\\) must be at least twice batch_rows"):
         parse_config({**GOOD, "queue_size": 100, "batch_rows": 60})
-    with pytest.raises(StoreError, match="feeds: Field required"):
+    with pytest.raises(ConfigError, match="feeds: Field required"):
         parse_config({})
     bad = tmp_path / "c.yaml"
     bad.write_text("feeds: [\n")
-    with pytest.raises(StoreError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
-    with pytest.raises(StoreError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")

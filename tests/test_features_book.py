@@ -14,9 +14,7 @@ import pytest
 
 from tests.features_helpers import same
 from tradelab import features
-from tradelab.features import depth_nb, funding_nb, lob_nb, ofi_nb
-from tradelab.store import Catalog
-from tradelab.store.events import (
+from tradelab.core.events import (
     EV_ASK,
     EV_BID,
     EV_DEPTH,
@@ -25,6 +23,8 @@ from tradelab.store.events import (
     EV_TRADE,
     empty_events,
 )
+from tradelab.features import depth_nb, funding_nb, lob_nb, ofi_nb
+from tradelab.store import Catalog
 
 NAN = np.nan
 S = 10**9

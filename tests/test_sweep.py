@@ -17,7 +17,7 @@ from tradelab.backtest.vector.metrics_nb import METRICS
 from tradelab.backtest.vector.runs import RunStore
 from tradelab.backtest.vector.simulate import Costs, Market, chunk_metrics, simulate
 from tradelab.backtest.vector.walkforward import walk_forward_run
-from tradelab.store import StoreError
+from tradelab.errors import ConfigError
 from tradelab.synth import SynthConfig, generate_market, write_store
 
 M = {name: i for i, name in enumerate(METRICS)}
@@ -212,7 +212,7 @@ def test_the_shipped_sweep_config_is_valid():
     ({"colour": 1}, "colour: Extra inputs are not permitted"),
 ])
 def test_bad_sweep_configs_name_the_key(over, message):
-    with pytest.raises(StoreError, match="invalid sweep config") as exc:
+    with pytest.raises(ConfigError, match="invalid sweep config") as exc:
         sweep_cfg(**over)
     assert message in str(exc.value)
 

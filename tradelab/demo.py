@@ -36,7 +36,7 @@ def run_demo(
 ) -> dict:
     """Run every step; returns the figures it printed (for tests). ``collect_s`` seconds of
     live collection from the local venue (0 skips it)."""
-    from tradelab.cli import print_quality
+    from tradelab.report.console import print_quality
 
     con = console or Console()
     t_start = time.perf_counter()
@@ -243,7 +243,7 @@ def _research(store: Path, workdir: Path, market, con: Console) -> dict:
     from tradelab.backtest.vector.config import load_sweep_config
     from tradelab.backtest.vector.engine import run_sweep
     from tradelab.backtest.vector.walkforward import walk_forward_run
-    from tradelab.cli import print_sweep, print_walkforward
+    from tradelab.report.console import print_sweep, print_walkforward
 
     # the first day stays before the start, so the warm-up check has history to compare with
     start = pd.Timestamp(market.start_ns + 86_400 * 10**9, unit="ns", tz="UTC")

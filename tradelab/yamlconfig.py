@@ -12,7 +12,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tradelab.store.errors import StoreError
+from tradelab.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,7 +24,7 @@ def parse_model(model: type[M], raw: object, origin: str, what: str) -> M:
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
                  for e in exc.errors()]
-        raise StoreError(f"{origin}: invalid {what}:\n" + "\n".join(lines)) from None
+        raise ConfigError(f"{origin}: invalid {what}:\n" + "\n".join(lines)) from None
 
 
 def load_model(model: type[M], path: str | Path, what: str) -> M:
@@ -33,7 +33,7 @@ def load_model(model: type[M], path: str | Path, what: str) -> M:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise StoreError(f"{what} {path} does not exist") from None
+        raise ConfigError(f"{what} {path} does not exist") from None
     except yaml.YAMLError as exc:
-        raise StoreError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_model(model, raw, str(path), what)

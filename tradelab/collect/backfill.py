@@ -16,7 +16,6 @@ every Binance base URL at a local venue (``http://127.0.0.1:PORT``).
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,17 +26,23 @@ import ccxt
 import numpy as np
 import pyarrow as pa
 
+from tradelab.adapters.binance.schema import REST_HOST_RE
+from tradelab.adapters.binance.symbols import (
+    CCXT_EXCHANGE,
+    CCXT_MARKET_TYPE,
+    EXCHANGE,
+    market_of_ccxt,
+    store_symbol_of_ccxt,
+)
+from tradelab.core.timeutil import interval_ns
 from tradelab.store.catalog import Catalog
 from tradelab.store.errors import StoreError
 from tradelab.store.paths import resolve_root
-from tradelab.store.timeutil import interval_ns
 from tradelab.store.writer import StoreWriter
 
 log = logging.getLogger("tradelab.backfill")
 MS = 1_000_000
 PAGE = 1000
-STORE_EXCHANGE = {"spot": "BINANCE", "usdm": "BINANCE_FUTURES"}
-_HOST_RE = re.compile(r"^https://[a-z]+\.binance\.com")
 
 
 @dataclass
@@ -64,43 +69,23 @@ class BackfillReport:
         return d
 
 
-def market_of(symbol: str) -> str:
-    """``spot`` for ``BTC/USDT``, ``usdm`` for ``BTC/USDT:USDT``."""
-    if "/" not in symbol:
-        raise ValueError(f"use ccxt symbols like BTC/USDT (spot) or BTC/USDT:USDT (USD-M), "
-                         f"not {symbol!r}")
-    if ":" in symbol:
-        base_quote, settle = symbol.split(":", 1)
-        if settle != base_quote.split("/")[1]:
-            raise ValueError(f"{symbol}: only linear (USD-M) perpetuals are supported")
-        return "usdm"
-    return "spot"
-
-
-def store_symbol(symbol: str) -> str:
-    """``BTC/USDT`` -> ``BTC-USDT``; ``BTC/USDT:USDT`` -> ``BTC-USDT-PERP``."""
-    base_quote = symbol.split(":", 1)[0].replace("/", "-")
-    return f"{base_quote}-PERP" if ":" in symbol else base_quote
-
-
 def make_client(market: str, venue: str | None = None, timeout_ms: int = 30_000,
                 rate_limit_ms: float | None = None):
     """A ccxt Binance client for ``market``, loading only that market's instruments.
 
     ccxt throttles by Binance's request weights (e.g. futures aggTrades weigh 20, about one
     page a second); ``rate_limit_ms`` changes its base interval (e.g. for a local venue)."""
-    cls = ccxt.binance if market == "spot" else ccxt.binanceusdm
+    cls = getattr(ccxt, CCXT_EXCHANGE[market])
     client = cls({"enableRateLimit": True, "timeout": timeout_ms,
                   "options": {"fetchCurrencies": False, "fetchMargins": False,
-                              "fetchMarkets": {"types": ["spot" if market == "spot"
-                                                         else "linear"]}}})
+                              "fetchMarkets": {"types": [CCXT_MARKET_TYPE[market]]}}})
     if rate_limit_ms is not None:
         client.rateLimit = rate_limit_ms
     if venue:
         base = venue if venue.startswith("http") else f"http://{venue}"
         for name, url in list(client.urls["api"].items()):
             if isinstance(url, str):
-                client.urls["api"][name] = _HOST_RE.sub(base.rstrip("/"), url)
+                client.urls["api"][name] = REST_HOST_RE.sub(base.rstrip("/"), url)
     return client
 
 
@@ -155,7 +140,7 @@ class Backfill:
 
     def ohlcv(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> BackfillReport:
         """Candles of ``timeframe`` in ``[since, until)``."""
-        market = market_of(symbol)
+        market = market_of_ccxt(symbol)
         client = self.client(market)
         step = interval_ns(timeframe) // MS
         rep = self._report("ohlcv", symbol, market, since_ms, until_ms)
@@ -186,7 +171,7 @@ class Backfill:
 
     def funding(self, symbol: str, since_ms: int, until_ms: int) -> BackfillReport:
         """Settled funding rates of a perpetual in ``[since, until)``."""
-        market = market_of(symbol)
+        market = market_of_ccxt(symbol)
         if market != "usdm":
             raise ValueError(f"{symbol} is spot: funding needs a perpetual like BTC/USDT:USDT")
         client = self.client(market)
@@ -216,7 +201,7 @@ class Backfill:
 
         Pages walk one-hour windows (Binance's limit between startTime and endTime); a full page
         switches to paging by trade id until the window's trades are exhausted."""
-        market = market_of(symbol)
+        market = market_of_ccxt(symbol)
         client = self.client(market)
         rep = self._report("trades", symbol, market, since_ms, until_ms)
         cursor = self._resume(rep, "trades", "", since_ms, 1)
@@ -266,7 +251,7 @@ class Backfill:
                 ) -> BackfillReport:
         if until <= since:
             raise ValueError(f"--until must be after --since ({until} <= {since})")
-        rep = BackfillReport(kind, symbol, STORE_EXCHANGE[market], store_symbol(symbol), since,
+        rep = BackfillReport(kind, symbol, EXCHANGE[market], store_symbol_of_ccxt(symbol), since,
                              until)
         rep.elapsed_s = time.perf_counter()
         return rep

@@ -15,8 +15,9 @@ from cryptofeed.defines import FUNDING, L2_BOOK, OPEN_INTEREST, TICKER, TRADES
 from cryptofeed.exchanges import EXCHANGE_MAP
 from cryptofeed.symbols import Symbols
 
+from tradelab.adapters.binance.symbols import MARKET_OF_EXCHANGE
 from tradelab.collect.config import Endpoint, FeedConfig
-from tradelab.venue.tls import client_context_without_verification
+from tradelab.net.tls import client_context_without_verification
 
 CHANNEL_MAP = {"l2_book": L2_BOOK, "trades": TRADES, "bbo": TICKER, "funding": FUNDING,
                "open_interest": OPEN_INTEREST}
@@ -71,6 +72,6 @@ def build_feed(cfg: FeedConfig, callbacks: dict, cls=None):
     kwargs = {"symbols": cfg.symbols, "channels": channels,
               "callbacks": {ch: callbacks[ch] for ch in channels}, "max_depth": cfg.depth,
               "config": {"uvloop": False, "log": {"disabled": True}}}
-    if cfg.exchange in ("BINANCE", "BINANCE_FUTURES"):
+    if cfg.exchange in MARKET_OF_EXCHANGE:  # Binance spot or USD-M
         kwargs["depth_interval"] = "100ms"
     return cls(**kwargs)

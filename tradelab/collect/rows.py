@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+from tradelab.adapters.binance.depth_sync import prev_update_id
 from tradelab.store.schema import BOOK_LAST, BOOK_SNAPSHOT
 
 US = 1_000
@@ -61,11 +62,8 @@ def oi_row(o, receipt: float) -> tuple:
 
 def prev_seq_of(raw) -> int | None:
     """The update id a Binance diff follows (``pu`` on USD-M, ``U - 1`` on spot)."""
-    if isinstance(raw, dict):
-        if "pu" in raw:
-            return int(raw["pu"])
-        if "U" in raw:
-            return int(raw["U"]) - 1
+    if isinstance(raw, dict) and ("pu" in raw or "U" in raw):
+        return int(prev_update_id(raw))
     return None
 
 

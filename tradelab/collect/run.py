@@ -9,11 +9,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tradelab.adapters.binance.symbols import MARKET_OF_EXCHANGE, raw_of_store_symbol
 from tradelab.collect.collector import Collector
 from tradelab.collect.config import CollectConfig, Endpoint, load_config
-from tradelab.store.errors import StoreError
-
-VENUE_MARKET = {"BINANCE": "spot", "BINANCE_FUTURES": "usdm"}
+from tradelab.errors import ConfigError, StoreError
 
 
 def venue_status(host_port: str) -> dict:
@@ -37,12 +36,12 @@ def plan(config_path: str | Path, venue: str | None) -> tuple[CollectConfig, lis
         listed = {tuple(i.split(":")) for i in status.get("instruments", [])}
         feeds = []
         for feed in cfg.feeds:
-            market = VENUE_MARKET.get(feed.exchange)
+            market = MARKET_OF_EXCHANGE.get(feed.exchange)
             if market is None:
                 notes.append(f"{feed.exchange} left out: the local venue speaks Binance only")
                 continue
             keep = [s for s in feed.symbols
-                    if (market, s.removesuffix("-PERP").replace("-", "")) in listed]
+                    if (market, raw_of_store_symbol(s)) in listed]
             if not keep:
                 notes.append(f"{feed.exchange} left out: the venue lists none of {feed.symbols}")
                 continue
@@ -52,7 +51,7 @@ def plan(config_path: str | Path, venue: str | None) -> tuple[CollectConfig, lis
                 websocket=f"wss://{host}:{status['tls_port']}/{market}",
                 rest=f"http://{host}:{status['port']}")}))
         if not feeds:
-            raise StoreError("no feed of the config can use the local venue")
+            raise ConfigError("no feed of the config can use the local venue")
         cfg = cfg.model_copy(update={"feeds": feeds})
     return cfg, notes
 

@@ -16,8 +16,9 @@ Streaming convention: an indicator's state lives at offset ``o`` of a float64 st
 advances it by one input; the vectorized ``*_nb`` is a loop over that step, so both agree bit for
 bit. The pandas-facing functions below wrap the vectorized forms.
 
-Importing the package first checks numba's cache against these sources and the store's
-(:mod:`.numba_cache`): numba alone would keep kernels that inlined an older version of them.
+Importing the package first checks numba's cache against these sources and the ground floor's
+(:mod:`tradelab.core`, the event flags; :mod:`.numba_cache`): numba alone would keep kernels
+that inlined an older version of them.
 """
 
 from pathlib import Path as _Path
@@ -25,7 +26,7 @@ from pathlib import Path as _Path
 from tradelab.features.numba_cache import clear_if_stale as _clear_if_stale
 
 _HERE = _Path(__file__).resolve().parent
-_clear_if_stale(_HERE, [_HERE.parent / "store"])
+_clear_if_stale(_HERE, [_HERE.parent / "core"])
 
 from tradelab.features.api import (  # noqa: E402
     LIQUIDITY_FLAGS,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from tradelab.core.timeutil import interval_ns
 from tradelab.features import depth_nb, funding_nb, lob_nb, ofi_nb, returns_nb, ta_nb
-from tradelab.store.timeutil import interval_ns
 
 __all__ = [
     "BookFrame",

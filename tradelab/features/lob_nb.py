@@ -1,4 +1,4 @@
-"""An L2 book rebuilt from ``tradelab.store.events.event_dt`` rows, one event at a time.
+"""An L2 book rebuilt from ``tradelab.core.events.event_dt`` rows, one event at a time.
 
 This is the streaming counterpart of the store's book replay (``tradelab.store.book_nb``): that
 one maps prices to a dense index known in advance, which a live feed cannot know. Here each side
@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tradelab.store.events import EV_BID, EV_DEPTH, EV_KIND_MASK, EV_LAST, EV_SNAPSHOT
+from tradelab.core.events import EV_BID, EV_DEPTH, EV_KIND_MASK, EV_LAST, EV_SNAPSHOT
 
 BID_PX = 0
 BID_QTY = 1

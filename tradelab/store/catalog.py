@@ -19,10 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tradelab.store import book_nb
-from tradelab.store.bars_nb import time_ordered, trade_bars_nb
-from tradelab.store.errors import StoreError
-from tradelab.store.events import (
+from tradelab.core.events import (
     EV_ASK,
     EV_BID,
     EV_DEPTH,
@@ -31,9 +28,12 @@ from tradelab.store.events import (
     EV_TRADE,
     event_dt,
 )
+from tradelab.core.timeutil import TimeLike, interval_ns, ns_to_date, to_ns
+from tradelab.store import book_nb
+from tradelab.store.bars_nb import time_ordered, trade_bars_nb
+from tradelab.store.errors import StoreError
 from tradelab.store.paths import check_exchange, check_symbol, resolve_root, table_glob
 from tradelab.store.schema import SCHEMAS
-from tradelab.store.timeutil import TimeLike, interval_ns, ns_to_date, to_ns
 
 MIN_BAR_NS = interval_ns("1s")
 MAX_BAR_NS = interval_ns("1d")

@@ -1,5 +1,5 @@
-"""Errors raised by the store. Messages name the offending thing and what to do about it."""
+"""The store's error class; it lives in :mod:`tradelab.errors` with the rest of the hierarchy."""
 
+from tradelab.errors import StoreError
 
-class StoreError(Exception):
-    """A problem with the store itself: bad root, bad partition key, schema mismatch."""
+__all__ = ["StoreError"]

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradelab.core.timeutil import interval_ns, ns_to_date
 from tradelab.store.catalog import Catalog, partition_filter
-from tradelab.store.timeutil import interval_ns, ns_to_date
 
 KEY = ["exchange", "symbol", "date"]
 _HOUR_NS = 3_600_000_000_000

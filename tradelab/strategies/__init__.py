@@ -29,7 +29,7 @@ import numpy as np
 from tradelab.features.numba_cache import clear_if_stale
 
 _HERE = Path(__file__).resolve().parent
-clear_if_stale(_HERE, [_HERE.parent / "features", _HERE.parent / "store"])
+clear_if_stale(_HERE, [_HERE.parent / "features", _HERE.parent / "core", _HERE.parent / "store"])
 
 from tradelab.strategies import base  # noqa: E402
 from tradelab.strategies.params import StrategyParams, param  # noqa: E402

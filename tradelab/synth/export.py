@@ -27,7 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 
-from tradelab.store.timeutil import NS_PER_DAY, NS_PER_S, interval_ns
+from tradelab.adapters.binance.encode import spot_book_ticker_lines, spot_trade_lines
+from tradelab.adapters.binance.symbols import raw_of_store_symbol
+from tradelab.core.timeutil import NS_PER_DAY, NS_PER_S, interval_ns
 from tradelab.store.writer import StoreWriter
 from tradelab.synth import nb
 from tradelab.synth.market import PERP_SUFFIX, SynthMarket, _units_per, rng_for
@@ -167,30 +169,6 @@ def write_freqtrade(
 # -- Binance websocket recording ----------------------------------------------------------------
 
 
-def _decimal8(units: np.ndarray, per_unit: int) -> pa.Array:
-    """Strings with 8 decimals (Binance's form, ``"60000.01000000"``) of ``units / per_unit``."""
-    if 10**8 % per_unit:
-        raise ValueError(f"a step of 1/{per_unit} cannot be written with 8 decimals")
-    units = np.asarray(units, dtype=np.int64)
-    whole = pc.cast(pa.array(units // per_unit), pa.string())
-    frac = pc.utf8_lpad(
-        pc.cast(pa.array((units % per_unit) * (10**8 // per_unit)), pa.string()),
-        width=8,
-        padding="0",
-    )
-    return pc.binary_join_element_wise(whole, frac, ".")
-
-
-def _i(values: np.ndarray) -> pa.Array:
-    return pc.cast(pa.array(np.asarray(values, dtype=np.int64)), pa.string())
-
-
-def _join(*parts) -> pa.Array:
-    return pc.binary_join_element_wise(
-        *[pa.scalar(p) if isinstance(p, str) else p for p in parts], ""
-    )
-
-
 def book_sizes(market: SynthMarket, symbol: str) -> tuple[np.ndarray, np.ndarray]:
     """Best bid and ask sizes per second, in lots of ``qty_step`` (deterministic per symbol)."""
     cfg = market.config
@@ -225,40 +203,11 @@ def _ws_lines(
     if len(tr_ts):
         t_ms = tr_ts // MS
         out.append(
-            _join(
-                _i(tr_recv),
-                f' {{"stream":"{stream}@trade","data":{{"e":"trade","E":',
-                _i(t_ms + tr_e),
-                f',"s":"{sym}","t":',
-                _i(tr_id),
-                ',"p":"',
-                _decimal8(tr_px, tpu),
-                '","q":"',
-                _decimal8(tr_qty, lpu),
-                '","T":',
-                _i(t_ms),
-                ',"m":',
-                pc.if_else(pa.array(tr_m), "true", "false"),
-                ',"M":true}}\n',
-            )
+            spot_trade_lines(stream, sym, tr_recv, t_ms + tr_e, tr_id, tr_px, tr_qty, t_ms, tr_m,
+                             tpu, lpu)
         )
     if len(bt_recv):
-        out.append(
-            _join(
-                _i(bt_recv),
-                f' {{"stream":"{stream}@bookTicker","data":{{"u":',
-                _i(bt_u),
-                f',"s":"{sym}","b":"',
-                _decimal8(bid, tpu),
-                '","B":"',
-                _decimal8(bq, lpu),
-                '","a":"',
-                _decimal8(ask, tpu),
-                '","A":"',
-                _decimal8(aq, lpu),
-                '"}}\n',
-            )
-        )
+        out.append(spot_book_ticker_lines(stream, sym, bt_recv, bt_u, bid, bq, ask, aq, tpu, lpu))
     return out
 
 
@@ -321,7 +270,7 @@ def write_binance_ws(
     day = pd.Timestamp(market.start_ns, unit="ns", tz="UTC").strftime("%Y%m%d")
     written = []
     for symbol in chosen:
-        sym = symbol.replace("-", "")
+        sym = raw_of_store_symbol(symbol)
         stream = sym.lower()
         tpu = _units_per(cfg.tick_of(symbol), "tick_size")
         lpu = _units_per(cfg.qty_step, "qty_step")

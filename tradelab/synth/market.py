@@ -55,13 +55,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tradelab.adapters.binance.symbols import EXCHANGE, PERP_SUFFIX
+from tradelab.core.timeutil import NS_PER_S, TimeLike, interval_ns, to_ns
 from tradelab.store.bars_nb import trade_bars_nb
-from tradelab.store.timeutil import NS_PER_S, TimeLike, interval_ns, to_ns
 from tradelab.synth import nb
 
-SPOT_EXCHANGE = "BINANCE"
-PERP_EXCHANGE = "BINANCE_FUTURES"
-PERP_SUFFIX = "-PERP"
+SPOT_EXCHANGE = EXCHANGE["spot"]
+PERP_EXCHANGE = EXCHANGE["usdm"]
 MINUTES_PER_YEAR = 365 * 24 * 60
 NS_PER_MIN = 60 * NS_PER_S
 TRADE_MARGIN_NS = 1_000
@@ -93,7 +93,7 @@ class SynthConfig:
 
     seed: int = 7
     start: str = "2025-01-01"
-    """UTC start, whole minutes (anything :func:`tradelab.store.timeutil.to_ns` reads)."""
+    """UTC start, whole minutes (anything :func:`tradelab.core.timeutil.to_ns` reads)."""
     days: float = 7
     """Length in days; fractions allowed (rounded to whole minutes)."""
     spot_symbols: Mapping[str, float] = field(default_factory=_default_spot)

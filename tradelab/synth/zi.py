@@ -52,13 +52,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
+from tradelab.adapters.binance import encode
+from tradelab.adapters.binance.recording import format_line
+from tradelab.adapters.binance.schema import MARKETS, stream_name
 from tradelab.synth import zi_nb as nb
 
 MS = 1_000_000
 NS_PER_S = 1_000_000_000
-MARKETS = ("spot", "usdm")
 STREAM_KINDS = ("depth", "trade", "aggTrade", "bookTicker")
 CAP_EVENTS = 1 << 15
 CAP_CHANGES = 1 << 17
@@ -270,14 +271,8 @@ class ZIMarket:
         x = cfg.derived
         self._spot = cfg.market == "spot"
         self._sym = cfg.symbol
-        low = cfg.symbol.lower()
         self._cadence_ns = x["cadence_ns"]
-        self.stream_names = {
-            "depth": f"{low}@depth@{cfg.cadence}",
-            "trade": f"{low}@trade",
-            "aggTrade": f"{low}@aggTrade",
-            "bookTicker": f"{low}@bookTicker",
-        }
+        self.stream_names = {k: stream_name(cfg.symbol, k, cfg.cadence) for k in STREAM_KINDS}
         self._want = frozenset(cfg.streams)
         # price strings: ticks * tick_units are units of 10**-tick_dp
         self._p_scale = x["tick_units"] * 10 ** (x["price_dp"] - x["tick_dp"])
@@ -466,20 +461,8 @@ class ZIMarket:
         e_ms = tau // MS
         b = self._levels(bids, True)
         a = self._levels(asks, False)
-        if self._spot:
-            data = {"e": "depthUpdate", "E": e_ms, "s": self._sym, "U": U, "u": u, "b": b, "a": a}
-        else:
-            data = {
-                "e": "depthUpdate",
-                "E": e_ms,
-                "T": t_last // MS,
-                "s": self._sym,
-                "U": U,
-                "u": u,
-                "pu": self._last_u,
-                "b": b,
-                "a": a,
-            }
+        data = encode.depth_update(self._spot, e_ms, t_last // MS, self._sym, U, u, self._last_u,
+                                   b, a)
         pb, pa = self._pub
         for p, q in bids:
             if q:
@@ -493,7 +476,7 @@ class ZIMarket:
                 pa.pop(p, None)
         self._last_u = u
         self._last_change_ns = t_last
-        return {"stream": self.stream_names["depth"], "data": data}
+        return encode.envelope(self.stream_names["depth"], data)
 
     def _flush_bucket(self, out: list) -> None:
         bids = [(p, q) for (s, p), q in self._bkt.items() if s > 0]
@@ -509,6 +492,7 @@ class ZIMarket:
         spot = self._spot
         sym = self._sym
         px, qty = self._px, self._qty
+        enc_trade, enc_agg, enc_bt = encode.trade, encode.agg_trade, encode.book_ticker
         want_depth = "depth" in self._want
         want_trade = "trade" in self._want
         want_agg = "aggTrade" in self._want
@@ -548,30 +532,8 @@ class ZIMarket:
                 maker_buys = e_side[i] < 0  # the taker sold: the buyer is the maker
                 if want_trade:
                     for j in range(m0, m1):
-                        if spot:
-                            d = {
-                                "e": "trade",
-                                "E": ms,
-                                "s": sym,
-                                "t": t_tid[j],
-                                "p": px(t_px[j]),
-                                "q": qty(t_qty[j]),
-                                "T": ms,
-                                "m": maker_buys,
-                                "M": True,
-                            }
-                        else:
-                            d = {
-                                "e": "trade",
-                                "E": ms,
-                                "T": ms,
-                                "s": sym,
-                                "t": t_tid[j],
-                                "p": px(t_px[j]),
-                                "q": qty(t_qty[j]),
-                                "X": "MARKET",
-                                "m": maker_buys,
-                            }
+                        d = enc_trade(spot, ms, sym, t_tid[j], px(t_px[j]), qty(t_qty[j]),
+                                      maker_buys)
                         out.append((t, {"stream": s_trade, "data": d}))
                 if want_agg:
                     j = m0
@@ -581,20 +543,8 @@ class ZIMarket:
                         while g < m1 and t_aid[g] == t_aid[j]:
                             lots += t_qty[g]
                             g += 1
-                        d = {
-                            "e": "aggTrade",
-                            "E": ms,
-                            "s": sym,
-                            "a": t_aid[j],
-                            "p": px(t_px[j]),
-                            "q": qty(lots),
-                            "f": t_tid[j],
-                            "l": t_tid[g - 1],
-                            "T": ms,
-                            "m": maker_buys,
-                        }
-                        if spot:
-                            d["M"] = True
+                        d = enc_agg(spot, ms, sym, t_aid[j], px(t_px[j]), qty(lots), t_tid[j],
+                                    t_tid[g - 1], ms, maker_buys)
                         out.append((t, {"stream": s_agg, "data": d}))
                         j = g
             if k1 > k0:
@@ -614,27 +564,8 @@ class ZIMarket:
                     if want_depth:
                         out.append((t, msg))
                 if want_bt and e_top[i]:
-                    if spot:
-                        d = {
-                            "u": c_uid[k1 - 1],
-                            "s": sym,
-                            "b": px(e_bp[i]),
-                            "B": qty(e_bq[i]),
-                            "a": px(e_ap[i]),
-                            "A": qty(e_aq[i]),
-                        }
-                    else:
-                        d = {
-                            "e": "bookTicker",
-                            "u": c_uid[k1 - 1],
-                            "s": sym,
-                            "b": px(e_bp[i]),
-                            "B": qty(e_bq[i]),
-                            "a": px(e_ap[i]),
-                            "A": qty(e_aq[i]),
-                            "T": ms,
-                            "E": ms,
-                        }
+                    d = enc_bt(spot, c_uid[k1 - 1], sym, px(e_bp[i]), qty(e_bq[i]), px(e_ap[i]),
+                               qty(e_aq[i]), ms)
                     out.append((t, {"stream": s_bt, "data": d}))
             k0 = k1
             m0 = m1
@@ -650,15 +581,8 @@ class ZIMarket:
         pb, pa = self._pub
         bids = [[self._px(p), self._qty(pb[p])] for p in sorted(pb, reverse=True)[:limit]]
         asks = [[self._px(p), self._qty(pa[p])] for p in sorted(pa)[:limit]]
-        if self._spot:
-            return {"lastUpdateId": self._last_u, "bids": bids, "asks": asks}
-        return {
-            "lastUpdateId": self._last_u,
-            "E": self.now_ns // MS,
-            "T": self._last_change_ns // MS,
-            "bids": bids,
-            "asks": asks,
-        }
+        times = None if self._spot else {"E": self.now_ns // MS, "T": self._last_change_ns // MS}
+        return encode.depth_snapshot(self._last_u, bids, asks, times)
 
     def book(self, limit: int | None = None) -> dict[str, list[tuple[float, float]]]:
         """The internal book at ``now_ns``: ``{"bids": [(price, qty), ...], "asks": ...}``,
@@ -755,11 +679,11 @@ def write_zi_recording(
                 if snap_line is not None and snap_line[0] <= recv:
                     lines.append(snap_line[1])
                     snap_line = None
-                lines.append(b"%d %s\n" % (recv, orjson.dumps(msg)))
+                lines.append(format_line(recv, msg))
             fh.write(b"".join(lines))
             if t1 == t_snap:
                 recv = t_snap + snapshot_latency_ms * MS
-                snap_line = (recv, b"%d %s\n" % (recv, orjson.dumps(mkt.snapshot(1000))))
+                snap_line = (recv, format_line(recv, mkt.snapshot(1000)))
         if snap_line is not None:
             fh.write(snap_line[1])
     os.replace(tmp, path)

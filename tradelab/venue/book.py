@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections import deque
 from decimal import Decimal
 
+from tradelab.adapters.binance import depth_sync
+from tradelab.adapters.binance.encode import depth_snapshot
+
 PENDING_DIFFS = 10_000
 
 
@@ -45,14 +48,12 @@ class VenueBook:
             self._pending.append(diff)
             return "pending"
         last = self.last_update_id
-        if diff["u"] < last or (not usdm and diff["u"] == last):
+        assert last is not None  # set by load_snapshot, which syncs the book
+        market = "usdm" if usdm else "spot"
+        if depth_sync.is_before(market, diff, last):
             return "old"
-        if usdm:
-            first_after = diff["U"] <= last <= diff["u"]
-        else:
-            first_after = diff["U"] <= last + 1 <= diff["u"]
-        follows = diff.get("pu") == last if usdm else diff["U"] == last + 1
-        if not (first_after or follows):
+        first_after = depth_sync.straddles(market, diff, last)
+        if not (first_after or depth_sync.continues(market, diff, last)):
             self.synced = False
             self._pending.append(diff)
             return "gap"
@@ -69,12 +70,8 @@ class VenueBook:
         """REST depth body: best ``limit`` levels per side."""
         bids = sorted(self.bids.items(), key=lambda kv: Decimal(kv[0]), reverse=True)[:limit]
         asks = sorted(self.asks.items(), key=lambda kv: Decimal(kv[0]))[:limit]
-        body = {"lastUpdateId": self.last_update_id}
-        if extra:
-            body.update(extra)
-        body["bids"] = [[p, q] for p, q in bids]
-        body["asks"] = [[p, q] for p, q in asks]
-        return body
+        return depth_snapshot(self.last_update_id, [[p, q] for p, q in bids],
+                              [[p, q] for p, q in asks], extra)
 
     def best(self) -> tuple[float | None, float | None]:
         """Best bid and ask prices (None for an empty side)."""

@@ -18,6 +18,8 @@ from decimal import Decimal
 
 import orjson
 
+from tradelab.adapters.binance.encode import agg_trade_of_trade, envelope, mark_price_update
+from tradelab.adapters.binance.schema import stream_kind
 from tradelab.venue.book import VenueBook
 from tradelab.venue.history import History
 from tradelab.venue.instruments import Instrument, instrument
@@ -60,9 +62,8 @@ class Conn:
             self.queue.get_nowait()
 
     def subscribe(self, stream: str) -> None:
-        sym, _, rest = stream.partition("@")
-        kind = rest.split("@")[0]
-        kind = "depth" if kind.startswith("depth") else kind
+        sym = stream.partition("@")[0]
+        kind = stream_kind(stream)
         names = self.subs.setdefault((sym.upper(), kind), [])
         if stream not in names:
             names.append(stream)
@@ -234,12 +235,7 @@ class Venue:
             self._oi[key] = max(oi, 1.0)
 
     def _as_agg(self, msg: VenueMessage) -> dict:
-        d = msg.data
-        agg = {"e": "aggTrade", "E": d.get("E", d["T"]), "s": d["s"], "a": d["t"], "p": d["p"],
-               "q": d["q"], "f": d["t"], "l": d["t"], "T": d["T"], "m": d["m"]}
-        if msg.market == "spot":
-            agg["M"] = True
-        return agg
+        return agg_trade_of_trade(msg.market == "spot", msg.data)
 
     async def _maybe_mark(self, key: tuple[str, str]) -> None:
         nxt = self._next_mark.get(key)
@@ -253,10 +249,9 @@ class Venue:
         if mark is None:
             return
         inst = self.instruments[key]
-        data = {"e": "markPriceUpdate", "E": self.now_ms, "s": inst.symbol,
-                "p": f"{mark:.8f}", "i": f"{mark * (1 - 2e-5):.8f}", "P": f"{mark:.8f}",
-                "r": f"{self.funding_rate(key, self.now_ms):.8f}",
-                "T": self.next_funding_ms(self.now_ms)}
+        data = mark_price_update(self.now_ms, inst.symbol, mark, mark * (1 - 2e-5),
+                                 self.funding_rate(key, self.now_ms),
+                                 self.next_funding_ms(self.now_ms))
         await self._fanout(key[0], inst.symbol, "markPrice", data)
         self.published["markPrice"] += 1
 
@@ -315,7 +310,7 @@ class Venue:
                 fkey = (stream, conn.combined)
                 frame = frames.get(fkey)
                 if frame is None:
-                    body = {"stream": stream, "data": data} if conn.combined else data
+                    body = envelope(stream, data) if conn.combined else data
                     frame = frames[fkey] = orjson.dumps(body).decode()
                 await self._put(conn, frame)
 

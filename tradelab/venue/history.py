@@ -15,8 +15,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.feather as feather
 
-from tradelab.collect.importers.freqtrade import classify
-from tradelab.store.timeutil import interval_ns
+from tradelab.adapters.binance.symbols import (
+    market_of_store_symbol,
+    raw_of_store_symbol,
+)
+from tradelab.adapters.freqtrade.files import classify
+from tradelab.core.timeutil import interval_ns
 
 MS = 1_000_000
 
@@ -88,8 +92,7 @@ class History:
             if info is None or info["table"] not in ("ohlcv", "funding"):
                 continue
             market = "usdm" if info["futures"] else "spot"
-            base_quote = info["symbol"].removesuffix("-PERP").split("-")
-            symbol = "".join(base_quote[:2])
+            symbol = raw_of_store_symbol(info["symbol"])
             df = feather.read_table(path).to_pandas()
             t = df["date"].astype("datetime64[ns, UTC]").astype("int64").to_numpy() // MS
             hist = self.get(market, symbol)
@@ -107,8 +110,8 @@ class History:
         """Load candles and funding of a :class:`tradelab.synth.SynthMarket`."""
         loaded = []
         for sym in market_obj.symbols:
-            market = "usdm" if sym.endswith("-PERP") else "spot"
-            raw = "".join(sym.removesuffix("-PERP").split("-"))
+            market = market_of_store_symbol(sym)
+            raw = raw_of_store_symbol(sym)
             hist = self.get(market, raw)
             for iv, df in market_obj.ohlcv[sym].items():
                 hist.candles[iv] = Candles(df["ts"].to_numpy() // MS, *(

@@ -5,17 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradelab.collect.symbols import split_binance
-
-MARKETS = ("spot", "usdm")
-
-# Binance's sizes for the instruments the shared recordings hold; others are inferred.
-_KNOWN = {
-    ("spot", "BTCUSDT"): ("0.01", "0.00001"),
-    ("spot", "ETHUSDT"): ("0.01", "0.0001"),
-    ("usdm", "BTCUSDT"): ("0.10", "0.001"),
-    ("usdm", "ETHUSDT"): ("0.01", "0.001"),
-}
+from tradelab.adapters.binance.filters import (
+    DEFAULT_SIZES,
+    KNOWN_SIZES,
+    SymbolFilters,
+    symbol_filters,
+)
+from tradelab.adapters.binance.schema import MARKETS
+from tradelab.adapters.binance.symbols import split_raw
 
 
 @dataclass(frozen=True)
@@ -33,11 +30,22 @@ class Instrument:
     def key(self) -> tuple[str, str]:
         return self.market, self.symbol
 
+    @property
+    def filters(self) -> SymbolFilters:
+        """The exchange filters the venue publishes (and validates orders with)."""
+        return symbol_filters(self.market, self.symbol, self.tick, self.step)
+
     def price_decimals(self) -> int:
-        return max(0, -Decimal(self.tick).normalize().as_tuple().exponent)
+        return _decimals(self.tick)
 
     def qty_decimals(self) -> int:
-        return max(0, -Decimal(self.step).normalize().as_tuple().exponent)
+        return _decimals(self.step)
+
+
+def _decimals(size: str) -> int:
+    """Decimal places of a size such as ``"0.010"`` (2)."""
+    exponent = Decimal(size).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def instrument(market: str, symbol: str, tick: str | None = None,
@@ -46,15 +54,6 @@ def instrument(market: str, symbol: str, tick: str | None = None,
     if market not in MARKETS:
         raise ValueError(f"unknown market {market!r}: use spot or usdm")
     symbol = symbol.upper()
-    base, quote = split_binance(symbol)
-    known = _KNOWN.get((market, symbol), ("0.01", "0.001"))
+    base, quote = split_raw(symbol)
+    known = KNOWN_SIZES.get((market, symbol), DEFAULT_SIZES)
     return Instrument(symbol, market, base, quote, tick or known[0], step or known[1])
-
-
-def infer_tick(prices: list[str]) -> str:
-    """The price increment implied by a list of price strings (smallest positive gap)."""
-    vals = sorted({Decimal(p) for p in prices})
-    gaps = [b - a for a, b in zip(vals, vals[1:]) if b > a]
-    if not gaps:
-        return "0.01"
-    return format(min(gaps).normalize(), "f")

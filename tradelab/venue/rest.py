@@ -12,10 +12,12 @@ import time
 
 from aiohttp import web
 
+from tradelab.adapters.binance.encode import agg_trade_row
+from tradelab.adapters.binance.schema import REST_PREFIX
 from tradelab.venue.core import Venue
 from tradelab.venue.history import page
 
-SPOT, USDM = "/api/v3", "/fapi/v1"
+SPOT, USDM = REST_PREFIX["spot"], REST_PREFIX["usdm"]
 WEIGHT = {"exchangeInfo": 20, "depth": 10, "klines": 2, "aggTrades": 2, "fundingRate": 1,
           "premiumIndex": 1, "openInterest": 1, "time": 1, "ping": 1, "trades": 10}
 
@@ -125,27 +127,18 @@ def exchange_info(venue: Venue, market: str) -> dict:
     for (m, _sym), inst in sorted(venue.instruments.items()):
         if m != market:
             continue
-        filters = [{"filterType": "PRICE_FILTER", "minPrice": inst.tick, "maxPrice": "10000000",
-                    "tickSize": inst.tick},
-                   {"filterType": "LOT_SIZE", "minQty": inst.step, "maxQty": "9000",
-                    "stepSize": inst.step},
-                   {"filterType": "MARKET_LOT_SIZE", "minQty": inst.step, "maxQty": "9000",
-                    "stepSize": inst.step}]
+        filters = inst.filters.exchange_info()
         entry = {"symbol": inst.symbol, "status": "TRADING", "baseAsset": inst.base,
                  "quoteAsset": inst.quote, "baseAssetPrecision": 8, "quotePrecision": 8,
                  "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
                  "filters": filters}
         if market == "spot":
-            filters.append({"filterType": "NOTIONAL", "minNotional": "5", "applyMinToMarket":
-                            True, "maxNotional": "9000000", "applyMaxToMarket": False,
-                            "avgPriceMins": 5})
             entry.update({"icebergAllowed": True, "ocoAllowed": True, "isSpotTradingAllowed": True,
                           "isMarginTradingAllowed": False, "permissions": ["SPOT"],
                           "permissionSets": [["SPOT"]],
                           "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
                           "allowedSelfTradePreventionModes": ["EXPIRE_MAKER"]})
         else:
-            filters.append({"filterType": "MIN_NOTIONAL", "notional": "5"})
             entry.update({"pair": inst.symbol, "contractType": "PERPETUAL",
                           "deliveryDate": 4133404800000, "onboardDate": 1569398400000,
                           "contractStatus": "TRADING", "marginAsset": inst.quote,
@@ -186,7 +179,7 @@ def klines(venue: Venue, market: str, query) -> list:
         raise BinanceError(400, -1120, "Invalid interval.") from None
     if c is None:
         return []
-    from tradelab.store.timeutil import interval_ns
+    from tradelab.core.timeutil import interval_ns
 
     step_ms = interval_ns(interval) // 1_000_000
     sl = page(c.t, start, end, limit)
@@ -219,11 +212,8 @@ def agg_trades(venue: Venue, market: str, query) -> list:
         sl = page(np.asarray(trades.t, dtype=np.int64), start, end, limit)
     out = []
     for i in range(sl.start, sl.stop):
-        row = {"a": trades.ids[i], "p": trades.p[i], "q": trades.q[i], "f": trades.ids[i],
-               "l": trades.ids[i], "T": trades.t[i], "m": trades.m[i]}
-        if market == "spot":
-            row["M"] = True
-        out.append(row)
+        out.append(agg_trade_row(market == "spot", trades.ids[i], trades.p[i], trades.q[i],
+                                 trades.ids[i], trades.ids[i], trades.t[i], trades.m[i]))
     return out
 
 

@@ -23,14 +23,14 @@ def synthetic_source(symbols: list[str], markets: list[str], seed: int,
     wall-clock time) with Binance's 100 ms depth cadence (what cryptofeed subscribes to)."""
     import time
 
-    from tradelab.collect.symbols import split_binance
+    from tradelab.adapters.binance.symbols import split_raw
     from tradelab.synth.zi import ZIConfig
 
     start = start_ns if start_ns is not None else time.time_ns() // 1_000_000 * 1_000_000
     cfgs = []
     for m_i, market in enumerate(markets):
         for i, sym in enumerate(symbols):
-            base, _quote = split_binance(sym)
+            base, _quote = split_raw(sym)
             cfgs.append(ZIConfig(seed=seed + 17 * i + 1000 * m_i, symbol=sym, market=market,
                                  initial_mid=MIDS.get(base, 100.0), start_ns=start,
                                  depth_cadence="100ms"))

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
+from tradelab.net.tls import self_signed_context
 from tradelab.venue.core import Conn, Venue
 from tradelab.venue.rest import RateLimiter, routes
-from tradelab.venue.tls import self_signed_context
 
 log = logging.getLogger("tradelab.venue")
 VENUE_KEY = web.AppKey("venue", Venue)

@@ -6,19 +6,20 @@ A source yields :class:`VenueMessage` batches in stream order. ``at`` is the sou
 
 from __future__ import annotations
 
-import gzip
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
-import orjson
-
-from tradelab.collect.importers.binance_ws import first_recv_ts, sniff_market
-from tradelab.venue.instruments import Instrument, infer_tick, instrument
-
-KINDS = ("depth", "trade", "aggTrade", "bookTicker", "markPrice")
+from tradelab.adapters.binance.filters import KNOWN_SIZES, format_size, infer_tick
+from tradelab.adapters.binance.recording import (
+    first_recv_ts,
+    open_recording,
+    parse_line,
+    sniff_market,
+)
+from tradelab.adapters.binance.schema import STREAM_KINDS, stream_kind, stream_symbol
+from tradelab.venue.instruments import Instrument, instrument
 
 
 @dataclass(slots=True)
@@ -67,25 +68,25 @@ class RecordingSource:
         for f in self.files:
             market = self.markets[f]
             depth_symbol = None
-            with gzip.open(f, "rb") if _is_gzip(f) else open(f, "rb") as fh:
+            with open_recording(f) as fh:
                 for i, line in enumerate(fh):
                     if i >= max_lines:
                         break
-                    msg = _parse(line)
+                    msg = parse_line(line)
                     if msg is None:
                         continue
                     _at, body = msg
                     if "stream" in body:
-                        sym = body["data"].get("s") or body["stream"].split("@")[0].upper()
+                        sym = stream_symbol(body["stream"], body["data"])
                         key = (market, sym)
                         if key not in self.instruments:
                             self.instruments[key] = instrument(market, sym)
-                        if body["stream"].split("@")[1].startswith("depth"):
+                        if stream_kind(body["stream"]) == "depth":
                             depth_symbol = depth_symbol or sym
                     elif "lastUpdateId" in body and depth_symbol:
                         key = (market, depth_symbol)
                         self.initial.setdefault(key, body)
-                        if (market, depth_symbol) not in _KNOWN_KEYS:
+                        if (market, depth_symbol) not in KNOWN_SIZES:
                             inst = self.instruments[key]
                             tick = infer_tick([p for p, _ in body["bids"][:200]])
                             self.instruments[key] = Instrument(inst.symbol, market, inst.base,
@@ -94,10 +95,10 @@ class RecordingSource:
     def _file_messages(self, f: Path) -> Iterator[VenueMessage]:
         market = self.markets[f]
         depth_symbol = None
-        with gzip.open(f, "rb") if _is_gzip(f) else open(f, "rb") as fh:
+        with open_recording(f) as fh:
             for line in fh:
                 self.lines += 1
-                msg = _parse(line)
+                msg = parse_line(line)
                 if msg is None:
                     self.skipped += 1
                     continue
@@ -108,12 +109,11 @@ class RecordingSource:
                         self.snapshots.append((market, depth_symbol, body))
                     continue
                 data = body["data"]
-                sym = data.get("s") or stream.split("@")[0].upper()
-                kind = stream.split("@")[1]
-                if kind.startswith("depth"):
-                    kind = "depth"
+                sym = stream_symbol(stream, data)
+                kind = stream_kind(stream)
+                if kind == "depth":
                     depth_symbol = depth_symbol or sym
-                if kind not in KINDS:
+                if kind not in STREAM_KINDS:
                     self.skipped += 1
                     continue
                 yield VenueMessage(at, market, sym, kind, data)
@@ -136,7 +136,7 @@ class RecordingSource:
 
     def take(self, until: int | None, max_n: int = 2000) -> list[VenueMessage]:
         """Messages with ``at <= until`` (``None``: the next ``max_n`` regardless of time)."""
-        out = []
+        out: list[VenueMessage] = []
         while len(out) < max_n:
             m = self.peek()
             if m is None or (until is not None and m.at > until):
@@ -160,7 +160,7 @@ class ZISource:
         self.initial: dict[tuple[str, str], dict] = {}
         self.snapshots: list[tuple[str, str, dict]] = []
         for zi, cfg in zip(self.markets, cfgs):
-            inst = instrument(cfg.market, cfg.symbol, _fmt(cfg.tick), _fmt(cfg.lot))
+            inst = instrument(cfg.market, cfg.symbol, format_size(cfg.tick), format_size(cfg.lot))
             self.instruments[inst.key] = inst
             snap = zi.snapshot()
             self.initial[inst.key] = snap
@@ -178,8 +178,7 @@ class ZISource:
         batch = []
         for zi, inst in zip(self.markets, self.instruments.values()):
             for body in zi.advance(until):
-                kind = body["stream"].split("@")[1]
-                kind = "depth" if kind.startswith("depth") else kind
+                kind = stream_kind(body["stream"])
                 data = body["data"]
                 t_ms = data.get("T") or data.get("E")
                 at = int(t_ms) * 1_000_000 if t_ms else until
@@ -207,27 +206,3 @@ class ZISource:
 
     def provides(self, kind: str) -> bool:
         return kind in ("depth", "trade", "aggTrade", "bookTicker")
-
-
-_KNOWN_KEYS = {("spot", "BTCUSDT"), ("spot", "ETHUSDT"), ("usdm", "BTCUSDT"), ("usdm", "ETHUSDT")}
-
-
-def _fmt(x: float) -> str:
-    """A size as Binance writes it in exchangeInfo (no float noise, no trailing zeros)."""
-    text = format(Decimal(repr(x)).normalize(), "f")
-    return text
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
-def _parse(line: bytes) -> tuple[int, dict] | None:
-    sp = line.find(b" ")
-    if sp <= 0:
-        return None
-    try:
-        return int(line[:sp]), orjson.loads(line[sp + 1:])
-    except ValueError:
-        return None

@@ -5,6 +5,9 @@ from the combined stream (``{"stream": ..., "data": ...}``) plus REST depth snap
 (``{"lastUpdateId": ..., "bids": ..., "asks": ...}``). Streams: ``depth`` diffs, ``trade``,
 ``aggTrade``, ``bookTicker`` and ``markPrice`` (USD-M funding).
 
+The recording format, the Binance field names and the book's sequence rules live in
+:mod:`tradelab.adapters.binance`; this module keeps the per-symbol state and writes the store.
+
 The book is synced the Binance way. Diffs are buffered until a snapshot arrives; diffs older than
 the snapshot are skipped (counted as ``diff_before_sync``); the first diff applied must straddle
 the snapshot id (spot ``U <= id+1 <= u``, USD-M ``U <= id <= u``); after that every diff must
@@ -33,79 +36,29 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from tradelab.adapters.binance import depth_sync, parse
+from tradelab.adapters.binance.recording import (
+    SNIFF_LINES,
+    first_recv_ts,
+    open_recording,
+    sniff_market,
+    split_line,
+)
+from tradelab.adapters.binance.schema import MARKETS, split_stream, stream_symbol
+from tradelab.adapters.binance.symbols import EXCHANGE, store_symbol_of_raw
 from tradelab.collect.importers.base import FileReport, ImportRun, sha256_of
 from tradelab.collect.rows import QE_COLS
-from tradelab.collect.symbols import BINANCE_EXCHANGE, binance_symbol
+from tradelab.errors import ImportFailed, StoreError
 from tradelab.store.catalog import Catalog
-from tradelab.store.errors import StoreError
 from tradelab.store.schema import BOOK_LAST, BOOK_SNAPSHOT
 from tradelab.store.writer import StoreWriter
 
-MARKETS = ("spot", "usdm")
-SNIFF_LINES = 2000
 BUFFER_MAX = 20_000
 FLUSH_ROWS = 1_000_000
 MS = 1_000_000
 
 _BIDASK = pa.array(["bid", "ask"])
 _BUYSELL = pa.array(["buy", "sell"])
-
-
-class ImportError_(StoreError):
-    """A file that cannot be imported at all (not a recording, wrong market, unreadable)."""
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-
-def _open(path: Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
-
-
-def sniff_market(path: Path) -> str | None:
-    """``spot`` or ``usdm`` from the first messages of a recording, or None if undecided."""
-    try:
-        with _open(path) as fh:
-            for i, raw in enumerate(fh):
-                if i >= SNIFF_LINES:
-                    break
-                sp = raw.find(b" ")
-                try:
-                    msg = orjson.loads(raw[sp + 1 :])
-                except orjson.JSONDecodeError:
-                    continue
-                data = msg.get("data") if isinstance(msg, dict) else None
-                if not isinstance(data, dict):
-                    continue
-                ev = data.get("e")
-                if ev == "depthUpdate":
-                    return "usdm" if "pu" in data else "spot"
-                if ev == "markPriceUpdate":
-                    return "usdm"
-                if ev == "trade":
-                    if "X" in data:
-                        return "usdm"
-                    if "M" in data:
-                        return "spot"
-                if "u" in data and "b" in data and "a" in data and "U" not in data:
-                    return "usdm" if ev == "bookTicker" else "spot"
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
-        return None
-    return None
-
-
-def first_recv_ts(path: Path) -> int:
-    """Receipt time of the first line (used to order several files), or 0."""
-    try:
-        with _open(path) as fh:
-            line = fh.readline()
-        return int(line[: line.find(b" ")])
-    except (OSError, ValueError, EOFError, zlib.error, gzip.BadGzipFile):
-        return 0
 
 
 # -- per-symbol buffers ----------------------------------------------------------------------
@@ -162,6 +115,11 @@ class _Rows:
 
     def rows(self) -> int:
         return len(self.cols[self.names[0]])
+
+    def add(self, *values: Any) -> None:
+        """Append one row, values in the order of ``names``."""
+        for name, value in zip(self.names, values, strict=True):
+            self.cols[name].append(value)
 
     def take(self) -> dict[str, list]:
         out = self.cols
@@ -253,7 +211,7 @@ class BinanceWsImporter:
             self._flush_all()
             self.writer.commit()
             rep.status = "committed"
-        except ImportError_ as exc:
+        except ImportFailed as exc:
             rep.status, rep.detail = "failed", str(exc)
             if self.writer is not None:
                 self.writer.abort()
@@ -271,23 +229,23 @@ class BinanceWsImporter:
     def _decide_market(self, path: Path, rep: FileReport) -> None:
         sniffed = sniff_market(path)
         if self.market_arg and sniffed and sniffed != self.market_arg:
-            raise ImportError_(
+            raise ImportFailed(
                 f"{path}: the messages look like {sniffed} but --market {self.market_arg} was given"
             )
         market = self.market_arg or sniffed
         if market is None:
-            raise ImportError_(
+            raise ImportFailed(
                 f"{path}: cannot tell spot from USD-M from the first {SNIFF_LINES} "
                 "lines (no Binance depth/trade/bookTicker message); pass --market"
             )
         if self.market and market != self.market:
-            raise ImportError_(
+            raise ImportFailed(
                 f"{path}: is {market} but earlier files were {self.market}; "
                 "import different markets in separate calls"
             )
         self.market = market
         rep.market = market
-        rep.exchange = BINANCE_EXCHANGE[market]
+        rep.exchange = EXCHANGE[market]
 
     def _read(self, path: Path, rep: FileReport) -> None:
         reject = self.run.reject
@@ -296,9 +254,9 @@ class BinanceWsImporter:
         lineno = 0
         size = path.stat().st_size
         try:
-            fh = _open(path)
+            fh = open_recording(path)
         except OSError as exc:
-            raise ImportError_(f"{path}: cannot open: {exc}") from None
+            raise ImportFailed(f"{path}: cannot open: {exc}") from None
         raw_fh = getattr(fh, "fileobj", fh)
         try:
             for raw in fh:
@@ -308,18 +266,18 @@ class BinanceWsImporter:
                         self.progress(str(path), raw_fh.tell(), size)
                     if self._buffered_rows() >= FLUSH_ROWS:
                         self._flush_all()
-                sp = raw.find(b" ")
-                if sp <= 0:
+                parts = split_line(raw)
+                if parts is None:
                     if raw.strip():
                         reject(rep, lineno, "no receipt timestamp: expected '<ns> <json>'", raw)
                     else:
                         rep.skipped["blank_line"] += 1
                     continue
                 try:
-                    recv = int(raw[:sp])
-                    msg = loads(raw[sp + 1 :])
+                    recv = int(parts[0])
+                    msg = loads(parts[1])
                 except ValueError as exc:
-                    what = "bad receipt timestamp" if not raw[:sp].isdigit() else "malformed JSON"
+                    what = "bad receipt timestamp" if not parts[0].isdigit() else "malformed JSON"
                     reject(rep, lineno, f"{what}: {exc}", raw)
                     continue
                 try:
@@ -354,7 +312,7 @@ class BinanceWsImporter:
             )
         except (zlib.error, gzip.BadGzipFile, OSError) as exc:
             if lineno == 0:
-                raise ImportError_(f"{path}: not a readable recording: {exc}") from None
+                raise ImportFailed(f"{path}: not a readable recording: {exc}") from None
             reject(
                 rep,
                 lineno + 1,
@@ -366,15 +324,14 @@ class BinanceWsImporter:
         if self.progress:
             self.progress(str(path), size, size)
         if lineno == 0:
-            raise ImportError_(f"{path}: empty file")
+            raise ImportFailed(f"{path}: empty file")
         if sum(rep.messages.values()) == 0:
-            raise ImportError_(
+            raise ImportFailed(
                 f"{path}: no Binance message could be read ({rep.n_rejects} lines rejected)"
             )
 
     def _route(self, stream: str, msg: dict) -> tuple[Callable, str, str] | None:
-        name, _, kind = stream.partition("@")
-        base = kind.split("@", 1)[0]
+        name, base = split_stream(stream)
         handler = {
             "depth": self._on_diff,
             "trade": self._on_trade,
@@ -384,8 +341,8 @@ class BinanceWsImporter:
         }.get(base)
         if handler is None or not name:
             return None
-        raw_sym = msg.get("data", {}).get("s") or name.upper()
-        symbol = binance_symbol(raw_sym, self.market)
+        raw_sym = stream_symbol(stream, msg.get("data", {}))
+        symbol = store_symbol_of_raw(raw_sym, self.market)
         if symbol not in self.report.symbols:
             self.report.symbols.append(symbol)
         route = (handler, symbol, base)
@@ -395,11 +352,7 @@ class BinanceWsImporter:
     # .. handlers ............................................................................
 
     def _on_trade(self, symbol: str, recv: int, d: dict, line: int) -> None:
-        price = float(d["p"])
-        qty = float(d["q"])
-        ts = int(d.get("T") or d["E"])
-        side = 1 if d["m"] else 0  # buyer is maker -> the taker sold
-        tid = d["t"] if "t" in d else f"a{d['a']}"
+        ts, price, qty, side, tid = parse.trade(d)
         if not (price > 0 and qty > 0):
             self.run.reject(self.report, line, f"bad trade: price {d['p']} qty {d['q']}")
             return
@@ -408,54 +361,29 @@ class BinanceWsImporter:
             rows = self.trades[symbol] = _Rows(
                 ("ts", "recv_ts", "price", "qty", "side", "trade_id")
             )
-        c = rows.cols
-        c["ts"].append(ts)
-        c["recv_ts"].append(recv)
-        c["price"].append(price)
-        c["qty"].append(qty)
-        c["side"].append(side)
-        c["trade_id"].append(tid)
+        rows.add(ts, recv, price, qty, side, tid)
 
     def _on_bbo(self, symbol: str, recv: int, d: dict, line: int) -> None:
-        bp, bq, ap, aq = float(d["b"]), float(d["B"]), float(d["a"]), float(d["A"])
-        seq = int(d["u"])
-        t = d.get("T") or d.get("E")
-        ts = int(t) * MS if t else recv
+        ts, seq, bp, bq, ap, aq = parse.book_ticker(d, recv)
         rows = self.bbo.get(symbol)
         if rows is None:
             rows = self.bbo[symbol] = _Rows(
                 ("ts", "recv_ts", "seq", "bid_px", "bid_qty", "ask_px", "ask_qty")
             )
-        c = rows.cols
-        c["ts"].append(ts)
-        c["recv_ts"].append(recv)
-        c["seq"].append(seq)
-        c["bid_px"].append(bp)
-        c["bid_qty"].append(bq)
-        c["ask_px"].append(ap)
-        c["ask_qty"].append(aq)
+        rows.add(ts, recv, seq, bp, bq, ap, aq)
 
     def _on_mark(self, symbol: str, recv: int, d: dict, line: int) -> None:
-        rate = float(d["r"]) if d.get("r") not in (None, "") else None
-        if rate is None:
+        parsed = parse.mark_price(d)
+        if parsed is None:
             self.report.skipped["mark_price_without_funding_rate"] += 1
             return
-        ts, mark = int(d["E"]) * MS, float(d["p"])
-        index = float(d["i"]) if "i" in d else None
-        nxt = int(d["T"]) * MS if d.get("T") else None
+        ts, rate, mark, index, nxt = parsed
         rows = self.funding.get(symbol)
         if rows is None:
             rows = self.funding[symbol] = _Rows(
                 ("ts", "recv_ts", "rate", "settled", "mark_price", "index_price", "next_funding_ts")
             )
-        c = rows.cols
-        c["ts"].append(ts)
-        c["recv_ts"].append(recv)
-        c["rate"].append(rate)
-        c["settled"].append(False)
-        c["mark_price"].append(mark)
-        c["index_price"].append(index)
-        c["next_funding_ts"].append(nxt)
+        rows.add(ts, recv, rate, False, mark, index, nxt)
 
     # .. depth and sync ......................................................................
 
@@ -467,16 +395,7 @@ class BinanceWsImporter:
 
     def _on_diff(self, symbol: str, recv: int, d: dict, line: int) -> None:
         u = d["u"]
-        if not (
-            isinstance(d["U"], int)
-            and isinstance(u, int)
-            and isinstance(d["E"], int)
-            and isinstance(d["b"], list)
-            and isinstance(d["a"], list)
-        ):
-            raise ValueError("depthUpdate needs integer U, u, E and lists b, a")
-        if self.market == "usdm" and not isinstance(d["pu"], int):
-            raise ValueError("USD-M depthUpdate needs an integer pu")
+        parse.check_depth_update(d, self.market)
         st = self._state(symbol)
         if not st.synced:
             if not st.store_checked:
@@ -490,10 +409,7 @@ class BinanceWsImporter:
         if u <= st.last_u:
             self.report.skipped["stale_diff"] += 1
             return
-        if self.market == "usdm":
-            ok, expected, got = d["pu"] == st.last_u, st.last_u, d["pu"]
-        else:
-            ok, expected, got = d["U"] == st.last_u + 1, st.last_u + 1, d["U"]
+        ok, expected, got = depth_sync.expected_next(self.market, d, st.last_u)
         if not ok:
             self._gap(st, recv, d, expected, got)
             self._buffer(st, recv, d, line)
@@ -507,9 +423,7 @@ class BinanceWsImporter:
 
     def _straddles(self, d: dict, snap_id: int) -> bool:
         """Whether diff ``d`` is the first one to apply on top of snapshot ``snap_id``."""
-        if self.market == "usdm":
-            return d["U"] <= snap_id <= d["u"]
-        return d["U"] <= snap_id + 1 <= d["u"]
+        return depth_sync.straddles(self.market, d, snap_id)
 
     def _buffer(self, st: _Depth, recv: int, d: dict, line: int) -> None:
         st.buffer.append((recv, d, line))
@@ -518,11 +432,7 @@ class BinanceWsImporter:
             self.report.skipped["diff_before_sync"] += 1
 
     def _on_snapshot(self, recv: int, snap: dict, line: int) -> None:
-        snap_id = snap["lastUpdateId"]
-        if not isinstance(snap_id, int):
-            raise ValueError("depth snapshot needs an integer lastUpdateId")
-        bids = [(float(p), float(q)) for p, q in snap["bids"]]
-        asks = [(float(p), float(q)) for p, q in snap["asks"]]
+        snap_id, bids, asks = parse.snapshot(snap)
         entry = (recv, snap_id, bids, asks, line)
         # A REST snapshot names no symbol: it belongs to the book one of whose diffs straddles
         # its id, or to the only book of the file.
@@ -559,9 +469,8 @@ class BinanceWsImporter:
         if st.snap is None:
             return
         snap_id = st.snap[1]
-        usdm = self.market == "usdm"
         buf = st.buffer
-        while buf and (buf[0][1]["u"] < snap_id if usdm else buf[0][1]["u"] <= snap_id):
+        while buf and depth_sync.is_before(self.market, buf[0][1], snap_id):
             buf.popleft()
             self.report.skipped["diff_before_sync"] += 1
         if not buf:
@@ -571,7 +480,7 @@ class BinanceWsImporter:
             # the snapshot is older than every buffered diff: it can never be applied
             self._quality(
                 st.symbol,
-                first["E"] * MS,
+                parse.event_ns(first),
                 recv,
                 "stale_snapshot",
                 snap_id,
@@ -594,7 +503,8 @@ class BinanceWsImporter:
 
     def _emit_snapshot(self, st: _Depth, entry: tuple, first: dict) -> None:
         recv, snap_id, bids, asks, _line = entry
-        ts = first["E"] * MS  # the first exchange time at which the snapshot state is observable
+        # the first exchange time at which the snapshot state is observable
+        ts = parse.event_ns(first)
         cols = self._book(st.symbol)
         for p, q in bids:
             cols.px.append(p)
@@ -629,8 +539,8 @@ class BinanceWsImporter:
         if nb + na == 0:
             self.report.skipped["empty_diff"] += 1
             return
-        prev = d["pu"] if "pu" in d else d["U"] - 1
-        self._book_msg(cols, d["E"] * MS, recv, d["u"], prev, nb, na, False)
+        prev = depth_sync.prev_update_id(d)
+        self._book_msg(cols, parse.event_ns(d), recv, d["u"], prev, nb, na, False)
 
     @staticmethod
     def _book_msg(cols: _BookCols, ts, recv, seq, prev, nb, na, snap) -> None:
@@ -647,7 +557,7 @@ class BinanceWsImporter:
         st.synced = False
         self._quality(
             st.symbol,
-            d["E"] * MS,
+            parse.event_ns(d),
             recv,
             "gap",
             expected,
@@ -658,7 +568,7 @@ class BinanceWsImporter:
 
     def _resume_from_store(self, st: _Depth, d: dict) -> bool:
         """Continue a stream whose previous part is already stored (no snapshot needed)."""
-        exchange = BINANCE_EXCHANGE[self.market]
+        exchange = EXCHANGE[self.market]
         if not (self.run.root / "book" / f"exchange={exchange}" / f"symbol={st.symbol}").is_dir():
             return False
         if self._catalog is None:
@@ -671,13 +581,14 @@ class BinanceWsImporter:
         if row is None:
             return False
         last = int(row)
-        cont = d["pu"] == last if self.market == "usdm" else d["U"] <= last + 1 <= d["u"]
+        last_u = depth_sync.resumes_after(self.market, d, last)
+        cont = last_u is not None
         if cont:
             st.synced = st.ever_synced = True
-            st.last_u = last if self.market == "usdm" else d["U"] - 1
+            st.last_u = last_u
             self._quality(
                 st.symbol,
-                d["E"] * MS,
+                parse.event_ns(d),
                 None,
                 "resume",
                 last,
@@ -709,15 +620,8 @@ class BinanceWsImporter:
         rows = self.qevents.get(symbol)
         if rows is None:
             rows = self.qevents[symbol] = _Rows(QE_COLS)
-        c = rows.cols
-        c["ts"].append(ts)
-        c["recv_ts"].append(recv)
-        c["table_name"].append("book")
-        c["kind"].append(kind)
-        c["expected_seq"].append(expected)
-        c["got_seq"].append(got)
-        c["source"].append(Path(self.report.path).name if self.report else None)
-        c["detail"].append(detail)
+        source = Path(self.report.path).name if self.report else None
+        rows.add(ts, recv, "book", kind, expected, got, source, detail)
 
     def _buffered_rows(self) -> int:
         return (
@@ -727,7 +631,7 @@ class BinanceWsImporter:
         )
 
     def _flush_all(self) -> None:
-        ex = BINANCE_EXCHANGE[self.market]
+        ex = EXCHANGE[self.market]
         w = self.writer
         rep = self.report
         for sym, cols in self.book_cols.items():

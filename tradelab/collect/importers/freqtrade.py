@@ -17,7 +17,6 @@ kind are skipped and counted. A file with other columns is refused as a whole.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,66 +25,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from tradelab.adapters.freqtrade.files import OHLCV_COLUMNS, TRADES_COLUMNS, classify, venue
 from tradelab.collect.importers.base import FileReport, ImportRun, sha256_of
+from tradelab.core.timeutil import interval_ns
+from tradelab.errors import ImportFailed, StoreError
 from tradelab.store.catalog import Catalog
-from tradelab.store.errors import StoreError
 from tradelab.store.paths import check_exchange
-from tradelab.store.timeutil import interval_ns
 from tradelab.store.writer import StoreWriter
 
-FILE_RE = re.compile(
-    r"^(?P<pair>[A-Z0-9]+_[A-Z0-9]+(?:_[A-Z0-9]+)?)-"
-    r"(?:(?P<tf>\d+[smhdw])(?:-(?P<ctype>futures|spot|mark|index|funding_rate|premiumIndex))?"
-    r"|(?P<trades>trades))\.feather$"
-)
-OHLCV_COLUMNS = ("date", "open", "high", "low", "close", "volume")
-TRADES_COLUMNS = ("timestamp", "id", "type", "side", "price", "amount", "cost")
-FUTURES_VENUE = {"BINANCE": ("BINANCE_FUTURES", "BINANCE_DELIVERY")}
-CANDLE_KIND = {None: "trade", "spot": "trade", "futures": "trade", "mark": "mark", "index": "index"}
 
-
-class FileRefused(StoreError):
+class FileRefused(ImportFailed):
     """The file as a whole cannot be imported."""
-
-
-def classify(path: Path) -> dict | None:
-    """What a freqtrade file holds, from its name; None if the name is not freqtrade's."""
-    m = FILE_RE.match(path.name)
-    if not m:
-        return None
-    parts = m.group("pair").split("_")
-    futures = len(parts) == 3 or m.group("ctype") in (
-        "futures",
-        "mark",
-        "index",
-        "funding_rate",
-        "premiumIndex",
-    )
-    base, quote = parts[0], parts[1]
-    settle = parts[2] if len(parts) == 3 else quote
-    symbol = f"{base}-{quote}-PERP" if futures else f"{base}-{quote}"
-    if m.group("trades"):
-        return {"table": "trades", "symbol": symbol, "futures": futures, "inverse": settle != quote}
-    ctype = m.group("ctype")
-    if ctype == "premiumIndex":
-        return {"table": None, "symbol": symbol, "reason": "premium index candles are not stored"}
-    table = "funding" if ctype == "funding_rate" else "ohlcv"
-    return {
-        "table": table,
-        "symbol": symbol,
-        "interval": m.group("tf"),
-        "futures": futures,
-        "kind": CANDLE_KIND.get(ctype, "trade"),
-        "inverse": settle != quote,
-    }
-
-
-def venue(exchange: str, futures: bool, inverse: bool) -> str:
-    """The cryptofeed exchange name a file's rows belong to."""
-    if not futures:
-        return exchange
-    linear, inv = FUTURES_VENUE.get(exchange, (exchange, exchange))
-    return inv if inverse else linear
 
 
 class FreqtradeImporter:

@@ -1,4 +1,4 @@
-"""A self-signed certificate for the venue's TLS port (cryptofeed only speaks ``wss://``)."""
+"""TLS for local connections: a self-signed server context and a client that accepts it."""
 
 from __future__ import annotations
 

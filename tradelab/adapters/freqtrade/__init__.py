@@ -1,0 +1,1 @@
+"""freqtrade's data-file format (names and columns of its feather files)."""

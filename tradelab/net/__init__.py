@@ -1,0 +1,1 @@
+"""Network plumbing shared by servers and clients (no exchange knowledge)."""

@@ -1,0 +1,1 @@
+"""Reading results for people: console tables now, HTML reports and tearsheets later."""
