@@ -32,6 +32,7 @@ from tradelab.store.events import (
     event_dt,
 )
 from tradelab.store.paths import check_exchange, check_symbol, resolve_root, table_glob
+from tradelab.store.txn import part_id, pending_ids
 from tradelab.store.schema import SCHEMAS
 from tradelab.store.timeutil import TimeLike, interval_ns, ns_to_date, to_ns
 
@@ -83,7 +84,23 @@ class Catalog:
                 **({"memory_limit": memory_limit} if memory_limit else {}),
             }
         )
-        self._view_state: dict[str, bool] = {}
+        self._view_state: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        self._hidden: tuple[str, ...] = ()
+
+    def _uncommitted(self) -> str:
+        """SQL condition excluding parts of uncommitted transactions ('' when there are none)."""
+        if not self._hidden:
+            return ""
+        ids = "|".join(self._hidden)  # ids are hex: safe inside the pattern
+        return f"NOT regexp_matches(filename, '/part-[0-9]+-({ids})-[0-9]+\\.parquet$')"
+
+    def _read(self, glob: str) -> str:
+        src = (
+            f"read_parquet({_sql_str(glob)}, hive_partitioning=true, "
+            f"hive_types={_PARTITION_TYPES}, filename=true, file_row_number=true)"
+        )
+        cond = self._uncommitted()
+        return f"(SELECT * FROM {src} WHERE {cond})" if cond else src
 
     # -- views ---------------------------------------------------------------------------
 
@@ -107,16 +124,14 @@ class Catalog:
         if next(iter(base.glob(f"{ex}/{sym}/*/*.parquet")), None) is None:
             return f'"_{table}_empty_src"'
         glob = str(base / ex / sym / "*" / "*.parquet")
-        return (
-            f"read_parquet({_sql_str(glob)}, hive_partitioning=true, "
-            f"hive_types={_PARTITION_TYPES}, filename=true, file_row_number=true)"
-        )
+        return self._read(glob)
 
     def refresh(self) -> None:
         """(Re)create the views; call after new tables appear. Queries call it themselves."""
+        self._hidden = tuple(pending_ids(self.root))
         for table, schema in SCHEMAS.items():
             has = self._has_files(table)
-            if self._view_state.get(table) == has:
+            if self._view_state.get(table) == (has, self._hidden):
                 continue
             if table not in self._view_state:
                 empty = pa.Table.from_batches(
@@ -134,11 +149,7 @@ class Catalog:
                 )
                 self.con.register(f"_{table}_empty_src", empty)
             if has:
-                src = (
-                    f"read_parquet({_sql_str(table_glob(self.root, table))}, "
-                    f"hive_partitioning=true, hive_types={_PARTITION_TYPES}, "
-                    "filename=true, file_row_number=true)"
-                )
+                src = self._read(table_glob(self.root, table))
                 self.con.execute(f'CREATE OR REPLACE VIEW "_{table}_raw" AS SELECT * FROM {src}')
             else:
                 self.con.execute(
@@ -148,7 +159,7 @@ class Catalog:
             self.con.execute(
                 f'CREATE OR REPLACE VIEW "{table}" AS SELECT {cols} FROM "_{table}_raw"'
             )
-            self._view_state[table] = has
+            self._view_state[table] = (has, self._hidden)
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """Run any SQL over the views and return a DataFrame."""
@@ -173,6 +184,7 @@ class Catalog:
     def partitions(self, table: str | None = None) -> pd.DataFrame:
         """Every partition on disk: table, exchange, symbol, date, part files and bytes."""
         rows = []
+        hidden = set(pending_ids(self.root))
         tables = (
             [table]
             if table
@@ -182,7 +194,7 @@ class Catalog:
         )
         for t in tables:
             for part in sorted((self.root / t).glob("exchange=*/symbol=*/date=*")):
-                files = [f for f in part.glob("*.parquet")]
+                files = [f for f in part.glob("*.parquet") if part_id(f.name) not in hidden]
                 if not files:
                     continue
                 rows.append(

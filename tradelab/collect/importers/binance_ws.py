@@ -251,8 +251,7 @@ class BinanceWsImporter:
             )
             self._read(path, rep)
             self._flush_all()
-            self.writer.commit()
-            rep.status = "committed"
+            self.run.commit(rep, self.writer)  # one transaction with the manifest
         except ImportError_ as exc:
             rep.status, rep.detail = "failed", str(exc)
             if self.writer is not None:

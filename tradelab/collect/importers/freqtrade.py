@@ -149,8 +149,7 @@ class FreqtradeImporter:
                 self._trades(path, tbl, info, rep, writer)
             else:
                 self._candles(path, tbl, info, rep, writer)
-            writer.commit()
-            rep.status = "committed"
+            self.run.commit(rep, writer)  # one transaction with the manifest
         except FileRefused as exc:
             writer.abort()
             rep.status, rep.detail = "failed", str(exc)
