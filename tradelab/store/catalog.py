@@ -32,9 +32,9 @@ from tradelab.store.events import (
     event_dt,
 )
 from tradelab.store.paths import check_exchange, check_symbol, resolve_root, table_glob
-from tradelab.store.txn import part_id, pending_ids
 from tradelab.store.schema import SCHEMAS
 from tradelab.store.timeutil import TimeLike, interval_ns, ns_to_date, to_ns
+from tradelab.store.txn import part_id, pending_ids
 
 MIN_BAR_NS = interval_ns("1s")
 MAX_BAR_NS = interval_ns("1d")

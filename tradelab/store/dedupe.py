@@ -110,7 +110,8 @@ class KeySet:
             if before is None or not len(before):
                 dup = frame.duplicated(keep="first").to_numpy()
             else:
-                dup = pd.concat([before, frame], ignore_index=True).duplicated(keep="first").to_numpy()[len(before):]
+                both = pd.concat([before, frame], ignore_index=True)
+                dup = both.duplicated(keep="first").to_numpy()[len(before):]
             drop_unit[idx[dup]] = True
             if record:
                 kept = frame[~dup] if dup.any() else frame

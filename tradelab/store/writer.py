@@ -269,7 +269,7 @@ class StoreWriter:
             self._write_part(table, exchange, symbol, date, pc.filter(tbl, mask))
 
     def _begin(self, directory: Path) -> txn.Marker:
-        """The transaction marker (created before the first file is written), noting ``directory``."""
+        """The transaction marker (made before the first file is written); notes ``directory``."""
         if self._marker is None:
             with txn.commit_lock(self.root):
                 self._marker = txn.Marker(
@@ -339,7 +339,8 @@ class StoreWriter:
             if not stored and len(idx) == 1:
                 continue  # the batch was deduplicated when written
             key, fallback = ROW_KEYS[table]
-            cols = sorted({*key, *(fallback or ()), *(("flags",) if table in MESSAGE_TABLES else ())})
+            extra = ("flags",) if table in MESSAGE_TABLES else ()
+            cols = sorted({*key, *(fallback or ()), *extra})
             seen = KeySet(table)
             for path in sorted(stored):
                 seen.admit(pq.read_table(path, columns=cols))
