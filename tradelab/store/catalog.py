@@ -372,7 +372,8 @@ class Catalog:
             f"WHERE {self._where(exchange, symbol, start, end)} "
             f"AND kind = {_sql_str(kind)}"
         )
-        return sorted(df["interval"].tolist(), key=interval_ns)
+        fixed = [iv for iv in df["interval"].tolist() if not iv.strip().endswith("M")]
+        return sorted(fixed, key=interval_ns)  # calendar months have no fixed length
 
     def bars(
         self,

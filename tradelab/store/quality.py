@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from tradelab.store.catalog import Catalog, partition_filter
-from tradelab.store.timeutil import interval_ns, ns_to_date
+from tradelab.store.timeutil import candle_slots, ns_to_date
 
 KEY = ["exchange", "symbol", "date"]
 _HOUR_NS = 3_600_000_000_000
@@ -120,18 +120,18 @@ def _ohlcv_checks(cat: Catalog, where: str) -> pd.DataFrame:
     for (ex, sym, iv, kind), g in df.groupby(
         ["exchange", "symbol", "interval", "kind"], sort=False
     ):
-        step = interval_ns(iv)
         ts = g["ts"].to_numpy()
         diff = np.diff(ts)
+        slot, on_grid = candle_slots(ts, iv)  # the exchange's grid: weeks open on Monday
         # candles missing between neighbours; an off-grid candle is not a hole
-        missing = np.maximum(np.rint(diff / step).astype(np.int64) - 1, 0)
+        missing = np.maximum(np.diff(slot) - 1, 0)
         per = pd.DataFrame(
             {
                 "date": g["date"].to_numpy(),
                 "missing": np.concatenate([[0], missing]),
                 "gap_runs": np.concatenate([[0], (missing > 0).astype(int)]),
                 "largest_gap_s": np.concatenate([[0], np.where(missing > 0, diff, 0)]) / 1e9,
-                "off_grid": (ts % step != 0).astype(int),
+                "off_grid": (~on_grid).astype(int),
                 "bad_ohlc": g["bad_ohlc"].to_numpy().astype(int),
             }
         )

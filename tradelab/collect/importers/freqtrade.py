@@ -30,12 +30,12 @@ from tradelab.collect.importers.base import FileReport, ImportRun, sha256_of
 from tradelab.store.catalog import Catalog
 from tradelab.store.errors import StoreError
 from tradelab.store.paths import check_exchange
-from tradelab.store.timeutil import interval_ns
+from tradelab.store.timeutil import candle_slots
 from tradelab.store.writer import StoreWriter
 
 FILE_RE = re.compile(
     r"^(?P<pair>[A-Z0-9]+_[A-Z0-9]+(?:_[A-Z0-9]+)?)-"
-    r"(?:(?P<tf>\d+[smhdw])(?:-(?P<ctype>futures|spot|mark|index|funding_rate|premiumIndex))?"
+    r"(?:(?P<tf>\d+[smhdwM])(?:-(?P<ctype>futures|spot|mark|index|funding_rate|premiumIndex))?"
     r"|(?P<trades>trades))\.feather$"
 )
 OHLCV_COLUMNS = ("date", "open", "high", "low", "close", "volume")
@@ -175,7 +175,7 @@ class FreqtradeImporter:
             for n in OHLCV_COLUMNS[1:]
         )
         try:
-            step = interval_ns(info["interval"])
+            _slot, on_grid = candle_slots(ts, info["interval"])
         except ValueError as exc:
             raise FileRefused(f"{path}: {exc}") from None
         funding = info["table"] == "funding"
@@ -215,7 +215,8 @@ class FreqtradeImporter:
                 "inconsistent OHLC: low/high do not bound open/close",
             )
             reject(v < 0, "negative volume")
-            reject(ts % step != 0, f"candle time not on the {info['interval']} grid")
+            reject(~on_grid, f"candle time not on the {info['interval']} grid (the exchange's: "
+                   "days from 00:00 UTC, weeks from Monday, months from the 1st)")
         order = np.argsort(ts, kind="stable")
         dup = np.zeros(len(ts), dtype=bool)
         sorted_ts = ts[order]
