@@ -215,8 +215,8 @@ class FreqtradeImporter:
                 "inconsistent OHLC: low/high do not bound open/close",
             )
             reject(v < 0, "negative volume")
-            reject(~on_grid, f"candle time not on the {info['interval']} grid (the exchange's: "
-                   "days from 00:00 UTC, weeks from Monday, months from the 1st)")
+            reject(~on_grid, f"candle time not on the {info['interval']} grid: the exchange's "
+                   "days open at 00:00 UTC, weeks on Monday, months on the 1st")
         order = np.argsort(ts, kind="stable")
         dup = np.zeros(len(ts), dtype=bool)
         sorted_ts = ts[order]
