@@ -351,7 +351,12 @@ def bars(
     with cli_errors():
         df = Catalog(store).bars(exchange, symbol, interval, start, end)
     if csv:
-        df.to_csv(csv)
+        with cli_errors():
+            try:
+                csv.parent.mkdir(parents=True, exist_ok=True)
+                df.to_csv(csv)
+            except OSError as exc:
+                raise StoreError(f"cannot write {csv}: {exc.strerror or exc}") from None
         console.print(f"{len(df):,} bars written to {csv}")
         return
     console.print(f"{len(df):,} bars of {interval} from {df.attrs.get('source')}")

@@ -12,7 +12,7 @@ as int64 ns and carry a UTC ``DatetimeIndex`` named ``time`` built from ``ts``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import duckdb
 import numpy as np
@@ -32,7 +32,7 @@ from tradelab.store.events import (
     event_dt,
 )
 from tradelab.store.paths import check_exchange, check_symbol, resolve_root, table_glob
-from tradelab.store.schema import SCHEMAS
+from tradelab.store.schema import SCHEMAS, schema_for
 from tradelab.store.timeutil import TimeLike, interval_ns, ns_to_date, to_ns
 from tradelab.store.txn import part_id, pending_ids
 
@@ -283,25 +283,47 @@ class Catalog:
         )
         return _with_time_index(self.sql(q))
 
+    @staticmethod
+    def _equal_conditions(table: str, equal: Mapping[str, object] | None) -> tuple[str, list]:
+        """`` AND "col" = ?`` per item (columns checked against the schema) and the values."""
+        if not equal:
+            return "", []
+        names = SCHEMAS[table].names
+        sql = []
+        for col in equal:
+            if col not in names:
+                raise StoreError(f"{table} has no column {col!r}; columns: {', '.join(names)}")
+            sql.append(f' AND "{col}" = ?')
+        return "".join(sql), list(equal.values())
+
     def stored_values(self, table: str, exchange: str, symbol: str, column: str = "ts",
                       start: int | None = None, end: int | None = None,
-                      where: str = "") -> np.ndarray:
+                      equal: Mapping[str, object] | None = None) -> np.ndarray:
         """Distinct values of ``column`` already stored for a symbol in ``[start, end)`` (for
-        idempotent producers that skip what is there). ``where`` adds SQL conditions."""
+        idempotent producers that skip what is there), among rows whose columns equal
+        ``equal`` (e.g. ``{"interval": "1m", "kind": "trade"}``; values are bound parameters)."""
+        schema_for(table)
+        if column not in SCHEMAS[table].names:
+            raise StoreError(f"{table} has no column {column!r}")
         if not self._has(table, exchange, symbol):
             return np.empty(0)
-        extra = f" AND ({where})" if where else ""
+        extra, params = self._equal_conditions(table, equal)
+        s = None if start is None else int(start)
+        e = None if end is None else int(end)
         out = self.con.execute(
             f'SELECT DISTINCT "{column}" AS v FROM '
-            f"{self.scan(table, exchange, symbol, start, end)}{extra}").fetchnumpy()["v"]
+            f"{self.scan(table, exchange, symbol, s, e)}{extra}", params).fetchnumpy()["v"]
         return np.asarray(out)
 
-    def last_time(self, table: str, exchange: str, symbol: str, where: str = "") -> int | None:
-        """Latest stored ``ts`` for a symbol (``where`` adds SQL conditions), or None."""
+    def last_time(self, table: str, exchange: str, symbol: str,
+                  equal: Mapping[str, object] | None = None) -> int | None:
+        """Latest stored ``ts`` for a symbol among rows whose columns equal ``equal``, or None."""
+        schema_for(table)
         if not self._has(table, exchange, symbol):
             return None
-        extra = f" AND ({where})" if where else ""
-        value = self.scalar(f"SELECT max(ts) FROM {self.scan(table, exchange, symbol)}{extra}")
+        extra, params = self._equal_conditions(table, equal)
+        value = self.scalar(f"SELECT max(ts) FROM {self.scan(table, exchange, symbol)}{extra}",
+                            params)
         return None if value is None else int(value)
 
     # -- simple tables -------------------------------------------------------------------
@@ -540,6 +562,8 @@ class Catalog:
             .astype(np.int64)
         )
         last_ts = self.scalar(f"SELECT max(ts) FROM {book}")
+        if last_ts is None:  # a range before the first snapshot (or after end): nothing to replay
+            last_ts = -1
         query = (
             "SELECT ts, recv_ts, seq, CASE WHEN side = 'bid' THEN 1 ELSE -1 END::TINYINT AS side, "
             f"price, qty, flags FROM {book} ORDER BY ts, filename, file_row_number"

@@ -303,13 +303,13 @@ class FreqtradeImporter:
             return keep
         if self._catalog is None:
             self._catalog = Catalog(self.run.root)
-        where = ""
+        equal: dict[str, object] = {}
         if table == "ohlcv":
-            where = f"interval = '{info['interval']}' AND kind = '{info['kind']}'"
+            equal = {"interval": info["interval"], "kind": info["kind"]}
         elif table == "funding":
-            where = "settled"
+            equal = {"settled": True}
         stored = self._catalog.stored_values(table, rep.exchange, info["symbol"], "ts",
-                                             int(ts[keep].min()), int(ts[keep].max()) + 1, where)
+                                             int(ts[keep].min()), int(ts[keep].max()) + 1, equal)
         if not len(stored):
             return keep
         dup = np.isin(ts[keep], np.asarray(stored, dtype=np.int64))
