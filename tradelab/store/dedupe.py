@@ -79,12 +79,10 @@ def _fast_unique(table: str, tbl: pa.Table) -> bool:
         s = seq.to_numpy()
         return bool((np.diff(s) > 0).all())
     key, _fb = ROW_KEYS[table]
-    if len(key) == 1:
-        col = tbl.column(key[0])
-        if col.null_count:
-            return False
-        return pc.count_distinct(col).as_py() == tbl.num_rows
-    return False
+    col = tbl.column(key[0])  # a unique first key column makes the whole key unique
+    if col.null_count:
+        return False
+    return pc.count_distinct(col).as_py() == tbl.num_rows
 
 
 class KeySet:
