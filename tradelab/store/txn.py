@@ -90,12 +90,17 @@ class Marker:
         self.path = txn_dir(root) / f"{writer_id}{PENDING if deferred else STREAM}"
         self.dirs: set[str] = set()
         self.path.parent.mkdir(exist_ok=True)
-        fh: IO[str] = open(self.path, "x", encoding="utf-8")  # noqa: SIM115 - held open
+        # locked under a hidden name, then renamed into place: recovery never sees an unlocked
+        # marker of a live writer, so creating one needs no store-wide lock
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        fh: IO[str] = open(tmp, "x", encoding="utf-8")  # noqa: SIM115 - held open
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         fh.write(json.dumps({"pid": os.getpid(), **header}) + "\n")
         fh.flush()
         if fsync:
             os.fsync(fh.fileno())
+        os.rename(tmp, self.path)
+        if fsync:
             _fsync_dir(self.path.parent)
         self._fh: IO[str] | None = fh
         self.fsync = fsync
@@ -173,6 +178,20 @@ def _remove_files_of(root: Path, dirs: list[str], writer_id: str, visible_too: b
     return removed
 
 
+def _remove_if_unlocked(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path.unlink(missing_ok=True)
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def recover(root: Path) -> dict[str, int]:
     """Roll back (or finish committing) the transactions of dead writers; see the module doc.
 
@@ -184,6 +203,9 @@ def recover(root: Path) -> dict[str, int]:
         return out
     with commit_lock(root):
         for name in sorted(os.listdir(d)):
+            if name.startswith(".") and name.endswith(".tmp"):
+                _remove_if_unlocked(d / name)  # a marker whose writer died while creating it
+                continue
             if not (name.endswith(PENDING) or name.endswith(STREAM)):
                 continue
             path = d / name

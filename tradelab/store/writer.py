@@ -271,11 +271,11 @@ class StoreWriter:
     def _begin(self, directory: Path) -> txn.Marker:
         """The transaction marker (made before the first file is written); notes ``directory``."""
         if self._marker is None:
-            with txn.commit_lock(self.root):
-                self._marker = txn.Marker(
-                    self.root, self.writer_id, self.deferred,
-                    {"run_id": self.run_id, "record": self.record_path}, fsync=self.fsync,
-                )
+            self._marker = txn.Marker(
+                self.root, self.writer_id, self.deferred,
+                {"run_id": self.run_id, "record": self.record_path},
+                fsync=self.fsync and self.deferred,  # a stream marker only guards temp files
+            )
         self._marker.touch_dir(directory)
         return self._marker
 
