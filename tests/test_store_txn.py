@@ -275,3 +275,34 @@ def test_two_deferred_writers_committing_the_same_rows(tmp_path):
     b.commit()
     assert counts(tmp_path)["trades"] == 5
     assert b.stats.duplicates["trades"] == 4 and b.stats.rows["trades"] == 0
+
+
+@pytest.mark.slow
+def test_cli_import_killed_when_its_first_part_appears_is_all_or_nothing(
+    tmp_path, binance_ws, clean_spot
+):
+    """No hook this time: the real `tradelab import` is SIGKILLed as soon as a part file shows
+    up. Wherever the kill lands, the store shows the whole import or nothing, and a re-import
+    equals a clean one."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for i in range(3):
+        store = tmp_path / f"store{i}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tradelab.cli", "import", "binance-ws",
+             str(binance_ws / SPOT), "--store", str(store)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while not _visible_parts(store) and proc.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+        seen = counts(store)
+        assert seen in (dict.fromkeys(TABLES, 0), counts(clean_spot))
+        (rep,) = import_ws(store, binance_ws / SPOT)
+        assert rep.status in ("committed", "skipped")
+        assert_same_rows(store, clean_spot)
+        assert list((store / "_txn").iterdir()) == []
