@@ -306,3 +306,20 @@ def test_cli_import_killed_when_its_first_part_appears_is_all_or_nothing(
         assert rep.status in ("committed", "skipped")
         assert_same_rows(store, clean_spot)
         assert list((store / "_txn").iterdir()) == []
+
+
+def test_a_commit_whose_record_fails_leaves_nothing(tmp_path):
+    """The parts are linked before the manifest is written: if writing it fails, the links are
+    undone before the marker goes, so nothing becomes visible."""
+    w = StoreWriter(tmp_path, deferred=True)
+    w.write("trades", "BINANCE", "BTC-USDT", {
+        "ts": [1_723_161_255_000_000_000], "price": [1.0], "qty": [1.0], "side": ["buy"],
+        "trade_id": ["1"]})
+
+    def record(txn_id: str) -> None:
+        raise OSError("disk full while writing the manifest")
+
+    with pytest.raises(OSError, match="disk full"):
+        w.commit(record)
+    assert counts(tmp_path)["trades"] == 0
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

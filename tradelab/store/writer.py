@@ -212,14 +212,21 @@ class StoreWriter:
         if self.record_path:
             self._marker.set_record(self.record_path)
         self._marker.sync()
-        published = []
+        published: list[Path] = []
         with txn.commit_lock(self.root):
-            self._drop_stored()
-            for pending, final, _table in self._pending:
-                published.append(self._publish(pending, final))
-            self._pending.clear()
-            if record is not None:
-                record(self.writer_id)
+            try:
+                self._drop_stored()
+                for pending, final, _table in self._pending:
+                    published.append(self._publish(pending, final))
+                self._pending.clear()
+                if record is not None:
+                    record(self.writer_id)
+            except BaseException:
+                # not recorded: undo the links before the marker goes, or they would show
+                for path in published:
+                    path.unlink(missing_ok=True)
+                self.abort()
+                raise
             self._end_txn()
         return published
 
