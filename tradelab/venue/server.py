@@ -111,7 +111,7 @@ def _market_of(venue: Venue, prefix: str | None) -> str:
     return markets.pop() if len(markets) == 1 else "spot"
 
 
-async def _ws_handler(request: web.Request) -> web.WebSocketResponse:
+async def _ws_handler(request: web.Request) -> web.StreamResponse:
     venue: Venue = request.app[VENUE_KEY]
     prefix = request.match_info.get("market")
     kind = request.match_info.get("kind", "stream")

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tradelab.store.paths import new_run_id, resolve_root
 from tradelab.store.writer import StoreWriter
@@ -86,7 +86,7 @@ class ImportRun:
         self.started = time.time()
         self.dir = self.root / MANIFEST_DIR
         self.dir.mkdir(exist_ok=True)
-        self._reject_fh = None
+        self._reject_fh: IO[str] | None = None
         self.txns: list[str] = []
         self.reject_path = self.dir / f"{self.run_id}.rejects.jsonl"
 
