@@ -323,3 +323,16 @@ def test_a_commit_whose_record_fails_leaves_nothing(tmp_path):
         w.commit(record)
     assert counts(tmp_path)["trades"] == 0
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_starting_writer_never_touches_a_live_transaction(tmp_path):
+    rows = {"ts": [1_723_161_255_000_000_000], "price": [1.0], "qty": [1.0], "side": ["buy"],
+            "trade_id": ["1"]}
+    live = StoreWriter(tmp_path, deferred=True, batch_rows=1)
+    live.write("trades", "BINANCE", "BTC-USDT", rows)  # a pending part and a locked marker
+    before = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    other = StoreWriter(tmp_path)  # recovery runs here
+    assert other.recovered == {"rolled_back": 0, "rolled_forward": 0, "files_removed": 0}
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == before
+    live.commit()
+    assert counts(tmp_path)["trades"] == 1
