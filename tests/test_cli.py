@@ -64,10 +64,11 @@ def test_import_exit_codes_and_json(tmp_path):
     assert res.returncode == 1 and "junk.txt" in res.stderr
     res = tradelab("import", "binance-ws", good, junk, "--store", store, "--force")
     assert res.returncode == 3  # some files failed
+    # --force re-reads the file, but the store keeps each trade once (issue 9: it used to be 6)
     res = tradelab("sql", "SELECT count(*) AS n FROM trades", "--store", store)
-    assert res.returncode == 0 and "6" in res.stdout
+    assert res.returncode == 0 and "3" in res.stdout and "6" not in res.stdout
     res = tradelab("quality", "--store", store, "--json")
-    assert json.loads(res.stdout)["summary"]["rows"] == {"trades": 6}
+    assert json.loads(res.stdout)["summary"]["rows"] == {"trades": 3}
     res = tradelab("bars", "BINANCE", "BTC-USDT", "1m", "--store", store)
     assert res.returncode == 0 and "from trades" in res.stdout
 

@@ -25,20 +25,30 @@ def report(tmp_path_factory):
             "BINANCE",
             "BTC-USDT",
             {
-                "ts": [T0, T0 + 2 * S, T0 + S, T0 + 3 * S, T0 + 4 * S, T0 + 4 * S],
+                "ts": [T0, T0 + 2 * S, T0 + S, T0 + 3 * S, T0 + 4 * S],
                 "recv_ts": [
                     T0 + 5,
                     T0 + 2 * S - 1000,
                     T0 + S + 5,
                     T0 + 3 * S + 5,
                     T0 + 4 * S - 7,
-                    T0 + 4 * S + 5,
                 ],
-                "price": [1.0] * 6,
-                "qty": [1.0] * 6,
-                "side": ["buy"] * 6,
-                "trade_id": ["1", "2", "3", "4", "5", "5"],
+                "price": [1.0] * 5,
+                "qty": [1.0] * 5,
+                "side": ["buy"] * 5,
+                "trade_id": ["1", "2", "3", "4", "5"],
             },
+        )
+        w.flush()
+    # the duplicate id comes from another streaming writer: a writer drops repeats within its
+    # own batches, only a deferred (import) commit checks what the store already holds
+    with StoreWriter(root) as w:
+        w.write(
+            "trades",
+            "BINANCE",
+            "BTC-USDT",
+            {"ts": [T0 + 4 * S], "recv_ts": [T0 + 4 * S + 5], "price": [1.0], "qty": [1.0],
+             "side": ["buy"], "trade_id": ["5"]},
         )
         # bbo: 4 quotes, one crossed, one locked
         w.write(

@@ -174,7 +174,7 @@ def test_stale_hidden_files_are_found(tmp_path):
     w = StoreWriter(tmp_path, deferred=True)
     w.write("trades", "BINANCE", "BTC-USDT", trades(2))
     w.flush()
-    (pending,) = [p for p in tmp_path.rglob("*") if p.is_file()]
+    (pending,) = [p for p in (tmp_path / "trades").rglob("*") if p.is_file()]
     os.utime(pending, (0, 0))
     assert stale_hidden_files(tmp_path, older_than_s=60) == [pending]
     assert Catalog(tmp_path).partitions().empty  # and readers never see it

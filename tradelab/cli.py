@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tradelab.errors import ImportFailed, TradelabError
+from tradelab.errors import ImportFailed, StoreError, TradelabError
 from tradelab.report.console import print_quality, print_sweep, print_walkforward
 
 app = typer.Typer(
@@ -301,7 +301,12 @@ def bars(
     with cli_errors():
         df = Catalog(store).bars(exchange, symbol, interval, start, end)
     if csv:
-        df.to_csv(csv)
+        with cli_errors():
+            try:
+                csv.parent.mkdir(parents=True, exist_ok=True)
+                df.to_csv(csv)
+            except OSError as exc:
+                raise StoreError(f"cannot write {csv}: {exc.strerror or exc}") from None
         console.print(f"{len(df):,} bars written to {csv}")
         return
     console.print(f"{len(df):,} bars of {interval} from {df.attrs.get('source')}")
@@ -380,9 +385,10 @@ def venue(
                                                    "serving REST).")] = False,
     rate_limit: Annotated[int, typer.Option(help="REST request weight per minute before "
                                                  "429s.")] = 6000,
-    slow_client: Annotated[str, typer.Option(help="A client that cannot keep up: 'wait' slows "
-                                                  "the replay to it, 'disconnect' drops it "
-                                                  "(close 1008) as Binance does.")] = "wait",
+    slow_client: Annotated[str | None, typer.Option(
+        help="A client that cannot keep up: 'disconnect' drops it (close 1008) as Binance "
+             "does, without slowing anyone else; 'wait' slows the replay to it. [default: "
+             "disconnect, or wait with --speed 0]")] = None,
 ) -> None:
     """A local exchange on 127.0.0.1 speaking the Binance spot and USD-M protocol.
 
@@ -408,7 +414,8 @@ def venue(
             speed=speed, port=port, tls_port=port + 1 if tls_port is None else tls_port,
             history=history, synth_history_days=synth_history_days,
             wait_clients=wait_clients, exit_at_end=exit_at_end, rate_limit=rate_limit,
-            slow_client=slow_client, console=err))
+            slow_client=slow_client or ("wait" if speed <= 0 else "disconnect"),
+            console=err))
 
 
 @app.command()

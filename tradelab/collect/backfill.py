@@ -35,8 +35,8 @@ from tradelab.adapters.binance.symbols import (
     store_symbol_of_ccxt,
 )
 from tradelab.core.timeutil import interval_ns
+from tradelab.errors import StoreError
 from tradelab.store.catalog import Catalog
-from tradelab.store.errors import StoreError
 from tradelab.store.paths import resolve_root
 from tradelab.store.writer import StoreWriter
 
@@ -144,7 +144,7 @@ class Backfill:
         client = self.client(market)
         step = interval_ns(timeframe) // MS
         rep = self._report("ohlcv", symbol, market, since_ms, until_ms)
-        where = f"interval = '{timeframe}' AND kind = 'trade'"
+        where = {"interval": timeframe, "kind": "trade"}
         start = self._resume(rep, "ohlcv", where, since_ms, step)
         with StoreWriter(self.root, batch_rows=200_000) as writer:
             while start < until_ms:
@@ -176,7 +176,7 @@ class Backfill:
             raise ValueError(f"{symbol} is spot: funding needs a perpetual like BTC/USDT:USDT")
         client = self.client(market)
         rep = self._report("funding", symbol, market, since_ms, until_ms)
-        start = self._resume(rep, "funding", "settled", since_ms, 1)
+        start = self._resume(rep, "funding", {"settled": True}, since_ms, 1)
         with StoreWriter(self.root) as writer:
             while start < until_ms:
                 rows = self._call(client.fetch_funding_rate_history, symbol, since=start,
@@ -186,7 +186,7 @@ class Backfill:
                 if not rows:
                     break
                 ts = np.array([r["timestamp"] for r in rows], dtype=np.int64) * MS
-                keep = self._new(rep, "funding", ts, "settled")
+                keep = self._new(rep, "funding", ts, {"settled": True})
                 if keep.size:
                     rate = np.array([r["fundingRate"] for r in rows], dtype=np.float64)[keep]
                     writer.write("funding", rep.exchange, rep.store_symbol, {
@@ -204,7 +204,7 @@ class Backfill:
         market = market_of_ccxt(symbol)
         client = self.client(market)
         rep = self._report("trades", symbol, market, since_ms, until_ms)
-        cursor = self._resume(rep, "trades", "", since_ms, 1)
+        cursor = self._resume(rep, "trades", None, since_ms, 1)
         window = 3_600_000
         with StoreWriter(self.root) as writer:
             while cursor < until_ms:
@@ -256,7 +256,8 @@ class Backfill:
         rep.elapsed_s = time.perf_counter()
         return rep
 
-    def _resume(self, rep: BackfillReport, table: str, where: str, since: int, step: int) -> int:
+    def _resume(self, rep: BackfillReport, table: str, where: dict[str, object] | None,
+                since: int, step: int) -> int:
         last = Catalog(self.root).last_time(table, rep.exchange, rep.store_symbol, where)
         if last is not None and since <= last // MS < rep.end_ms:
             rep.resumed_from_ms = last // MS + step
@@ -265,7 +266,8 @@ class Backfill:
             return last // MS + step
         return since
 
-    def _new(self, rep: BackfillReport, table: str, ts: np.ndarray, where: str) -> np.ndarray:
+    def _new(self, rep: BackfillReport, table: str, ts: np.ndarray,
+             where: dict[str, object] | None) -> np.ndarray:
         stored = Catalog(self.root).stored_values(table, rep.exchange, rep.store_symbol, "ts",
                                                   int(ts.min()), int(ts.max()) + 1, where)
         keep = np.flatnonzero(~np.isin(ts, np.asarray(stored, dtype=np.int64)))

@@ -8,6 +8,11 @@ hands the buffers over and writes part files through :class:`tradelab.store.Stor
 loop never blocks on Parquet. SIGINT/SIGTERM flush everything and end the run normally; after
 SIGKILL every visible part file is complete and at most one flush interval of data is lost.
 
+A store error never stops the writer: the rows the store refuses (e.g. a NaN where a value is
+required) are found by bisecting the batch, logged at once with the cause, counted in the stats
+line and written to ``<store>/_collect/<run>.rejects.jsonl`` with their reason; every other row
+is stored and the writer keeps going.
+
 Book rows: every exchange snapshot (first sync, or after cryptofeed detected a gap and resynced)
 is stored with ``BOOK_SNAPSHOT``; a resync records a ``gap`` and a ``resync`` quality event.
 A snapshot is held until the next delta so its time is never later than that delta's (cryptofeed
@@ -18,7 +23,9 @@ fetches it by REST while diffs keep arriving). A full snapshot of the book is al
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import signal
 import time
 from collections import Counter, deque
@@ -33,7 +40,8 @@ from cryptofeed.defines import FUNDING, L2_BOOK, OPEN_INTEREST, TICKER, TRADES
 from tradelab.collect import rows as R
 from tradelab.collect.config import CollectConfig
 from tradelab.collect.feeds import build_feed, feed_class, prefetch_symbols
-from tradelab.store.paths import resolve_root
+from tradelab.errors import StoreError
+from tradelab.store.paths import new_run_id, resolve_root
 from tradelab.store.writer import StoreWriter
 
 log = logging.getLogger("tradelab.collect")
@@ -122,6 +130,10 @@ class Collector:
         self._t0 = time.time()
         self._log_handler = _CryptofeedLog(self.events)
         self._noise = _ShutdownNoise(self._stop)
+        self.run_id = new_run_id()
+        self.store_errors: Counter = Counter()  # (exchange, table) -> refused batches/errors
+        self.rejected: Counter = Counter()  # (exchange, table) -> rows refused by the store
+        self.reject_path = self.root / "_collect" / f"{self.run_id}.rejects.jsonl"
 
     # -- callbacks (hot path: no I/O) ----------------------------------------------------
 
@@ -263,7 +275,11 @@ class Collector:
             except TimeoutError:
                 pass
             self._flush_now.clear()
-            await self._flush(loop)
+            try:
+                await self._flush(loop)
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any one error
+                self.store_errors[("*", "writer")] += 1
+                log.exception("collector writer error (continuing): %s", exc)
 
     async def drain(self) -> None:
         """Write everything buffered or held (for callbacks fed directly, without feeds)."""
@@ -282,10 +298,53 @@ class Collector:
     def _write(self, buffers: dict, receipts: list[float]) -> None:
         for (table, ex, sym), buf in buffers.items():
             if len(buf):
-                self.writer.write(table, ex, sym, buf.to_dict())
-        self.writer.flush()
+                self._write_rows(table, ex, sym, buf.to_dict())
+        try:
+            self.writer.flush()
+        except Exception as exc:  # noqa: BLE001 - e.g. disk full: logged, counted, retried
+            self.store_errors[("*", "flush")] += 1
+            log.error("store error while writing part files (kept buffered, retried at the "
+                      "next flush): %s: %s", type(exc).__name__, exc)
         done = time.time()
         self.latency_s.extend(done - r for r in receipts)
+
+    def _write_rows(self, table: str, ex: str, sym: str, cols: dict[str, list]) -> None:
+        """Hand rows to the writer; rows the store refuses are rejected, the rest stored."""
+        try:
+            self.writer.write(table, ex, sym, cols)
+            return
+        except StoreError as exc:
+            first = exc
+        self.store_errors[(ex, table)] += 1
+        log.error("store refused %s rows for %s %s: %s; rejecting the offending rows and "
+                  "storing the rest", table, ex, sym, first)
+        n = len(next(iter(cols.values())))
+        bad = self._bisect(table, ex, sym, cols, 0, n)
+        self.rejected[(ex, table)] += len(bad)
+        self._log_rejects(table, ex, sym, cols, bad)
+
+    def _bisect(self, table: str, ex: str, sym: str, cols: dict[str, list], lo: int,
+                hi: int) -> list[tuple[int, str]]:
+        """Write ``cols[lo:hi]``; on refusal split it in halves. Returns the refused rows."""
+        part = {k: v[lo:hi] for k, v in cols.items()}
+        try:
+            self.writer.write(table, ex, sym, part)
+            return []
+        except StoreError as exc:
+            if hi - lo == 1:
+                return [(lo, str(exc))]
+        mid = (lo + hi) // 2
+        return self._bisect(table, ex, sym, cols, lo, mid) + \
+            self._bisect(table, ex, sym, cols, mid, hi)
+
+    def _log_rejects(self, table: str, ex: str, sym: str, cols: dict[str, list],
+                     bad: list[tuple[int, str]]) -> None:
+        self.reject_path.parent.mkdir(exist_ok=True)
+        with open(self.reject_path, "a", encoding="utf-8") as fh:
+            for i, reason in bad:
+                row = {k: _jsonable(v[i]) for k, v in cols.items()}
+                fh.write(json.dumps({"table": table, "exchange": ex, "symbol": sym,
+                                     "reason": reason, "row": row}) + "\n")
 
     # -- stats ---------------------------------------------------------------------------
 
@@ -326,6 +385,10 @@ class Collector:
                 line += f" | write latency p50/p99 {p[0]:.0f}/{p[1]:.0f} ms"
             line += (f" | dropped {dropped} | gaps {self.events[(ex, 'gap_detected')]}"
                      f" resyncs {self._resyncs(ex)}")
+            errors = sum(v for (e, _t), v in self.store_errors.items() if e in (ex, "*"))
+            if errors:
+                rejected = sum(v for (e, _t), v in self.rejected.items() if e == ex)
+                line += f" | STORE ERRORS {errors} (rows rejected {rejected})"
             for (e, sym), (bid, ask) in sorted(self.top.items()):
                 if e == ex and bid and ask:
                     spread_bps = (ask - bid) / ((ask + bid) / 2) * 1e4
@@ -402,7 +465,18 @@ class Collector:
             "rows": dict(self.writer.stats.rows), "files": self.writer.stats.files,
             "bytes": self.writer.stats.bytes, "messages": channels,
             "dropped": {f"{e}:{t}": v for (e, t), v in self.dropped.items()},
+            "store_errors": {f"{e}:{t}": v for (e, t), v in self.store_errors.items()},
+            "rejected": {f"{e}:{t}": v for (e, t), v in self.rejected.items()},
+            "rejects_file": str(self.reject_path) if self.reject_path.exists() else None,
             "events": {f"{e}:{k}": v for (e, k), v in self.events.items()},
             "write_latency_ms": None if lat is None else {
                 "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
         }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

@@ -12,7 +12,7 @@ as int64 ns and carry a UTC ``DatetimeIndex`` named ``time`` built from ``ts``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import duckdb
 import numpy as np
@@ -29,11 +29,12 @@ from tradelab.core.events import (
     event_dt,
 )
 from tradelab.core.timeutil import TimeLike, interval_ns, ns_to_date, to_ns
+from tradelab.errors import StoreError
 from tradelab.store import book_nb
 from tradelab.store.bars_nb import time_ordered, trade_bars_nb
-from tradelab.store.errors import StoreError
 from tradelab.store.paths import check_exchange, check_symbol, resolve_root, table_glob
-from tradelab.store.schema import SCHEMAS
+from tradelab.store.schema import SCHEMAS, schema_for
+from tradelab.store.txn import part_id, pending_ids
 
 MIN_BAR_NS = interval_ns("1s")
 MAX_BAR_NS = interval_ns("1d")
@@ -83,7 +84,23 @@ class Catalog:
                 **({"memory_limit": memory_limit} if memory_limit else {}),
             }
         )
-        self._view_state: dict[str, bool] = {}
+        self._view_state: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        self._hidden: tuple[str, ...] = ()
+
+    def _uncommitted(self) -> str:
+        """SQL condition excluding parts of uncommitted transactions ('' when there are none)."""
+        if not self._hidden:
+            return ""
+        ids = "|".join(self._hidden)  # ids are hex: safe inside the pattern
+        return f"NOT regexp_matches(filename, '/part-[0-9]+-({ids})-[0-9]+\\.parquet$')"
+
+    def _read(self, glob: str) -> str:
+        src = (
+            f"read_parquet({_sql_str(glob)}, hive_partitioning=true, "
+            f"hive_types={_PARTITION_TYPES}, filename=true, file_row_number=true)"
+        )
+        cond = self._uncommitted()
+        return f"(SELECT * FROM {src} WHERE {cond})" if cond else src
 
     # -- views ---------------------------------------------------------------------------
 
@@ -107,16 +124,14 @@ class Catalog:
         if next(iter(base.glob(f"{ex}/{sym}/*/*.parquet")), None) is None:
             return f'"_{table}_empty_src"'
         glob = str(base / ex / sym / "*" / "*.parquet")
-        return (
-            f"read_parquet({_sql_str(glob)}, hive_partitioning=true, "
-            f"hive_types={_PARTITION_TYPES}, filename=true, file_row_number=true)"
-        )
+        return self._read(glob)
 
     def refresh(self) -> None:
         """(Re)create the views; call after new tables appear. Queries call it themselves."""
+        self._hidden = tuple(pending_ids(self.root))
         for table, schema in SCHEMAS.items():
             has = self._has_files(table)
-            if self._view_state.get(table) == has:
+            if self._view_state.get(table) == (has, self._hidden):
                 continue
             if table not in self._view_state:
                 empty = pa.Table.from_batches(
@@ -134,11 +149,7 @@ class Catalog:
                 )
                 self.con.register(f"_{table}_empty_src", empty)
             if has:
-                src = (
-                    f"read_parquet({_sql_str(table_glob(self.root, table))}, "
-                    f"hive_partitioning=true, hive_types={_PARTITION_TYPES}, "
-                    "filename=true, file_row_number=true)"
-                )
+                src = self._read(table_glob(self.root, table))
                 self.con.execute(f'CREATE OR REPLACE VIEW "_{table}_raw" AS SELECT * FROM {src}')
             else:
                 self.con.execute(
@@ -148,7 +159,7 @@ class Catalog:
             self.con.execute(
                 f'CREATE OR REPLACE VIEW "{table}" AS SELECT {cols} FROM "_{table}_raw"'
             )
-            self._view_state[table] = has
+            self._view_state[table] = (has, self._hidden)
 
     def sql(self, query: str, params: list | None = None) -> pd.DataFrame:
         """Run any SQL over the views and return a DataFrame."""
@@ -173,6 +184,7 @@ class Catalog:
     def partitions(self, table: str | None = None) -> pd.DataFrame:
         """Every partition on disk: table, exchange, symbol, date, part files and bytes."""
         rows = []
+        hidden = set(pending_ids(self.root))
         tables = (
             [table]
             if table
@@ -182,7 +194,7 @@ class Catalog:
         )
         for t in tables:
             for part in sorted((self.root / t).glob("exchange=*/symbol=*/date=*")):
-                files = [f for f in part.glob("*.parquet")]
+                files = [f for f in part.glob("*.parquet") if part_id(f.name) not in hidden]
                 if not files:
                     continue
                 rows.append(
@@ -271,25 +283,47 @@ class Catalog:
         )
         return _with_time_index(self.sql(q))
 
+    @staticmethod
+    def _equal_conditions(table: str, equal: Mapping[str, object] | None) -> tuple[str, list]:
+        """`` AND "col" = ?`` per item (columns checked against the schema) and the values."""
+        if not equal:
+            return "", []
+        names = SCHEMAS[table].names
+        sql = []
+        for col in equal:
+            if col not in names:
+                raise StoreError(f"{table} has no column {col!r}; columns: {', '.join(names)}")
+            sql.append(f' AND "{col}" = ?')
+        return "".join(sql), list(equal.values())
+
     def stored_values(self, table: str, exchange: str, symbol: str, column: str = "ts",
                       start: int | None = None, end: int | None = None,
-                      where: str = "") -> np.ndarray:
+                      equal: Mapping[str, object] | None = None) -> np.ndarray:
         """Distinct values of ``column`` already stored for a symbol in ``[start, end)`` (for
-        idempotent producers that skip what is there). ``where`` adds SQL conditions."""
+        idempotent producers that skip what is there), among rows whose columns equal
+        ``equal`` (e.g. ``{"interval": "1m", "kind": "trade"}``; values are bound parameters)."""
+        schema_for(table)
+        if column not in SCHEMAS[table].names:
+            raise StoreError(f"{table} has no column {column!r}")
         if not self._has(table, exchange, symbol):
             return np.empty(0)
-        extra = f" AND ({where})" if where else ""
+        extra, params = self._equal_conditions(table, equal)
+        s = None if start is None else int(start)
+        e = None if end is None else int(end)
         out = self.con.execute(
             f'SELECT DISTINCT "{column}" AS v FROM '
-            f"{self.scan(table, exchange, symbol, start, end)}{extra}").fetchnumpy()["v"]
+            f"{self.scan(table, exchange, symbol, s, e)}{extra}", params).fetchnumpy()["v"]
         return np.asarray(out)
 
-    def last_time(self, table: str, exchange: str, symbol: str, where: str = "") -> int | None:
-        """Latest stored ``ts`` for a symbol (``where`` adds SQL conditions), or None."""
+    def last_time(self, table: str, exchange: str, symbol: str,
+                  equal: Mapping[str, object] | None = None) -> int | None:
+        """Latest stored ``ts`` for a symbol among rows whose columns equal ``equal``, or None."""
+        schema_for(table)
         if not self._has(table, exchange, symbol):
             return None
-        extra = f" AND ({where})" if where else ""
-        value = self.scalar(f"SELECT max(ts) FROM {self.scan(table, exchange, symbol)}{extra}")
+        extra, params = self._equal_conditions(table, equal)
+        value = self.scalar(f"SELECT max(ts) FROM {self.scan(table, exchange, symbol)}{extra}",
+                            params)
         return None if value is None else int(value)
 
     # -- simple tables -------------------------------------------------------------------
@@ -360,7 +394,8 @@ class Catalog:
             f"WHERE {self._where(exchange, symbol, start, end)} "
             f"AND kind = {_sql_str(kind)}"
         )
-        return sorted(df["interval"].tolist(), key=interval_ns)
+        fixed = [iv for iv in df["interval"].tolist() if not iv.strip().endswith("M")]
+        return sorted(fixed, key=interval_ns)  # calendar months have no fixed length
 
     def bars(
         self,
@@ -527,6 +562,8 @@ class Catalog:
             .astype(np.int64)
         )
         last_ts = self.scalar(f"SELECT max(ts) FROM {book}")
+        if last_ts is None:  # a range before the first snapshot (or after end): nothing to replay
+            last_ts = -1
         query = (
             "SELECT ts, recv_ts, seq, CASE WHEN side = 'bid' THEN 1 ELSE -1 END::TINYINT AS side, "
             f"price, qty, flags FROM {book} ORDER BY ts, filename, file_row_number"

@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tradelab.store.errors import StoreError
+from tradelab.errors import StoreError
 
 DEFAULT_ROOT = Path("data/parquet")
 STORE_ENV = "TRADELAB_STORE"

@@ -2,7 +2,9 @@
 
 Every partition gets: rows, part files, time span, rows out of order (``ts`` going backwards
 within a part file), duplicate rows, negative latency (``recv_ts < ts``: the local clock is
-behind the exchange's) and the median latency. Then per table:
+behind the exchange's), the median latency, odd receipt times (zero or negative; for live tables
+more than ``RECV_FAR_S`` from the exchange time) and bad values (see ``GOOD_VALUES``). Then per
+table:
 
 - ``book``: messages, snapshots, gaps and resyncs recorded by producers (``quality_events``),
   breaks in the stored update-id chain (should be 0: producers stop at a gap), crossed and locked
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradelab.core.timeutil import interval_ns, ns_to_date
+from tradelab.core.timeutil import candle_slots, ns_to_date
 from tradelab.store.catalog import Catalog, partition_filter
 
 KEY = ["exchange", "symbol", "date"]
@@ -35,11 +37,43 @@ JITTER_ISSUE_MS = 1_000.0
 """Funding times a few ms off the hour are normal (Binance); beyond this they are an issue."""
 
 
+RECV_FAR_S = 300.0
+"""A receipt time further than this from the exchange time is flagged (live tables only)."""
+_LIVE_TABLES = ("trades", "book", "bbo")
+
+
+def _pos(*cols: str) -> str:
+    return " AND ".join(f"isfinite({c}) AND {c} > 0" for c in cols)
+
+
+def _nonneg(*cols: str) -> str:
+    return " AND ".join(f"isfinite({c}) AND {c} >= 0" for c in cols)
+
+
+GOOD_VALUES = {
+    "trades": _pos("price", "qty"),
+    "book": f"{_pos('price')} AND {_nonneg('qty')}",
+    "bbo": f"{_pos('bid_px', 'ask_px')} AND {_nonneg('bid_qty', 'ask_qty')}",
+    "ohlcv": f"{_pos('open', 'high', 'low', 'close')} AND {_nonneg('volume')}",
+    "funding": "isfinite(rate) AND (mark_price IS NULL OR (isfinite(mark_price) AND "
+               "mark_price > 0))",
+    "open_interest": _nonneg("open_interest"),
+}
+"""What a stored value must satisfy, per table: finite, prices positive, sizes not negative."""
+
+
 def _common(cat: Catalog, table: str, where: str) -> pd.DataFrame:
-    """Counts, span, order, latency for every partition of a table."""
+    """Counts, span, order, latency, odd receipt times and bad values per partition."""
+    far = int(RECV_FAR_S * 1e9)
+    far_sql = (
+        f"count(*) FILTER (WHERE recv_ts > 0 AND abs(recv_ts - ts) > {far})"
+        if table in _LIVE_TABLES else "0"
+    )
+    good = GOOD_VALUES.get(table)
+    bad_sql = f"count(*) FILTER (WHERE NOT ({good}))" if good else "0"
     return cat.sql(f"""
         WITH t AS (
-            SELECT exchange, symbol, date, ts, recv_ts, filename,
+            SELECT *,
                    ts < lag(ts) OVER (PARTITION BY exchange, symbol, date, filename
                                       ORDER BY file_row_number) AS backwards
             FROM "_{table}_raw" WHERE {where})
@@ -47,8 +81,11 @@ def _common(cat: Catalog, table: str, where: str) -> pd.DataFrame:
                count(DISTINCT filename) AS files, min(ts) AS ts_min, max(ts) AS ts_max,
                count(*) FILTER (WHERE backwards) AS out_of_order,
                count(*) FILTER (WHERE recv_ts < ts) AS negative_latency,
-               median((recv_ts - ts) / 1e6) AS latency_p50_ms
-        FROM t GROUP BY ALL ORDER BY ALL""")
+               median((recv_ts - ts) / 1e6) AS latency_p50_ms,
+               count(*) FILTER (WHERE recv_ts <= 0) AS recv_ts_not_positive,
+               {far_sql} AS recv_ts_far,
+               {bad_sql} AS bad_values
+        FROM t GROUP BY exchange, symbol, date ORDER BY exchange, symbol, date""")
 
 
 def _duplicates(cat: Catalog, table: str, where: str, key: str) -> pd.DataFrame:
@@ -120,18 +157,18 @@ def _ohlcv_checks(cat: Catalog, where: str) -> pd.DataFrame:
     for (ex, sym, iv, kind), g in df.groupby(
         ["exchange", "symbol", "interval", "kind"], sort=False
     ):
-        step = interval_ns(iv)
         ts = g["ts"].to_numpy()
         diff = np.diff(ts)
+        slot, on_grid = candle_slots(ts, iv)  # the exchange's grid: weeks open on Monday
         # candles missing between neighbours; an off-grid candle is not a hole
-        missing = np.maximum(np.rint(diff / step).astype(np.int64) - 1, 0)
+        missing = np.maximum(np.diff(slot) - 1, 0)
         per = pd.DataFrame(
             {
                 "date": g["date"].to_numpy(),
                 "missing": np.concatenate([[0], missing]),
                 "gap_runs": np.concatenate([[0], (missing > 0).astype(int)]),
                 "largest_gap_s": np.concatenate([[0], np.where(missing > 0, diff, 0)]) / 1e9,
-                "off_grid": (ts % step != 0).astype(int),
+                "off_grid": (~on_grid).astype(int),
                 "bad_ohlc": g["bad_ohlc"].to_numpy().astype(int),
             }
         )
@@ -217,6 +254,9 @@ def _issues(row: dict[str, Any]) -> list[str]:
             f"{row.get('latency_p50_ms', float('nan')):.0f} ms): local clock behind exchange"
         )
     for key, text in (
+        ("recv_ts_not_positive", "rows with a zero or negative receipt time"),
+        ("recv_ts_far", f"rows received more than {RECV_FAR_S:.0f} s from the exchange time"),
+        ("bad_values", "rows with a non-finite, non-positive price or negative size"),
         ("gaps", "sequence gaps"),
         ("seq_breaks", "breaks in the stored id chain"),
         ("crossed", "crossed books"),

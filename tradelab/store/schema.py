@@ -135,6 +135,25 @@ SCHEMAS: dict[str, pa.Schema] = {
     "quality_events": QUALITY_EVENTS,
 }
 
+ROW_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "trades": (("trade_id", "ts"), ("ts", "price", "qty", "side")),
+    "book": (("seq", "prev_seq", "flags"), None),
+    "bbo": (("seq",), ("ts", "bid_px", "bid_qty", "ask_px", "ask_qty")),
+    "funding": (("ts", "settled"), None),
+    "open_interest": (("ts",), None),
+    "ohlcv": (("ts", "interval", "kind"), None),
+    "quality_events": (("ts", "table_name", "kind", "expected_seq", "got_seq"), None),
+}
+"""What makes a stored row the same row, per table: ``(key, fallback)``. The store keeps one row
+per key (per exchange/symbol/date partition) whatever path the data arrives by. A row whose first
+key column is null is keyed by ``fallback`` instead, or never deduplicated when that is None.
+``book`` is keyed per *message* (its rows up to the one flagged ``BOOK_LAST``): ``seq``,
+``prev_seq`` and the ``BOOK_SNAPSHOT`` bit of ``flags``; a book message without ``seq`` is never
+deduplicated. Tables registered later (runners' orders/fills) have no key."""
+
+MESSAGE_TABLES = ("book",)
+"""Tables whose key identifies a message of several rows (the rows up to ``BOOK_LAST``)."""
+
 MARKET_TABLES = ("trades", "book", "bbo", "funding", "open_interest", "ohlcv")
 OHLCV_KINDS = ("trade", "mark", "index")
 TRADE_SIDES = ("buy", "sell")
@@ -146,7 +165,7 @@ def schema_for(table: str) -> pa.Schema:
     try:
         return SCHEMAS[table]
     except KeyError:
-        from tradelab.store.errors import StoreError
+        from tradelab.errors import StoreError
 
         raise StoreError(f"unknown table {table!r}; known tables: {', '.join(SCHEMAS)}") from None
 

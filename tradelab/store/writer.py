@@ -4,18 +4,26 @@ Rows are buffered per (table, exchange, symbol) and written as part files, one p
 buffer reaches ``batch_rows`` or on :meth:`StoreWriter.flush`. A part file is written under a hidden
 temporary name, fsynced, then published under its final name with a hard link, which fails rather
 than overwrite: readers see either nothing or a complete file, and an existing part is never
-replaced. Several runs may append to the same partition; each run's parts carry its run id.
+replaced. Several runs may append to the same partition; part names carry the writer's id.
 
-In ``deferred`` mode (used by importers) published parts stay hidden as ``.pending`` files until
-:meth:`StoreWriter.commit`, so an import that fails half way leaves no visible trace; :meth:`abort`
-removes what it wrote.
+Rows repeating a stored row's content key (:data:`tradelab.store.schema.ROW_KEYS`) are not
+stored twice: a batch never holds a key twice, and a deferred writer's commit drops what the
+partition already holds.
+
+In ``deferred`` mode (used by importers) the writer is one transaction (:mod:`tradelab.store.txn`):
+parts stay hidden until :meth:`StoreWriter.commit`, which, under the store's commit lock, drops
+rows already stored, links the parts under their final names, lets the caller record the commit
+(the import manifest) and then removes the transaction's marker: all parts become visible to the
+catalog at once. :meth:`abort` removes what it wrote; a killed writer's leftovers are removed by
+the next writer that starts.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +33,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tradelab.store.errors import StoreError
+from tradelab.core.timeutil import NS_PER_DAY, days_since_epoch_to_date
+from tradelab.errors import StoreError
+from tradelab.store import txn
+from tradelab.store.dedupe import KeySet, dedupe_batch, has_key
 from tradelab.store.paths import (
     check_exchange,
     check_symbol,
@@ -35,8 +46,7 @@ from tradelab.store.paths import (
     partition_dir,
     resolve_root,
 )
-from tradelab.store.schema import PARTITION_COLUMNS, schema_for
-from tradelab.store.timeutil import NS_PER_DAY, days_since_epoch_to_date
+from tradelab.store.schema import MESSAGE_TABLES, PARTITION_COLUMNS, ROW_KEYS, schema_for
 
 Columns = Mapping[str, Any]
 
@@ -46,12 +56,14 @@ class WriterStats:
     """What a writer has published so far."""
 
     rows: dict[str, int] = field(default_factory=dict)
+    duplicates: Counter = field(default_factory=Counter)
     files: int = 0
     bytes: int = 0
     paths: list[Path] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rows": dict(self.rows), "files": self.files, "bytes": self.bytes}
+        return {"rows": dict(self.rows), "duplicates": dict(self.duplicates),
+                "files": self.files, "bytes": self.bytes}
 
 
 def conform(table: str, data: pa.Table | pa.RecordBatch | Columns) -> pa.Table:
@@ -127,7 +139,11 @@ class StoreWriter:
         fsync: bool = True,
         compression: str = "zstd",
         row_group_rows: int = 256_000,
+        record_path: str | None = None,
     ) -> None:
+        """``record_path``: store-relative path of the JSON document listing committed
+        transactions (``txns``), written by ``commit(record=...)``; lets recovery finish a
+        commit that was killed after it was recorded."""
         self.root = resolve_root(root, create=True)
         self.batch_rows = int(batch_rows)
         self.deferred = deferred
@@ -135,12 +151,17 @@ class StoreWriter:
         self.fsync = fsync
         self.compression = compression
         self.row_group_rows = row_group_rows
+        self.record_path = record_path
         self.stats = WriterStats()
+        self.writer_id = new_run_id()
         self._buffers: dict[tuple[str, str, str], list[pa.Table]] = {}
         self._buffered_rows: dict[tuple[str, str, str], int] = {}
-        self._pending: list[tuple[Path, Path]] = []  # (hidden pending path, final path)
+        # (hidden pending path, final path, table)
+        self._pending: list[tuple[Path, Path, str]] = []
+        self._marker: txn.Marker | None = None
         self._counter = 0
         self._closed = False
+        self.recovered = txn.recover(self.root)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -172,23 +193,51 @@ class StoreWriter:
         for key in list(self._buffers):
             self._flush_key(key)
 
-    def commit(self) -> list[Path]:
-        """Flush, then publish pending parts (deferred mode). Returns the published paths."""
+    def commit(self, record: Callable[[str], None] | None = None) -> list[Path]:
+        """Flush, then publish the pending parts as one transaction (deferred mode).
+
+        Under the store's commit lock: rows whose key the partition already holds are dropped,
+        the parts are linked under their final names (still hidden by the transaction marker),
+        ``record(writer_id)`` is called (an importer writes its manifest there, listing the id
+        in ``txns``) and the marker is removed, which makes every part visible at once.
+        Returns the published paths.
+        """
         self.flush()
-        published = []
-        for pending, final in self._pending:
-            self._publish(pending, final)
-            published.append(final)
-        self._pending.clear()
+        if not self._pending:
+            if record is not None:
+                record(self.writer_id)
+            self._end_txn()
+            return []
+        assert self._marker is not None
+        if self.record_path:
+            self._marker.set_record(self.record_path)
+        self._marker.sync()
+        published: list[Path] = []
+        with txn.commit_lock(self.root):
+            try:
+                self._drop_stored()
+                for pending, final, _table in self._pending:
+                    published.append(self._publish(pending, final))
+                self._pending.clear()
+                if record is not None:
+                    record(self.writer_id)
+            except BaseException:
+                # not recorded: undo the links before the marker goes, or they would show
+                for path in published:
+                    path.unlink(missing_ok=True)
+                self.abort()
+                raise
+            self._end_txn()
         return published
 
     def abort(self) -> None:
         """Drop buffered rows and delete pending parts (deferred mode); published parts stay."""
         self._buffers.clear()
         self._buffered_rows.clear()
-        for pending, _final in self._pending:
+        for pending, _final, _table in self._pending:
             pending.unlink(missing_ok=True)
         self._pending.clear()
+        self._end_txn()
 
     def close(self) -> None:
         """Commit everything and refuse further writes."""
@@ -226,42 +275,113 @@ class StoreWriter:
             mask = pa.array(days == day)
             self._write_part(table, exchange, symbol, date, pc.filter(tbl, mask))
 
+    def _begin(self, directory: Path) -> txn.Marker:
+        """The transaction marker (made before the first file is written); notes ``directory``."""
+        if self._marker is None:
+            self._marker = txn.Marker(
+                self.root, self.writer_id, self.deferred,
+                {"run_id": self.run_id, "record": self.record_path},
+                fsync=self.fsync and self.deferred,  # a stream marker only guards temp files
+            )
+        self._marker.touch_dir(directory)
+        return self._marker
+
+    def _end_txn(self) -> None:
+        if self._marker is not None:
+            self._marker.release()
+            self._marker = None
+            self.writer_id = new_run_id()
+
     def _write_part(self, table: str, exchange: str, symbol: str, date: str, tbl: pa.Table) -> None:
+        if has_key(table):
+            tbl, dropped = dedupe_batch(table, tbl)
+            if dropped:
+                self.stats.duplicates[table] += dropped
         directory = partition_dir(self.root, table, exchange, symbol, date)
         directory.mkdir(parents=True, exist_ok=True)
+        self._begin(directory)
         self._counter += 1
-        name = new_part_name(self.run_id, self._counter)
+        name = new_part_name(self.writer_id, self._counter)
         tmp = directory / f".{name}.tmp"
         try:
-            pq.write_table(
-                tbl, tmp, compression=self.compression, row_group_size=self.row_group_rows
-            )
-            if self.fsync:
-                _fsync_path(tmp)
+            self._write_file(tbl, tmp)
         except BaseException:
             tmp.unlink(missing_ok=True)
+            if not self.deferred:
+                self._end_txn()
             raise
         final = directory / name
         self.stats.rows[table] = self.stats.rows.get(table, 0) + tbl.num_rows
         self.stats.bytes += tmp.stat().st_size
         if self.deferred:
-            pending = directory / f".{name}.pending-{self.run_id}"
+            pending = directory / f".{name}.pending"
             os.replace(tmp, pending)
-            self._pending.append((pending, final))
+            self._pending.append((pending, final, table))
         else:
             self._publish(tmp, final)
+            self._end_txn()
 
-    def _publish(self, hidden: Path, final: Path) -> None:
+    def _write_file(self, tbl: pa.Table, path: Path) -> None:
+        pq.write_table(tbl, path, compression=self.compression, row_group_size=self.row_group_rows)
+        if self.fsync:
+            _fsync_path(path)
+
+    def _drop_stored(self) -> None:
+        """Drop pending rows whose key is already committed in their partition, or repeated
+        across this writer's parts (called under the commit lock)."""
+        by_dir: dict[Path, list[int]] = {}
+        for i, (pending, _final, table) in enumerate(self._pending):
+            if has_key(table):
+                by_dir.setdefault(pending.parent, []).append(i)
+        hidden = set(txn.pending_ids(self.root))
+        gone: set[int] = set()
+        for directory, idx in by_dir.items():
+            table = self._pending[idx[0]][2]
+            stored = [
+                directory / n
+                for n in os.listdir(directory)
+                if not n.startswith(".") and n.endswith(".parquet")
+                and txn.part_id(n) not in hidden
+            ]
+            if not stored and len(idx) == 1:
+                continue  # the batch was deduplicated when written
+            key, fallback = ROW_KEYS[table]
+            extra = ("flags",) if table in MESSAGE_TABLES else ()
+            cols = sorted({*key, *(fallback or ()), *extra})
+            seen = KeySet(table)
+            for path in sorted(stored):
+                seen.admit(pq.read_table(path, columns=cols))
+            for i in idx:
+                pending = self._pending[i][0]
+                tbl = pq.read_table(pending)
+                keep = seen.admit(tbl)
+                if keep is None:
+                    continue
+                dropped = int((~keep).sum())
+                self.stats.duplicates[table] += dropped
+                self.stats.rows[table] -= dropped
+                if dropped == tbl.num_rows:
+                    pending.unlink()
+                    gone.add(i)
+                    continue
+                tmp = pending.with_name(pending.name + ".tmp")
+                self._write_file(tbl.filter(pa.array(keep)), tmp)
+                os.replace(tmp, pending)
+        if gone:
+            self._pending = [p for i, p in enumerate(self._pending) if i not in gone]
+
+    def _publish(self, hidden: Path, final: Path) -> Path:
         while True:
             try:
                 os.link(hidden, final)  # fails instead of overwriting an existing part
                 break
             except FileExistsError:
                 self._counter += 1
-                final = final.with_name(new_part_name(self.run_id, self._counter))
+                final = final.with_name(new_part_name(self.writer_id, self._counter))
         hidden.unlink()
         self.stats.files += 1
         self.stats.paths.append(final)
+        return final
 
 
 def stale_hidden_files(root: str | os.PathLike, older_than_s: float = 3600.0) -> list[Path]:

@@ -8,7 +8,15 @@ prefix the path means the only market listed (or spot). The same app is served o
 and, for cryptofeed (which requires ``wss://``), on a TLS port with a self-signed certificate.
 
 Admin: ``GET /venue/status``; ``POST /venue/fault`` with ``{"kind": "drop_diff" | "disconnect"
-| "stall" | "malformed" | "rate_limit", "symbol": "BTCUSDT", "count": 1, "seconds": 2}``.
+| "stall" | "malformed" | "rate_limit", "symbol": "BTCUSDT", "count": 1, "seconds": 2}``; a bad
+request is a 400 naming the problem.
+
+Fairness: every connection has a bounded send queue (the venue's ``queue_size`` frames) and a
+bounded kernel send buffer (``SEND_BUFFER_BYTES``), and its own sender task. Closing a client
+(a slow consumer dropped with 1008, a fault, shutdown) never waits for that client: the close
+handshake runs in the background and the transport is aborted after ``CLOSE_TIMEOUT_S``, so one
+client can never stall the replay for the others. A connection may hold at most
+``MAX_STREAMS`` streams (Binance: 1,024) and send frames of at most ``MAX_FRAME_BYTES``.
 """
 
 from __future__ import annotations
@@ -17,7 +25,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+import socket
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -28,6 +39,70 @@ from tradelab.venue.rest import RateLimiter, routes
 log = logging.getLogger("tradelab.venue")
 VENUE_KEY = web.AppKey("venue", Venue)
 
+MAX_STREAMS = 1024
+"""Streams one connection may subscribe to (Binance's limit)."""
+MAX_FRAME_BYTES = 64 * 1024
+"""Largest frame a client may send (requests are small; aiohttp closes with 1009 beyond)."""
+SEND_BUFFER_BYTES = 256 * 1024
+"""Kernel send buffer per connection: a client that stops reading backs up into its bounded
+queue quickly instead of into megabytes of socket buffer."""
+CLOSE_TIMEOUT_S = 30.0
+"""How long a close handshake may take before the connection is aborted."""
+_STREAM_RE = re.compile(r"^[a-z0-9]{1,40}@[A-Za-z0-9_@]{1,40}$")
+
+
+class _ClientSocket:
+    """The websocket as the replay and the sender see it. ``close`` never blocks the caller: it
+    marks the connection closed (so nothing more is queued for it) and runs the close handshake
+    in the background, aborting the transport if the client does not answer in time."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self.ws = ws
+        self.request = request
+        self.conn: Conn | None = None
+        self.closing: asyncio.Task | None = None
+
+    async def send_str(self, data: str) -> None:
+        await self.ws.send_str(data)
+
+    async def close(self, *, code: int = 1000, message: bytes = b"") -> bool:
+        if self.closing is None:
+            if self.conn is not None:
+                self.conn.close()
+            self.closing = asyncio.create_task(self._close(code, message))
+        return True
+
+    async def _close(self, code: int, message: bytes) -> None:
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=message), CLOSE_TIMEOUT_S)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ws, name)
+
+
+def _bound_send_buffer(request: web.Request) -> None:
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+
+
+def _check_streams(names: list, have: int) -> str | None:
+    """Why these stream names cannot be subscribed (None if they can)."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return "params must be a list of stream names"
+    bad = [n for n in names if not _STREAM_RE.match(n)]
+    if bad:
+        return f"invalid stream name {bad[0][:60]!r}: expected <symbol>@<stream>"
+    if have + len(set(names)) > MAX_STREAMS:
+        return f"too many streams: at most {MAX_STREAMS} per connection"
+    return None
+
 
 def _market_of(venue: Venue, prefix: str | None) -> str:
     if prefix in ("spot", "usdm"):
@@ -36,17 +111,24 @@ def _market_of(venue: Venue, prefix: str | None) -> str:
     return markets.pop() if len(markets) == 1 else "spot"
 
 
-async def _ws_handler(request: web.Request) -> web.WebSocketResponse:
+async def _ws_handler(request: web.Request) -> web.StreamResponse:
     venue: Venue = request.app[VENUE_KEY]
     prefix = request.match_info.get("market")
     kind = request.match_info.get("kind", "stream")
     path_streams = request.match_info.get("streams", "")
-    ws = web.WebSocketResponse(autoping=True, heartbeat=None, max_msg_size=0)
-    await ws.prepare(request)
-    conn = Conn(ws, _market_of(venue, prefix), combined=(kind == "stream"),
-                maxsize=venue.queue_size)
     streams = request.query.get("streams", "") if kind == "stream" else path_streams
-    for s in filter(None, streams.split("/")):
+    names = list(filter(None, streams.split("/")))
+    problem = _check_streams(names, 0)
+    if problem:
+        return web.json_response({"code": -1121, "msg": problem}, status=400)
+    ws = web.WebSocketResponse(autoping=True, heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
+    await ws.prepare(request)
+    _bound_send_buffer(request)
+    client = _ClientSocket(ws, request)
+    conn = Conn(client, _market_of(venue, prefix), combined=(kind == "stream"),
+                maxsize=venue.queue_size)
+    client.conn = conn
+    for s in names:
         conn.subscribe(s)
     venue.add_conn(conn)
     sender = asyncio.create_task(conn.sender())
@@ -61,9 +143,13 @@ async def _ws_handler(request: web.Request) -> web.WebSocketResponse:
                 venue.add_conn(conn)  # wake the replay if it waits for a subscriber
     finally:
         venue.drop_conn(conn)
+        conn.close()
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
             await sender
+        if client.closing is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await client.closing
         log.info("client disconnected (sent %d frames)", conn.sent)
     return ws
 
@@ -73,14 +159,22 @@ def _control(conn: Conn, text: str) -> dict | None:
     try:
         req = json.loads(text)
         method, rid = req["method"], req.get("id")
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return {"error": {"code": 3, "msg": "Invalid JSON: expected method and id"}, "id": None}
     if method == "SUBSCRIBE":
-        for s in req.get("params", []):
+        params = req.get("params", [])
+        have = sum(len(names) for names in conn.subs.values())
+        problem = _check_streams(params, have)
+        if problem:
+            return {"error": {"code": 2, "msg": problem}, "id": rid}
+        for s in params:
             conn.subscribe(s)
         return {"result": None, "id": rid}
     if method == "UNSUBSCRIBE":
-        for s in req.get("params", []):
+        params = req.get("params", [])
+        if not isinstance(params, list):
+            return {"error": {"code": 2, "msg": "params must be a list"}, "id": rid}
+        for s in params:
             conn.unsubscribe(s)
         return {"result": None, "id": rid}
     if method == "LIST_SUBSCRIPTIONS":
@@ -96,9 +190,15 @@ async def _fault(request: web.Request) -> web.Response:
     venue: Venue = request.app[VENUE_KEY]
     try:
         body = await request.json()
-        out = await venue.inject(body["kind"], body.get("symbol"), int(body.get("count", 1)),
+        if not isinstance(body, dict) or "kind" not in body:
+            raise ValueError('expected a JSON object like {"kind": "drop_diff", "symbol": '
+                             '"BTCUSDT"}')
+        symbol = body.get("symbol")
+        if symbol is not None and not isinstance(symbol, str):
+            raise ValueError("symbol must be a string")
+        out = await venue.inject(str(body["kind"]), symbol, int(body.get("count", 1)),
                                  float(body.get("seconds", 0)))
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         return web.json_response({"error": str(exc)}, status=400)
     return web.json_response(out)
 
@@ -142,9 +242,15 @@ class RunningVenue:
         self.replay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.replay
+        closing = []
         for conn in list(self.venue.conns):
             with contextlib.suppress(Exception):
                 await conn.ws.close(code=1001, message=b"venue shutting down")
+            task = getattr(conn.ws, "closing", None)
+            if task is not None:
+                closing.append(task)
+        if closing:
+            await asyncio.wait(closing, timeout=2.0)
         await self.runner.cleanup()
 
 

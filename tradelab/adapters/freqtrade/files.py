@@ -15,7 +15,7 @@ from pathlib import Path
 
 FILE_RE = re.compile(
     r"^(?P<pair>[A-Z0-9]+_[A-Z0-9]+(?:_[A-Z0-9]+)?)-"
-    r"(?:(?P<tf>\d+[smhdw])(?:-(?P<ctype>futures|spot|mark|index|funding_rate|premiumIndex))?"
+    r"(?:(?P<tf>\d+[smhdwM])(?:-(?P<ctype>futures|spot|mark|index|funding_rate|premiumIndex))?"
     r"|(?P<trades>trades))\.feather$"
 )
 OHLCV_COLUMNS = ("date", "open", "high", "low", "close", "volume")

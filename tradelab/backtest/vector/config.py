@@ -65,6 +65,15 @@ class SweepConfig(BaseModel):
         interval_ns(v)
         return v
 
+    @field_validator("select_by")
+    @classmethod
+    def _select_by(cls, v: str) -> str:
+        from tradelab.backtest.vector.metrics_nb import METRICS
+
+        if v not in METRICS:
+            raise ValueError(f"unknown select_by {v!r}; choose one of: {', '.join(METRICS)}")
+        return v
+
     @field_validator("strategy")
     @classmethod
     def _strategy(cls, v: str) -> str:

@@ -5,6 +5,11 @@ table and per message kind, rejects by reason, gaps, status) and, when anything 
 ``<store>/_imports/<run_id>.rejects.jsonl`` with one line per rejected input (file, line, reason,
 the start of the text). Nothing is dropped silently: every input line ends up stored, counted as
 deliberately skipped (with a named reason), or rejected.
+
+Each file is one store transaction (:meth:`ImportRun.commit`): its parts become visible together
+with the manifest that records it, under the store's commit lock. Rows the store already holds
+(same content key, see ``tradelab.store.schema.ROW_KEYS``) are not stored again and are counted
+as ``already_stored_<table>``.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tradelab.store.paths import new_run_id, resolve_root
+from tradelab.store.writer import StoreWriter
 
 MANIFEST_DIR = "_imports"
 _REJECT_TEXT_MAX = 300
@@ -45,6 +51,7 @@ class FileReport:
     gaps: int = 0
     resyncs: int = 0
     elapsed_s: float = 0.0
+    txn: str | None = None
 
     @property
     def n_rejects(self) -> int:
@@ -54,6 +61,8 @@ class FileReport:
         d = asdict(self)
         for key in ("messages", "rows", "skipped", "rejects"):
             d[key] = dict(getattr(self, key))
+        if self.status == "failed":
+            d["rows"] = {}  # nothing of a failed file is stored: it lists no row counts
         return d
 
 
@@ -77,7 +86,8 @@ class ImportRun:
         self.started = time.time()
         self.dir = self.root / MANIFEST_DIR
         self.dir.mkdir(exist_ok=True)
-        self._reject_fh = None
+        self._reject_fh: IO[str] | None = None
+        self.txns: list[str] = []
         self.reject_path = self.dir / f"{self.run_id}.rejects.jsonl"
 
     def reject(
@@ -116,22 +126,49 @@ class ImportRun:
                     return doc.get("run_id")
         return None
 
+    def commit(self, report: FileReport, writer: StoreWriter) -> None:
+        """Commit ``writer`` as ``report``'s transaction: its parts become visible together with
+        this run's manifest recording the file as committed (with the rows actually stored)."""
+        writer.record_path = f"{MANIFEST_DIR}/{self.run_id}.json"
+
+        def record(txn_id: str) -> None:
+            report.status = "committed"
+            report.txn = txn_id
+            report.rows = Counter({t: n for t, n in writer.stats.rows.items() if n})
+            for table, n in writer.stats.duplicates.items():
+                if n:
+                    report.skipped[f"already_stored_{table}"] = n
+            self.txns.append(txn_id)
+            self._write_manifest([*self.files, *([] if report in self.files else [report])],
+                                 finished=None)
+
+        writer.commit(record)
+
     def finish(self) -> Path:
         """Write the manifest (atomically) and close the reject log."""
         if self._reject_fh is not None:
             self._reject_fh.close()
             self._reject_fh = None
+        return self._write_manifest(self.files, finished=time.time())
+
+    def _write_manifest(self, files: list[FileReport], finished: float | None) -> Path:
+        if self._reject_fh is not None:
+            self._reject_fh.flush()
         doc = {
             "run_id": self.run_id,
             "kind": self.kind,
             "args": self.argv,
             "started": self.started,
-            "finished": time.time(),
-            "files": [f.as_dict() for f in self.files],
+            "finished": finished,
+            "files": [f.as_dict() for f in files],
+            "txns": list(self.txns),
             "rejects_file": str(self.reject_path) if self.reject_path.exists() else None,
         }
         path = self.dir / f"{self.run_id}.json"
         tmp = self.dir / f".{self.run_id}.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=2, default=str))
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(doc, indent=2, default=str))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
         return path

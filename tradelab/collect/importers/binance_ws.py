@@ -209,8 +209,7 @@ class BinanceWsImporter:
             )
             self._read(path, rep)
             self._flush_all()
-            self.writer.commit()
-            rep.status = "committed"
+            self.run.commit(rep, self.writer)  # one transaction with the manifest
         except ImportFailed as exc:
             rep.status, rep.detail = "failed", str(exc)
             if self.writer is not None:

@@ -150,13 +150,11 @@ async def import_capture(path: str | Path, run: ImportRun) -> FileReport:
         rep.messages[ch] = st.count
     try:
         await collector.drain()
-        writer.commit()
+        rep.symbols = symbols
+        run.commit(rep, writer)  # one transaction with the manifest
     except BaseException:
         writer.abort()
         raise
-    rep.rows.update(writer.stats.rows)
-    rep.symbols = symbols
-    rep.status = "committed"
     rep.elapsed_s = time.perf_counter() - t0
     return rep
 

@@ -27,7 +27,7 @@ import pyarrow.feather as feather
 
 from tradelab.adapters.freqtrade.files import OHLCV_COLUMNS, TRADES_COLUMNS, classify, venue
 from tradelab.collect.importers.base import FileReport, ImportRun, sha256_of
-from tradelab.core.timeutil import interval_ns
+from tradelab.core.timeutil import candle_slots
 from tradelab.errors import ImportFailed, StoreError
 from tradelab.store.catalog import Catalog
 from tradelab.store.paths import check_exchange
@@ -99,8 +99,7 @@ class FreqtradeImporter:
                 self._trades(path, tbl, info, rep, writer)
             else:
                 self._candles(path, tbl, info, rep, writer)
-            writer.commit()
-            rep.status = "committed"
+            self.run.commit(rep, writer)  # one transaction with the manifest
         except FileRefused as exc:
             writer.abort()
             rep.status, rep.detail = "failed", str(exc)
@@ -126,7 +125,7 @@ class FreqtradeImporter:
             for n in OHLCV_COLUMNS[1:]
         )
         try:
-            step = interval_ns(info["interval"])
+            _slot, on_grid = candle_slots(ts, info["interval"])
         except ValueError as exc:
             raise FileRefused(f"{path}: {exc}") from None
         funding = info["table"] == "funding"
@@ -166,7 +165,8 @@ class FreqtradeImporter:
                 "inconsistent OHLC: low/high do not bound open/close",
             )
             reject(v < 0, "negative volume")
-            reject(ts % step != 0, f"candle time not on the {info['interval']} grid")
+            reject(~on_grid, f"candle time not on the {info['interval']} grid: the exchange's "
+                   "days open at 00:00 UTC, weeks on Monday, months on the 1st")
         order = np.argsort(ts, kind="stable")
         dup = np.zeros(len(ts), dtype=bool)
         sorted_ts = ts[order]
@@ -253,13 +253,13 @@ class FreqtradeImporter:
             return keep
         if self._catalog is None:
             self._catalog = Catalog(self.run.root)
-        where = ""
+        equal: dict[str, object] = {}
         if table == "ohlcv":
-            where = f"interval = '{info['interval']}' AND kind = '{info['kind']}'"
+            equal = {"interval": info["interval"], "kind": info["kind"]}
         elif table == "funding":
-            where = "settled"
+            equal = {"settled": True}
         stored = self._catalog.stored_values(table, rep.exchange, info["symbol"], "ts",
-                                             int(ts[keep].min()), int(ts[keep].max()) + 1, where)
+                                             int(ts[keep].min()), int(ts[keep].max()) + 1, equal)
         if not len(stored):
             return keep
         dup = np.isin(ts[keep], np.asarray(stored, dtype=np.int64))
