@@ -144,7 +144,7 @@ class Backfill:
         client = self.client(market)
         step = interval_ns(timeframe) // MS
         rep = self._report("ohlcv", symbol, market, since_ms, until_ms)
-        where = {"interval": timeframe, "kind": "trade"}
+        where: dict[str, object] = {"interval": timeframe, "kind": "trade"}
         start = self._resume(rep, "ohlcv", where, since_ms, step)
         with StoreWriter(self.root, batch_rows=200_000) as writer:
             while start < until_ms:

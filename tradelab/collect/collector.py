@@ -368,7 +368,7 @@ class Collector:
         lat = np.array(self.latency_s) * 1000 if self.latency_s else None
         for ex in sorted({e for e, _ in self.stats}):
             parts = []
-            gaps = []
+            gaps: list[float] = []
             for (e, ch), st in sorted(self.stats.items()):
                 if e != ex:
                     continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import overload
 
 from tradelab.adapters.binance.depth_sync import prev_update_id
 from tradelab.store.schema import BOOK_LAST, BOOK_SNAPSHOT
@@ -21,6 +22,12 @@ MS_THRESHOLD = 1e11
 passes milliseconds for book, ticker and funding times."""
 
 
+@overload
+def ns(seconds: float, fallback: float | None = None) -> int: ...
+@overload
+def ns(seconds: float | None, fallback: float) -> int: ...
+@overload
+def ns(seconds: float | None, fallback: float | None = None) -> int | None: ...
 def ns(seconds: float | None, fallback: float | None = None) -> int | None:
     """Float seconds (or milliseconds, see ``MS_THRESHOLD``) to int ns at microsecond
     resolution (``fallback`` if None)."""

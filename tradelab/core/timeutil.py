@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ _UNITS_NS = {
 __all__ = [
     "NS_PER_DAY",
     "NS_PER_S",
+    "Instant",
     "TimeLike",
     "days_since_epoch_to_date",
     "interval_ns",
@@ -32,9 +34,16 @@ __all__ = [
 
 _INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 
-TimeLike = str | int | float | datetime | date | pd.Timestamp | np.datetime64 | None
+Instant = str | int | float | datetime | date | pd.Timestamp | np.datetime64
+"""A point in time in any form ``to_ns`` reads."""
+TimeLike = Instant | None
+"""A point in time, or ``None`` for an open end."""
 
 
+@overload
+def to_ns(value: None) -> None: ...
+@overload
+def to_ns(value: Instant) -> int: ...
 def to_ns(value: TimeLike) -> int | None:
     """Convert a time-like value to int64 UTC nanoseconds (``None`` stays ``None``).
 
@@ -132,6 +141,6 @@ def ns_to_iso(ns: int | None) -> str | None:
     return pd.Timestamp(int(ns), unit="ns", tz="UTC").isoformat(timespec="milliseconds")
 
 
-def days_since_epoch_to_date(days: np.ndarray) -> list[str]:
+def days_since_epoch_to_date(days: np.ndarray | list[int]) -> list[str]:
     """Vector of day numbers (ns // NS_PER_DAY) to YYYY-MM-DD strings."""
     return [str(d) for d in np.asarray(days, dtype="int64").astype("datetime64[D]")]

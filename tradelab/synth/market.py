@@ -439,7 +439,7 @@ def _trades_frame(
             "ts": ts,
             "price": price,
             "qty": qty,
-            "side": pd.Categorical.from_codes(side, categories=["buy", "sell"]),
+            "side": pd.Categorical.from_codes(side, categories=pd.Index(["buy", "sell"])),
             "trade_id": pd.Series(ids, dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
         },
         copy=False,

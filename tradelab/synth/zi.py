@@ -68,9 +68,16 @@ _CACHE_MAX = 200_000
 _CADENCE_RE = re.compile(r"^(\d+)ms$")
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]+$")
 
+@dataclass(frozen=True)
+class _MarketDefaults:
+    tick_size: float
+    lot_size: float
+    depth_cadence: str
+
+
 _DEFAULTS = {
-    "spot": {"tick_size": 0.01, "lot_size": 0.00001, "depth_cadence": "100ms"},
-    "usdm": {"tick_size": 0.1, "lot_size": 0.001, "depth_cadence": "0ms"},
+    "spot": _MarketDefaults(tick_size=0.01, lot_size=0.00001, depth_cadence="100ms"),
+    "usdm": _MarketDefaults(tick_size=0.1, lot_size=0.001, depth_cadence="0ms"),
 }
 
 
@@ -79,7 +86,10 @@ def _decimals(x: float, name: str) -> tuple[int, int]:
     if not (isinstance(x, (int, float)) and x > 0 and math.isfinite(x)):
         raise ValueError(f"ZIConfig.{name}={x!r}: must be a positive number such as 0.01")
     d = Decimal(repr(float(x))).normalize()
-    dp = max(0, -d.as_tuple().exponent)
+    exponent = d.as_tuple().exponent
+    if not isinstance(exponent, int):  # NaN or infinity: excluded above
+        raise ValueError(f"ZIConfig.{name}={x!r}: not a finite decimal")
+    dp = max(0, -exponent)
     units = d.scaleb(dp)
     if units != units.to_integral_value() or dp > 12:
         raise ValueError(f"ZIConfig.{name}={x!r}: not a decimal step with at most 12 decimals")
@@ -156,8 +166,8 @@ class ZIConfig:
         if not isinstance(self.symbol, str) or not _SYMBOL_RE.match(self.symbol):
             raise bad("symbol", "use the Binance form, upper case, e.g. BTCUSDT")
         dflt = _DEFAULTS[self.market]
-        tick = self.tick_size if self.tick_size is not None else dflt["tick_size"]
-        lot = self.lot_size if self.lot_size is not None else dflt["lot_size"]
+        tick = self.tick_size if self.tick_size is not None else dflt.tick_size
+        lot = self.lot_size if self.lot_size is not None else dflt.lot_size
         tick_dp, tick_units = _decimals(tick, "tick_size")
         lot_dp, lot_units = _decimals(lot, "lot_size")
         spot = self.market == "spot"
@@ -171,7 +181,7 @@ class ZIConfig:
             raise bad("price_decimals", f"must be an integer in [{tick_dp}, 12] for this tick")
         if not isinstance(qty_dp, int) or not lot_dp <= qty_dp <= 12:
             raise bad("qty_decimals", f"must be an integer in [{lot_dp}, 12] for this lot")
-        cadence = self.depth_cadence if self.depth_cadence is not None else dflt["depth_cadence"]
+        cadence = self.depth_cadence if self.depth_cadence is not None else dflt.depth_cadence
         m = _CADENCE_RE.match(cadence) if isinstance(cadence, str) else None
         if m is None:
             raise bad("depth_cadence", "use '0ms' (per event) or a step such as '100ms'")

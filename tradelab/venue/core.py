@@ -23,7 +23,7 @@ from tradelab.adapters.binance.schema import stream_kind
 from tradelab.venue.book import VenueBook
 from tradelab.venue.history import History
 from tradelab.venue.instruments import Instrument, instrument
-from tradelab.venue.sources import VenueMessage
+from tradelab.venue.sources import MarketSource, VenueMessage
 
 log = logging.getLogger("tradelab.venue")
 
@@ -91,7 +91,7 @@ class Venue:
     rehearsals and tests) or ``'disconnect'`` drops it with close code 1008, as Binance does.
     """
 
-    def __init__(self, source, history: History | None = None, *, speed: float = 1.0,
+    def __init__(self, source: MarketSource, history: History | None = None, *, speed: float = 1.0,
                  wait_clients: int = 1, pause_when_idle: bool | None = None,
                  queue_size: int = 5000,
                  default_funding_rate: float = 1e-4, stop_at_end: bool = False,
@@ -115,7 +115,7 @@ class Venue:
         self.conns: set[Conn] = set()
         self.connections = 0  # websocket connections accepted so far
         self.faults = Faults()
-        self.published = Counter()
+        self.published: Counter[str] = Counter()
         self._now_ms: int | None = None  # exchange time of the latest published message
         self.ports: dict = {}
         self.finished = asyncio.Event()

@@ -114,10 +114,10 @@ class History:
             raw = raw_of_store_symbol(sym)
             hist = self.get(market, raw)
             for iv, df in market_obj.ohlcv[sym].items():
-                hist.candles[iv] = Candles(df["ts"].to_numpy() // MS, *(
-                    df[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close",
-                                                          "volume")),
-                    df["n_trades"].to_numpy())
+                o, h, lo, c, v = (df[k].to_numpy(dtype=float)
+                                  for k in ("open", "high", "low", "close", "volume"))
+                hist.candles[iv] = Candles(df["ts"].to_numpy() // MS, o, h, lo, c, v,
+                                           df["n_trades"].to_numpy())
             if sym in getattr(market_obj, "funding", {}):
                 f = market_obj.funding[sym]
                 hist.funding_t = f["ts"].to_numpy() // MS

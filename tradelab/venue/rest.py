@@ -9,6 +9,8 @@ requests over the limit (or while a ``rate_limit`` fault is active).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, overload
 
 from aiohttp import web
 
@@ -70,19 +72,25 @@ def routes(venue: Venue, limiter: RateLimiter) -> list[web.RouteDef]:
             return web.json_response(body, headers=headers)
         return handler
 
+    Route = tuple[str, Callable[[str, Any], Any]]
+    routes: tuple[Route, ...] = (
+        ("ping", lambda m, q: {}),
+        ("time", lambda m, q: {"serverTime": venue.now_ms}),
+        ("exchangeInfo", lambda m, q: exchange_info(venue, m)),
+        ("depth", lambda m, q: depth(venue, m, q)),
+        ("klines", lambda m, q: klines(venue, m, q)),
+        ("aggTrades", lambda m, q: agg_trades(venue, m, q)),
+    )
     out = []
     for prefix, market in ((SPOT, "spot"), (USDM, "usdm")):
-        for name, fn in (("ping", lambda m, q: {}),
-                         ("time", lambda m, q: {"serverTime": venue.now_ms}),
-                         ("exchangeInfo", lambda m, q: exchange_info(venue, m)),
-                         ("depth", lambda m, q: depth(venue, m, q)),
-                         ("klines", lambda m, q: klines(venue, m, q)),
-                         ("aggTrades", lambda m, q: agg_trades(venue, m, q))):
+        for name, fn in routes:
             out.append(web.get(f"{prefix}/{name}", endpoint(market, name, fn)))
-    for name, fn in (("premiumIndex", premium_index), ("fundingRate", funding_rate),
-                     ("openInterest", open_interest)):
+    usdm_only: tuple[tuple[str, Callable[[Venue, Any], Any]], ...] = (
+        ("premiumIndex", premium_index), ("fundingRate", funding_rate),
+        ("openInterest", open_interest))
+    for name, handler in usdm_only:
         out.append(web.get(f"{USDM}/{name}",
-                           endpoint("usdm", name, lambda m, q, f=fn: f(venue, q))))
+                           endpoint("usdm", name, lambda m, q, f=handler: f(venue, q))))
     return out
 
 
@@ -100,6 +108,11 @@ def _key(venue: Venue, market: str, query) -> tuple[str, str]:
     return key
 
 
+@overload
+def _int(query, name: str, default: int, lo: int | None = None, hi: int | None = None) -> int: ...
+@overload
+def _int(query, name: str, default: None = None, lo: int | None = None,
+         hi: int | None = None) -> int | None: ...
 def _int(query, name: str, default: int | None = None, lo: int | None = None,
          hi: int | None = None) -> int | None:
     raw = query.get(name)

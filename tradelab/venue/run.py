@@ -12,7 +12,7 @@ from rich.console import Console
 from tradelab.venue.core import Venue
 from tradelab.venue.history import History
 from tradelab.venue.server import start_venue
-from tradelab.venue.sources import RecordingSource, ZISource
+from tradelab.venue.sources import MarketSource, RecordingSource, ZISource
 
 MIDS = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "BNB": 600.0}
 
@@ -52,6 +52,7 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
 
         loaded += hist.load_synth(generate_market(SynthConfig(days=synth_history_days,
                                                               seed=seed)))
+    source: MarketSource
     if files:
         source = RecordingSource(files)
     elif synthetic:

@@ -254,6 +254,14 @@ class RunningVenue:
         await self.runner.cleanup()
 
 
+def _bound_port(site: web.TCPSite) -> int:
+    """The port a started site listens on (port 0 asks the kernel for a free one)."""
+    server = site._server
+    if not isinstance(server, asyncio.Server) or not server.sockets:
+        raise RuntimeError(f"site {site.name} is not listening")
+    return int(server.sockets[0].getsockname()[1])
+
+
 async def start_venue(venue: Venue, host: str = "127.0.0.1", port: int = 0,
                       tls_port: int | None = 0, rate_limit_per_min: int = 6000) -> RunningVenue:
     """Start serving (port 0 picks a free port) and start the replay task."""
@@ -263,12 +271,12 @@ async def start_venue(venue: Venue, host: str = "127.0.0.1", port: int = 0,
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    real_port = site._server.sockets[0].getsockname()[1]
+    real_port = _bound_port(site)
     real_tls = None
     if tls_port is not None:
         tls_site = web.TCPSite(runner, host, tls_port, ssl_context=self_signed_context())
         await tls_site.start()
-        real_tls = tls_site._server.sockets[0].getsockname()[1]
+        real_tls = _bound_port(tls_site)
     venue.ports = {"host": host, "port": real_port, "tls_port": real_tls}
     task = asyncio.create_task(venue.replay())
     return RunningVenue(venue, host, real_port, real_tls, runner, task)

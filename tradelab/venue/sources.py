@@ -7,9 +7,10 @@ A source yields :class:`VenueMessage` batches in stream order. ``at`` is the sou
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from tradelab.adapters.binance.filters import KNOWN_SIZES, format_size, infer_tick
 from tradelab.adapters.binance.recording import (
@@ -33,6 +34,33 @@ class VenueMessage:
     data: dict
 
 
+class MarketSource(Protocol):
+    """What the venue replays: instruments, initial books, and market messages in time order."""
+
+    instruments: dict[tuple[str, str], Instrument]
+    initial: dict
+    snapshots: list
+    exhausted: bool
+    lines: int
+    skipped: int
+
+    def start_at(self) -> int:
+        """Exchange time (ms) of the first message."""
+        ...
+
+    def peek(self) -> Any:
+        """The next message without taking it (``None`` at the end)."""
+        ...
+
+    def take(self, until: int | None, max_n: int = 2000) -> list:
+        """Messages up to exchange time ``until`` (ms; ``None``: no limit), at most ``max_n``."""
+        ...
+
+    def provides(self, kind: str) -> bool:
+        """Whether the source carries a stream kind itself (else the venue derives it)."""
+        ...
+
+
 class RecordingSource:
     """Replays raw recordings (``<recv ns> <json>`` lines, gzip or plain) by receipt time.
 
@@ -42,7 +70,7 @@ class RecordingSource:
     answer depth requests before its book is synced, as Binance would.
     """
 
-    def __init__(self, files: list[str | Path], market: str | None = None) -> None:
+    def __init__(self, files: Sequence[str | Path], market: str | None = None) -> None:
         self.files = sorted((Path(f) for f in files), key=first_recv_ts)
         if not self.files:
             raise ValueError("no recording files given")
