@@ -20,6 +20,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -176,7 +177,7 @@ def import_binance_ws(
     with cli_errors():
         run = ImportRun("binance-ws", store, {"files": [str(f) for f in files], "market": market})
         with _progress() as prog:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def progress(path: str, done: int, total: int) -> None:
                 if path not in tasks:
@@ -500,7 +501,7 @@ def backfill(
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.fields[rows]:,} rows, {task.fields[pages]} pages"),
                       TimeElapsedColumn(), console=err, transient=True) as prog:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def progress(rep) -> None:
                 key = f"{rep.kind} {rep.symbol}"
@@ -561,7 +562,7 @@ def sweep(
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total} chunks"), TimeElapsedColumn(),
                       console=err, transient=True) as prog:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def progress(symbol: str, done: int, total: int) -> None:
                 if symbol not in tasks:

@@ -159,7 +159,7 @@ def _ohlcv_checks(cat: Catalog, where: str) -> pd.DataFrame:
     ):
         ts = g["ts"].to_numpy()
         diff = np.diff(ts)
-        slot, on_grid = candle_slots(ts, iv)  # the exchange's grid: weeks open on Monday
+        slot, on_grid = candle_slots(ts, str(iv))  # the exchange's grid: weeks open on Monday
         # candles missing between neighbours; an off-grid candle is not a hole
         missing = np.maximum(np.diff(slot) - 1, 0)
         per = pd.DataFrame(
@@ -179,8 +179,8 @@ def _ohlcv_checks(cat: Catalog, where: str) -> pd.DataFrame:
             off_grid=("off_grid", "sum"),
             bad_ohlc=("bad_ohlc", "sum"),
         )
-        agg.insert(0, "exchange", ex)
-        agg.insert(1, "symbol", sym)
+        agg.insert(0, "exchange", str(ex))
+        agg.insert(1, "symbol", str(sym))
         agg["series"] = f"{kind}:{iv}"
         rows.append(agg)
     if not rows:
@@ -304,8 +304,8 @@ def quality_report(
         df.insert(0, "table", table)
         df["span_s"] = (df["ts_max"] - df["ts_min"]) / 1e9
         for rec in df.to_dict("records"):
-            clean = {
-                k: (
+            clean: dict[str, Any] = {
+                str(k): (
                     None
                     if (isinstance(v, float) and np.isnan(v)) or v is pd.NA
                     else (int(v) if isinstance(v, (np.integer,)) else v)

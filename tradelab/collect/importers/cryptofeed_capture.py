@@ -18,6 +18,7 @@ import io
 import json
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -159,7 +160,7 @@ async def import_capture(path: str | Path, run: ImportRun) -> FileReport:
     return rep
 
 
-def import_captures(paths: list[str | Path], run: ImportRun) -> list[FileReport]:
+def import_captures(paths: Sequence[str | Path], run: ImportRun) -> list[FileReport]:
     """Import several captures, each committed on its own."""
     reports = []
     for p in paths:

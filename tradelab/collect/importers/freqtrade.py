@@ -34,6 +34,13 @@ from tradelab.store.paths import check_exchange
 from tradelab.store.writer import StoreWriter
 
 
+def _exchange(rep: FileReport) -> str:
+    """The store exchange of a file being imported (resolved from its name before any row)."""
+    if rep.exchange is None:
+        raise RuntimeError(f"{rep.path}: exchange not resolved before writing rows")
+    return rep.exchange
+
+
 class FileRefused(ImportFailed):
     """The file as a whole cannot be imported."""
 
@@ -181,7 +188,7 @@ class FreqtradeImporter:
         if funding:
             rep.rows["funding"] += writer.write(
                 "funding",
-                rep.exchange,
+                _exchange(rep),
                 info["symbol"],
                 {"ts": ts[keep], "rate": o[keep], "settled": np.ones(keep.size, dtype=bool)},
             )
@@ -189,7 +196,7 @@ class FreqtradeImporter:
             n = keep.size
             rep.rows["ohlcv"] += writer.write(
                 "ohlcv",
-                rep.exchange,
+                _exchange(rep),
                 info["symbol"],
                 {
                     "ts": ts[keep],
@@ -230,7 +237,7 @@ class FreqtradeImporter:
         if keep.size:
             rep.rows["trades"] += writer.write(
                 "trades",
-                rep.exchange,
+                _exchange(rep),
                 info["symbol"],
                 {
                     "ts": ts[keep],
@@ -258,7 +265,7 @@ class FreqtradeImporter:
             equal = {"interval": info["interval"], "kind": info["kind"]}
         elif table == "funding":
             equal = {"settled": True}
-        stored = self._catalog.stored_values(table, rep.exchange, info["symbol"], "ts",
+        stored = self._catalog.stored_values(table, _exchange(rep), info["symbol"], "ts",
                                              int(ts[keep].min()), int(ts[keep].max()) + 1, equal)
         if not len(stored):
             return keep
