@@ -42,13 +42,22 @@ def _units(table: str, tbl: pa.Table) -> tuple[np.ndarray | None, np.ndarray | N
     """For message tables: (first row of each message, message index of each row)."""
     if table not in MESSAGE_TABLES:
         return None, None
+    starts = _starts(tbl)
     n = tbl.num_rows
-    last = (pc.bit_wise_and(tbl.column("flags"), BOOK_LAST).to_numpy() != 0)
-    msg = np.zeros(n, dtype=np.int64)
-    if n > 1:
-        np.cumsum(last[:-1], out=msg[1:])
-    starts = np.flatnonzero(np.r_[True, msg[1:] != msg[:-1]]) if n else np.zeros(0, np.int64)
-    return starts, msg
+    sizes = np.diff(np.append(starts, n))
+    return starts, np.repeat(np.arange(len(starts), dtype=np.int64), sizes)
+
+
+def _starts(tbl: pa.Table) -> np.ndarray:
+    """First row of each book message (a message ends at its row flagged ``BOOK_LAST``)."""
+    n = tbl.num_rows
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    flags = tbl.column("flags").to_numpy()
+    ends = np.flatnonzero(flags & BOOK_LAST)
+    nxt = ends + 1
+    nxt = nxt[nxt < n]
+    return np.concatenate(([0], nxt)).astype(np.int64)
 
 
 def _frames(table: str, tbl: pa.Table) -> tuple[dict[str, tuple[pd.DataFrame, np.ndarray]],
@@ -72,7 +81,7 @@ def _frames(table: str, tbl: pa.Table) -> tuple[dict[str, tuple[pd.DataFrame, np
 def _fast_unique(table: str, tbl: pa.Table) -> bool:
     """Cheap proof that a batch holds no repeated key (the common case of a clean import)."""
     if table in MESSAGE_TABLES:
-        starts, _ = _units(table, tbl)
+        starts = _starts(tbl)
         seq = tbl.column("seq").take(pa.array(starts))
         if seq.null_count:
             return False
@@ -82,6 +91,10 @@ def _fast_unique(table: str, tbl: pa.Table) -> bool:
     col = tbl.column(key[0])  # a unique first key column makes the whole key unique
     if col.null_count:
         return False
+    if pa.types.is_integer(col.type):
+        values = col.to_numpy()
+        if bool((np.diff(values) > 0).all()):  # ids and times usually arrive increasing
+            return True
     return pc.count_distinct(col).as_py() == tbl.num_rows
 
 
