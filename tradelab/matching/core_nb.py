@@ -60,6 +60,7 @@ from tradelab.matching.types import (
     I_N_FILLS,
     I_N_REPORTS,
     I_QUEUE_MODEL,
+    I_REC,
     I_SEQ,
     I_SIZE,
     I_VALID,
@@ -201,6 +202,8 @@ def _report(c: Core, ts: int, oid: int, kind: int, status: int, reason: int, lea
     r.reason = reason
     r.leaves = leaves
     r.px = px
+    r.rec = c.iv[I_REC]
+    c.iv[I_REC] += 1
     c.iv[I_N_REPORTS] = k + 1
 
 
@@ -301,6 +304,8 @@ def _fill(c: Core, j: int, ts: int, t: int, q: float, maker: bool) -> float:
     f.maker = 1 if maker else 0
     f.queue_wait = ts - o.accept_ts
     f.position = pos
+    f.rec = c.iv[I_REC]
+    c.iv[I_REC] += 1
     c.iv[I_N_FILLS] = k + 1
     if o.leaves <= 0.5 * lot:
         o.leaves = 0.0

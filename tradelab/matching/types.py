@@ -165,6 +165,7 @@ fill_dt = np.dtype(
         ("maker", np.int64),  # 1 maker, 0 taker
         ("queue_wait", np.int64),  # ns from acceptance (or re-queue) to this execution
         ("position", np.float64),  # position after this execution
+        ("rec", np.int64),  # sequence number among this core's fills and reports (their order)
     ],
     align=True,
 )
@@ -178,6 +179,7 @@ report_dt = np.dtype(
         ("reason", np.int64),  # R_*
         ("leaves", np.float64),
         ("px", np.float64),
+        ("rec", np.int64),  # sequence number among this core's fills and reports (their order)
     ],
     align=True,
 )
@@ -196,6 +198,7 @@ I_QUEUE_MODEL = 9
 I_DROPPED = 10  # depth rows outside the tick window
 I_LAST_TRADE = 11  # last trade price in ticks (0 = none yet)
 I_VALID = 12  # book valid (a snapshot was applied and no gap since)
+I_REC = 13  # next record sequence number
 I_SIZE = 16
 
 # slots of the float64 state vector
