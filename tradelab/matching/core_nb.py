@@ -70,6 +70,7 @@ from tradelab.matching.types import (
     R_BAD_QTY,
     R_FOK_DEPTH,
     R_FULL,
+    R_GAP,
     R_IOC_REST,
     R_MIN_NOTIONAL,
     R_MIN_QTY,
@@ -107,6 +108,7 @@ from tradelab.store.events import (
     EV_BID,
     EV_BUY,
     EV_DEPTH,
+    EV_GAP,
     EV_KIND_MASK,
     EV_LAST,
     EV_SNAPSHOT,
@@ -472,6 +474,8 @@ def place_nb(
     ticks (stop / take-profit / trailing; for a trailing stop the initial stop), ``trail`` the
     trailing distance as a fraction of price, ``oco`` the bracket id (0 = none)."""
     reason = _check_new(c, side, kind, flags, px_t if kind == LIMIT else trigger_t, qty)
+    if reason == R_NONE and c.iv[I_VALID] == 0:
+        reason = R_GAP
     j = -1
     if reason == R_NONE:
         j = _free_slot(c)
@@ -766,11 +770,25 @@ def on_trade_nb(c: Core, ts: int, taker_buy: bool, px: float, qty: float) -> Non
 def on_event_nb(c: Core, ev: int, ts: int, px: float, qty: float) -> None:
     """One ``event_dt`` row (depth or trade) at exchange time ``ts``."""
     kind = ev & EV_KIND_MASK
-    if kind == EV_DEPTH:
+    if kind == EV_GAP:
+        gap_nb(c, ts)
+    elif kind == EV_DEPTH:
         on_depth_nb(c, ts, (ev & EV_BID) != 0, px, qty, (ev & EV_SNAPSHOT) != 0,
                     (ev & EV_LAST) != 0)
     elif kind == EV_TRADE:
         on_trade_nb(c, ts, (ev & EV_BUY) != 0, px, qty)
+
+
+@njit(cache=True)
+def gap_nb(c: Core, ts: int) -> int:
+    """The feed lost updates: drop the stale book and cancel every live order (``R_GAP``);
+    orders are refused until the next snapshot makes the book valid again."""
+    k = cancel_all_nb(c, ts, R_GAP)
+    _clear_book(c)
+    c.iv[I_VALID] = 0
+    c.iv[I_AT_MSG_START] = 1
+    c.iv[I_IN_SNAPSHOT] = 0
+    return k
 
 
 @njit(cache=True)

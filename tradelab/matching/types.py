@@ -89,7 +89,7 @@ REASONS = {
     R_NO_LIQUIDITY: "no liquidity on the other side",
     R_FULL: "too many open orders",
     R_OCO: "cancelled: a linked order of the bracket fired",
-    R_GAP: "cancelled: market data gap, book is stale",
+    R_GAP: "market data gap or no snapshot yet: the book is not valid",
     R_LATENCY: "rejected by the exchange (latency model)",
     R_BAD_QTY: "quantity must be positive",
     R_OUT_OF_RANGE: "price outside the matching core's tick window",
