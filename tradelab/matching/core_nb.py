@@ -1,8 +1,10 @@
 """The exchange's view of one instrument: L2 book, our orders with their queue state, fills.
 
 All state lives in :class:`Core`, a NamedTuple of numpy arrays, so Python can hold it (and pickle
-it) and numba loops can step it; every function here is ``@njit(cache=True, _nrt=False)`` and takes the
-core first. Nothing here knows about time beyond the ``ts`` it is given: latency and the two
+it) and numba loops can step it; every function here takes the core first and is compiled
+``@njit(cache=True, _nrt=False)``: nothing here allocates, and without numba's reference counting
+a call that passes the core's eleven arrays costs nothing (with it, a book update took 12x
+longer). Nothing here knows about time beyond the ``ts`` it is given: latency and the two
 clocks belong to the driver (the event backtester, the venue, the paper broker).
 
 **Book.** Two dense float64 arrays of level quantities indexed by ``tick - base`` over a window

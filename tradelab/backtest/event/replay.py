@@ -29,7 +29,7 @@ Step = Callable[[sn.Sim, np.ndarray], int]
 
 @dataclass
 class Latency:
-    """An order latency model: ``(code, params, table)`` from :mod:`tradelab.matching.latency_nb`."""
+    """An order latency model ``(code, params, table)``, see ``tradelab.matching.latency_nb``."""
 
     code: int
     params: np.ndarray
