@@ -1,11 +1,11 @@
 """The exchange's view of one instrument: L2 book, our orders with their queue state, fills.
 
-All state lives in :class:`Core`, a NamedTuple of numpy arrays, so Python can hold it (and pickle
-it) and numba loops can step it; every function here takes the core first and is compiled
-``@njit(cache=True, _nrt=False)``: nothing here allocates, and without numba's reference counting
-a call that passes the core's eleven arrays costs nothing (with it, a book update took 12x
-longer). Nothing here knows about time beyond the ``ts`` it is given: latency and the two
-clocks belong to the driver (the event backtester, the venue, the paper broker).
+All state lives in :class:`Core`, a NamedTuple of numpy arrays, so Python can hold it (and
+pickle it) and numba loops can step it. Every function takes the core first and is compiled
+``@njit(cache=True, error_model="numpy", _nrt=False)``: nothing here allocates, and without
+numba's reference counting a call passing the core's arrays costs nothing (with it, a book
+update took 12x longer). Nothing here knows about time beyond the ``ts`` it is given: latency
+and the two clocks belong to the driver (the event backtester, the venue, the paper broker).
 
 **Book.** Two dense float64 arrays of level quantities indexed by ``tick - base`` over a window
 of ``n`` ticks fixed at creation (depth rows outside it are counted in ``I_DROPPED``), with the
@@ -169,13 +169,13 @@ def new_core(
 # ----------------------------------------------------------------------------- prices
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def to_tick_nb(c: Core, px: float) -> int:
     """Nearest tick of a price."""
     return int(round(px / c.inst[0].tick))
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def to_px_nb(c: Core, t: int) -> float:
     """Price of a tick, exact to the tick's decimals (0.1 * 560001 would not be)."""
     tick = c.inst[0].tick
@@ -185,7 +185,7 @@ def to_px_nb(c: Core, t: int) -> float:
     return t * tick
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def _lot_round(c: Core, q: float) -> float:
     lot = c.inst[0].lot
     return round(q / lot) * lot
@@ -194,7 +194,7 @@ def _lot_round(c: Core, q: float) -> float:
 # ----------------------------------------------------------------------------- records
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _report(c: Core, ts: int, oid: int, kind: int, status: int, reason: int, leaves: float,
             px: float) -> None:
     k = c.iv[I_N_REPORTS]
@@ -213,7 +213,7 @@ def _report(c: Core, ts: int, oid: int, kind: int, status: int, reason: int, lea
     c.iv[I_N_REPORTS] = k + 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _finish(c: Core, j: int, ts: int, status: int, kind: int, reason: int) -> None:
     o = c.orders[j]
     o.status = status
@@ -221,12 +221,12 @@ def _finish(c: Core, j: int, ts: int, status: int, kind: int, reason: int) -> No
     _report(c, ts, o.id, kind, status, reason, o.leaves, px)
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def _live(status: int) -> bool:
     return status == ST_NEW or status == ST_PARTIAL
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _find(c: Core, oid: int) -> int:
     for j in range(c.orders.shape[0]):
         if c.orders[j].id == oid and _live(c.orders[j].status):
@@ -234,7 +234,7 @@ def _find(c: Core, oid: int) -> int:
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _free_slot(c: Core) -> int:
     for j in range(c.orders.shape[0]):
         if not _live(c.orders[j].status):
@@ -242,7 +242,7 @@ def _free_slot(c: Core) -> int:
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _oco_after_fill(c: Core, j: int, ts: int, q: float) -> None:
     """Bracket links: a take-profit fill shrinks the group's stops; a stop fill cancels the rest."""
     o = c.orders[j]
@@ -268,7 +268,7 @@ def _oco_after_fill(c: Core, j: int, ts: int, q: float) -> None:
             _finish(c, k, ts, ST_CANCELED, RP_CANCELED, R_OCO)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _fill(c: Core, j: int, ts: int, t: int, q: float, maker: bool) -> float:
     """Execute ``q`` of order ``j`` at tick ``t``; returns the quantity actually executed (a
     reduce-only order is capped at the position and expires when nothing is left to reduce)."""
@@ -326,7 +326,7 @@ def _fill(c: Core, j: int, ts: int, t: int, q: float, maker: bool) -> float:
 # ----------------------------------------------------------------------------- taking
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def available_nb(c: Core, side: int, limit_t: int) -> float:
     """Visible, not yet consumed quantity a ``side`` taker could reach up to tick ``limit_t``."""
     base = c.iv[I_BASE]
@@ -351,7 +351,7 @@ def available_nb(c: Core, side: int, limit_t: int) -> float:
     return tot
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _first_available(c: Core, side: int) -> int:
     """Tick of the first level a ``side`` taker would hit (sentinel if none)."""
     base = c.iv[I_BASE]
@@ -367,7 +367,7 @@ def _first_available(c: Core, side: int) -> int:
     return base + i
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _take(c: Core, j: int, ts: int, limit_t: int, maker: bool, fill_t: int) -> None:
     """Walk the other side from its best level up to ``limit_t`` filling order ``j``; one
     execution per level at the level's price (or at ``fill_t`` when it is >= 0: a resting
@@ -404,7 +404,7 @@ def _take(c: Core, j: int, ts: int, limit_t: int, maker: bool, fill_t: int) -> N
 # ----------------------------------------------------------------------------- order actions
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _check_new(c: Core, side: int, kind: int, flags: int, t: int, qty: float) -> int:
     inst = c.inst[0]
     if not qty > 0.0:
@@ -435,7 +435,7 @@ def _check_new(c: Core, side: int, kind: int, flags: int, t: int, qty: float) ->
     return R_NONE
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _enter_limit(c: Core, j: int, ts: int, is_new: bool) -> None:
     """Match a (new or re-queued) limit order against the book, then rest or expire it."""
     o = c.orders[j]
@@ -467,7 +467,7 @@ def _enter_limit(c: Core, j: int, ts: int, is_new: bool) -> None:
     o.cum_trade = 0.0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def place_nb(
     c: Core, ts: int, oid: int, side: int, kind: int, tif: int, flags: int, px_t: int,
     trigger_t: int, qty: float, trail: float, oco: int,
@@ -518,7 +518,7 @@ def place_nb(
     return j
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _market(c: Core, j: int, ts: int) -> None:
     o = c.orders[j]
     before = o.leaves
@@ -529,7 +529,7 @@ def _market(c: Core, j: int, ts: int) -> None:
                 R_NO_LIQUIDITY if o.leaves == before else R_IOC_REST)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def cancel_nb(c: Core, ts: int, oid: int) -> bool:
     """A cancel reaches the exchange; False (and a rejected report) if the order is not live."""
     j = _find(c, oid)
@@ -540,7 +540,7 @@ def cancel_nb(c: Core, ts: int, oid: int) -> bool:
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def modify_nb(c: Core, ts: int, oid: int, px_t: int, leaves: float) -> bool:
     """Change a live order's price (ticks; its trigger for a contingent order) and remaining
     quantity. A limit order keeps its queue place on a quantity decrease at the same price and
@@ -584,7 +584,7 @@ def modify_nb(c: Core, ts: int, oid: int, px_t: int, leaves: float) -> bool:
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def cancel_all_nb(c: Core, ts: int, reason: int) -> int:
     """Cancel every live order (e.g. ``R_GAP`` when the feed breaks); returns how many."""
     k = 0
@@ -598,7 +598,7 @@ def cancel_all_nb(c: Core, ts: int, reason: int) -> int:
 # ----------------------------------------------------------------------------- market data
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _set_level(c: Core, is_bid: bool, i: int, q: float) -> float:
     n = c.iv[I_N]
     if is_bid:
@@ -630,7 +630,7 @@ def _set_level(c: Core, is_bid: bool, i: int, q: float) -> float:
     return prev
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _clear_book(c: Core) -> None:
     n = c.iv[I_N]
     c.bid_q[:] = 0.0
@@ -641,7 +641,7 @@ def _clear_book(c: Core) -> None:
     c.iv[I_BEST_ASK] = n
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _check_crossed(c: Core, ts: int) -> None:
     """Fill resting orders that the book crosses (no trade needed)."""
     base = c.iv[I_BASE]
@@ -656,7 +656,7 @@ def _check_crossed(c: Core, ts: int) -> None:
             _take(c, j, ts, o.px, True, o.px)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def on_depth_nb(c: Core, ts: int, is_bid: bool, px: float, qty: float, snapshot: bool,
                 last: bool) -> None:
     """One depth row: the level at ``px`` now holds ``qty`` (0 removes it)."""
@@ -693,7 +693,7 @@ def on_depth_nb(c: Core, ts: int, is_bid: bool, px: float, qty: float, snapshot:
         _check_crossed(c, ts)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _trigger_contingent(c: Core, ts: int, t: int) -> None:
     """Update trailing stops to the last trade price ``t`` and fire the contingent orders
     it reaches (as market orders, walking the book)."""
@@ -721,7 +721,7 @@ def _trigger_contingent(c: Core, ts: int, t: int) -> None:
             _market(c, j, ts)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def on_trade_nb(c: Core, ts: int, taker_buy: bool, px: float, qty: float) -> None:
     """One market trade. A sell taker hits bids: our bids above its price fill fully, our bids
     at its price advance in the queue and fill what reached the front (the trade's quantity is
@@ -770,7 +770,7 @@ def on_trade_nb(c: Core, ts: int, taker_buy: bool, px: float, qty: float) -> Non
     _trigger_contingent(c, ts, t)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def on_event_nb(c: Core, ev: int, ts: int, px: float, qty: float) -> None:
     """One ``event_dt`` row (depth or trade) at exchange time ``ts``."""
     kind = ev & EV_KIND_MASK
@@ -783,7 +783,7 @@ def on_event_nb(c: Core, ev: int, ts: int, px: float, qty: float) -> None:
         on_trade_nb(c, ts, (ev & EV_BUY) != 0, px, qty)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def gap_nb(c: Core, ts: int) -> int:
     """The feed lost updates: drop the stale book and cancel every live order (``R_GAP``);
     orders are refused until the next snapshot makes the book valid again."""
@@ -795,7 +795,7 @@ def gap_nb(c: Core, ts: int) -> int:
     return k
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def live_count_nb(c: Core) -> int:
     """Number of live orders."""
     k = 0

@@ -59,14 +59,14 @@ def _no_table() -> np.ndarray:
     return np.zeros((0, 3), dtype=np.int64)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _interp(x: int, x1: int, y1: int, x2: int, y2: int) -> int:
     if x2 == x1:
         return y1
     return int((y2 - y1) / (x2 - x1) * (x - x1)) + y1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _table_latency(table: np.ndarray, t: int, entry: bool) -> int:
     k = table.shape[0]
     xcol = 0 if entry else 1
@@ -99,7 +99,7 @@ def _table_latency(table: np.ndarray, t: int, entry: bool) -> int:
                    table[hi, 2] - table[hi, 1])
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def entry_latency_nb(code: int, params: np.ndarray, table: np.ndarray, t: int, action: int) -> int:
     """Latency (ns) from the request at local time ``t`` to its arrival at the exchange;
     negative means the exchange rejects it."""
@@ -110,7 +110,7 @@ def entry_latency_nb(code: int, params: np.ndarray, table: np.ndarray, t: int, a
     return _table_latency(table, t, True)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def response_latency_nb(
     code: int, params: np.ndarray, table: np.ndarray, t: int, action: int
 ) -> int:

@@ -36,7 +36,7 @@ from tradelab.matching.types import (
 )
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def prob_nb(model: int, n: float, front: float, back: float) -> float:
     """Probability that a level decrease happened behind the order (NaN when both are 0)."""
     if model == Q_POWER:
@@ -54,7 +54,7 @@ def prob_nb(model: int, n: float, front: float, back: float) -> float:
     return 0.0
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def on_trade_nb(model: int, front: float, cum_trade: float, q: float) -> tuple[float, float]:
     """A trade of ``q`` at our price: returns the new ``(front, cum_trade)``."""
     if model == Q_RISK_AVERSE:
@@ -62,7 +62,7 @@ def on_trade_nb(model: int, front: float, cum_trade: float, q: float) -> tuple[f
     return front - q, cum_trade + q
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def on_depth_nb(
     model: int, n: float, front: float, cum_trade: float, prev: float, new: float
 ) -> tuple[float, float]:
@@ -82,7 +82,7 @@ def on_depth_nb(
     return min(est, new), 0.0
 
 
-@njit(cache=True, _nrt=False, inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def executable_nb(front: float, lot: float) -> float:
     """Quantity that reached the front of the queue (a multiple of ``lot``; 0 if none)."""
     k = round(-front / lot)

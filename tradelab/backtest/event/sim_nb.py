@@ -193,7 +193,7 @@ def new_sim(
 # ----------------------------------------------------------------------------- queues
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _push_msg(s: Sim, ts: int) -> int:
     """Slot of a new response arriving locally at ``ts`` (clamped: FIFO, never overtakes)."""
     cap = s.msg.shape[0]
@@ -209,7 +209,7 @@ def _push_msg(s: Sim, ts: int) -> int:
     return k
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _forward(s: Sim, t: int, action: int) -> None:
     """Move the exchange core's new fills and reports to the local-bound queue, in their order."""
     c = s.ex
@@ -264,7 +264,7 @@ def _forward(s: Sim, t: int, action: int) -> None:
 # ----------------------------------------------------------------------------- local view
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def local_slot_nb(s: Sim, oid: int) -> int:
     """Slot of our live (or pending) order ``oid`` in ``s.lorders``; -1 if none."""
     lo = s.lorders
@@ -275,7 +275,7 @@ def local_slot_nb(s: Sim, oid: int) -> int:
     return -1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _local_receive(s: Sim) -> None:
     cap = s.msg.shape[0]
     head = s.sv[S_MSG_HEAD]
@@ -312,7 +312,7 @@ def _local_receive(s: Sim) -> None:
             o.px = cn.to_tick_nb(s.ex, m.px)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _local_data(s: Sim, e: int, px: float, qty: float) -> None:
     kind = e & EV_KIND_MASK
     if kind == EV_DEPTH:
@@ -334,7 +334,7 @@ def _local_data(s: Sim, e: int, px: float, qty: float) -> None:
 # ----------------------------------------------------------------------------- submit
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _new_local(s: Sim, oid: int, side: int, kind: int, tif: int, flags: int, px_t: int,
                qty: float) -> None:
     lo = s.lorders
@@ -357,7 +357,7 @@ def _new_local(s: Sim, oid: int, side: int, kind: int, tif: int, flags: int, px_
     raise RuntimeError("event sim: too many open orders on the local side")
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _send(s: Sim, action: int, oid: int, side: int, kind: int, tif: int, flags: int, px_t: int,
           trig_t: int, qty: float, trail: float, oco: int) -> bool:
     now = s.sv[S_NOW]
@@ -405,7 +405,7 @@ def _send(s: Sim, action: int, oid: int, side: int, kind: int, tif: int, flags: 
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def submit_place_nb(s: Sim, oid: int, side: int, kind: int, tif: int, flags: int, px_t: int,
                     trig_t: int, qty: float, trail: float, oco: int) -> bool:
     """Send a new order now (local time); False if the latency model rejects it."""
@@ -413,7 +413,7 @@ def submit_place_nb(s: Sim, oid: int, side: int, kind: int, tif: int, flags: int
     return _send(s, A_PLACE, oid, side, kind, tif, flags, px_t, trig_t, qty, trail, oco)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def submit_cancel_nb(s: Sim, oid: int) -> bool:
     """Send a cancel now; the local order is marked as being cancelled."""
     j = local_slot_nb(s, oid)
@@ -422,7 +422,7 @@ def submit_cancel_nb(s: Sim, oid: int) -> bool:
     return _send(s, A_CANCEL, oid, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def submit_modify_nb(s: Sim, oid: int, px_t: int, leaves: float) -> bool:
     """Send a modify (new price in ticks, new remaining quantity) now."""
     return _send(s, A_MODIFY, oid, 0, 0, 0, 0, px_t, 0, leaves, 0.0, 0)
@@ -431,7 +431,7 @@ def submit_modify_nb(s: Sim, oid: int, px_t: int, leaves: float) -> bool:
 # ----------------------------------------------------------------------------- the loop
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _exchange_order(s: Sim, t: int) -> None:
     cap = s.req.shape[0]
     head = s.sv[S_REQ_HEAD]
@@ -447,7 +447,7 @@ def _exchange_order(s: Sim, t: int) -> None:
     _forward(s, t, r.action)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _settle_funding(s: Sim, t: int) -> None:
     i = s.sv[S_FUND_I]
     s.sv[S_FUND_I] = i + 1
@@ -476,7 +476,7 @@ def _settle_funding(s: Sim, t: int) -> None:
     m.reason = 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def elapse_nb(s: Sim, ev: np.ndarray, until: int) -> int:
     """Process everything up to and including local time ``until`` (see module docstring)."""
     n = ev.shape[0]
@@ -527,7 +527,7 @@ def elapse_nb(s: Sim, ev: np.ndarray, until: int) -> int:
             _exchange_order(s, t)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def replay_nb(s: Sim, ev: np.ndarray) -> int:
     """Replay with no strategy (to the end of the chunk, or until the log needs draining)."""
     return elapse_nb(s, ev, INF)
