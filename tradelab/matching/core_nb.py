@@ -56,6 +56,7 @@ from tradelab.matching.types import (
     I_BEST_ASK,
     I_BEST_BID,
     I_DROPPED,
+    I_HI,
     I_IN_SNAPSHOT,
     I_LAST_TRADE,
     I_N,
@@ -228,7 +229,7 @@ def _live(status: int) -> bool:
 
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _find(c: Core, oid: int) -> int:
-    for j in range(c.orders.shape[0]):
+    for j in range(c.iv[I_HI]):
         if c.orders[j].id == oid and _live(c.orders[j].status):
             return j
     return -1
@@ -250,7 +251,7 @@ def _oco_after_fill(c: Core, j: int, ts: int, q: float) -> None:
     if g == 0:
         return
     tp = o.kind == TAKE_PROFIT_MARKET
-    for k in range(c.orders.shape[0]):
+    for k in range(c.iv[I_HI]):
         if k == j:
             continue
         p = c.orders[k]
@@ -489,6 +490,8 @@ def place_nb(
         _report(c, ts, oid, RP_REJECTED, ST_REJECTED, reason, qty,
                 to_px_nb(c, px_t) if kind == LIMIT else 0.0)
         return -1
+    if j >= c.iv[I_HI]:
+        c.iv[I_HI] = j + 1
     o = c.orders[j]
     o.id = oid
     o.status = ST_NEW
@@ -588,7 +591,7 @@ def modify_nb(c: Core, ts: int, oid: int, px_t: int, leaves: float) -> bool:
 def cancel_all_nb(c: Core, ts: int, reason: int) -> int:
     """Cancel every live order (e.g. ``R_GAP`` when the feed breaks); returns how many."""
     k = 0
-    for j in range(c.orders.shape[0]):
+    for j in range(c.iv[I_HI]):
         if _live(c.orders[j].status):
             _finish(c, j, ts, ST_CANCELED, RP_CANCELED, reason)
             k += 1
@@ -645,7 +648,7 @@ def _clear_book(c: Core) -> None:
 def _check_crossed(c: Core, ts: int) -> None:
     """Fill resting orders that the book crosses (no trade needed)."""
     base = c.iv[I_BASE]
-    for j in range(c.orders.shape[0]):
+    for j in range(c.iv[I_HI]):
         o = c.orders[j]
         if o.kind != LIMIT or not _live(o.status):
             continue
@@ -672,7 +675,7 @@ def on_depth_nb(c: Core, ts: int, is_bid: bool, px: float, qty: float, snapshot:
             side = BUY if is_bid else -BUY
             model = c.iv[I_QUEUE_MODEL]
             n = c.dv[D_QUEUE_N]
-            for j in range(c.orders.shape[0]):
+            for j in range(c.iv[I_HI]):
                 o = c.orders[j]
                 if o.px == t and o.side == side and o.kind == LIMIT and _live(o.status):
                     o.front, o.cum_trade = qm.on_depth_nb(model, n, o.front, o.cum_trade, prev,
@@ -684,7 +687,7 @@ def on_depth_nb(c: Core, ts: int, is_bid: bool, px: float, qty: float, snapshot:
             c.iv[I_IN_SNAPSHOT] = 0
             c.iv[I_VALID] = 1
             base = c.iv[I_BASE]
-            for j in range(c.orders.shape[0]):
+            for j in range(c.iv[I_HI]):
                 o = c.orders[j]
                 if o.kind == LIMIT and _live(o.status):
                     lvl = c.bid_q[o.px - base] if o.side == BUY else c.ask_q[o.px - base]
@@ -697,7 +700,7 @@ def on_depth_nb(c: Core, ts: int, is_bid: bool, px: float, qty: float, snapshot:
 def _trigger_contingent(c: Core, ts: int, t: int) -> None:
     """Update trailing stops to the last trade price ``t`` and fire the contingent orders
     it reaches (as market orders, walking the book)."""
-    for j in range(c.orders.shape[0]):
+    for j in range(c.iv[I_HI]):
         o = c.orders[j]
         if not _live(o.status) or o.kind == LIMIT or o.kind == MARKET:
             continue
@@ -731,7 +734,7 @@ def on_trade_nb(c: Core, ts: int, taker_buy: bool, px: float, qty: float) -> Non
     lot = c.inst[0].lot
     model = c.iv[I_QUEUE_MODEL]
     hit = -BUY if taker_buy else BUY  # side of the resting orders this trade executes against
-    m = c.orders.shape[0]
+    m = c.iv[I_HI]
     # at the trade's price: queue order (front, then arrival) among our orders there
     idx = c.scratch
     k = 0
@@ -799,7 +802,7 @@ def gap_nb(c: Core, ts: int) -> int:
 def live_count_nb(c: Core) -> int:
     """Number of live orders."""
     k = 0
-    for j in range(c.orders.shape[0]):
+    for j in range(c.iv[I_HI]):
         if _live(c.orders[j].status):
             k += 1
     return k

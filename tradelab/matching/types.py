@@ -199,6 +199,7 @@ I_DROPPED = 10  # depth rows outside the tick window
 I_LAST_TRADE = 11  # last trade price in ticks (0 = none yet)
 I_VALID = 12  # book valid (a snapshot was applied and no gap since)
 I_REC = 13  # next record sequence number
+I_HI = 14  # order slots in use are below this (loops stop here)
 I_SIZE = 16
 
 # slots of the float64 state vector
