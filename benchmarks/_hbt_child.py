@@ -21,8 +21,6 @@ import sys
 import time
 
 import numpy as np
-from numba import njit
-
 from hftbacktest import (
     BUY_EVENT,
     DEPTH_CLEAR_EVENT,
@@ -37,6 +35,7 @@ from hftbacktest import (
     event_dtype,
 )
 from hftbacktest.data.validation import correct_event_order, validate_event_order
+from numba import njit
 
 # tradelab event flags (tradelab/store/events.py)
 T_DEPTH, T_TRADE, T_SNAPSHOT, T_BID = 1, 2, 1 << 8, 1 << 10
