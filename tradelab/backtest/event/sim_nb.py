@@ -110,6 +110,7 @@ msg_dt = np.dtype(
         ("kind", np.int64),  # report kind
         ("status", np.int64),
         ("reason", np.int64),
+        ("req_ts", np.int64),  # local time the order's request was sent (decision time)
     ],
     align=True,
 )
@@ -284,11 +285,12 @@ def _local_receive(s: Sim) -> None:
     k = s.sv[S_LOG_N]
     s.log[k] = m
     s.sv[S_LOG_N] = k + 1
+    j = local_slot_nb(s, m.order_id) if m.what != M_FUNDING else -1
+    s.log[k].req_ts = s.lorders[j].accept_ts if j >= 0 else m.exch_ts
     if m.what == M_FUNDING:
         s.fv[F_CASH] -= m.fee
         s.fv[F_FUNDING] += m.fee
         return
-    j = local_slot_nb(s, m.order_id)
     if m.what == M_FILL:
         s.fv[F_POS] = m.position
         s.fv[F_CASH] -= m.side * m.px * m.qty + m.fee
