@@ -69,6 +69,7 @@ EL_UNTIL = 0
 EL_NEED_DATA = 1
 EL_LOG_FULL = 2
 EL_END = 3
+EL_BOOK = 4  # a local depth message just completed (only with S_STOP_ON_BOOK set)
 
 # local order flags beyond the core's
 LF_PENDING = 1 << 8  # sent, not acknowledged yet
@@ -133,6 +134,7 @@ S_LAT_CODE = 13
 S_FUND_I = 14
 S_EVENTS = 15  # events processed (exchange side)
 S_BOOK_MSG = 16  # local depth messages completed
+S_STOP_ON_BOOK = 17  # 1: elapse_nb returns EL_BOOK after each local depth message
 S_SIZE = 24
 
 # float64 state slots (local side, from the responses)
@@ -513,8 +515,12 @@ def elapse_nb(s: Sim, ev: np.ndarray, until: int) -> int:
         if t0 == t:
             sv[S_LOCAL_LAST] = t
             r = ev[il]
-            _local_data(s, np.int64(r.ev), r.px, r.qty)
+            e = np.int64(r.ev)
+            _local_data(s, e, r.px, r.qty)
             sv[S_IL] = il + 1
+            if (sv[S_STOP_ON_BOOK] != 0 and (e & EV_KIND_MASK) == EV_DEPTH
+                    and (e & EV_LAST) != 0 and sv[S_GAP] == 0):
+                return EL_BOOK
         elif t1 == t:
             _local_receive(s)
         elif tf == t:
