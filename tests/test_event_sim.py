@@ -213,3 +213,21 @@ def test_perpetual_backtest_without_funding_names_the_missing_range(tmp_path) ->
         assert len(load_funding(cat, "BINANCE", "BTC-USDT", day + h, day + 20 * h).ts) == 0
         assert len(load_funding(cat, "BINANCE_FUTURES", "BTC-USDT-PERP", day + h,
                                 day + 2 * h).ts) == 0
+
+
+def test_local_data_comes_before_a_response_at_the_same_local_time() -> None:
+    rows = snapshot(0) + [
+        (EV_TRADE | EV_SELL | EV_LAST, 1600, 1600, 99.9, 1.0),  # fills us at the exchange
+        (EV_DEPTH | EV_BID | EV_LAST, 1850, 1900, 99.0, 1.0),  # seen locally at 1900
+    ]
+    rp = replay(rows, Latency(*L.constant(500, 300)))  # the fill comes back at 1600 + 300
+    run_until(rp, 1000)
+    sn.submit_place_nb(rp.sim, 1, BUY, LIMIT, GTC, 0, TICKS_100, 0, 1.0, 0.0, 0)
+    rp.sim.sv[sn.S_STOP_ON_BOOK] = 1
+    assert sn.elapse_nb(rp.sim, rp.ev, 10_000) == sn.EL_BOOK  # the depth message at 1900
+    assert rp.sim.sv[sn.S_NOW] == 1900
+    assert len(log(rp)[log(rp)["what"] == sn.M_FILL]) == 0  # the response waits for it
+    assert rp.sim.fv[sn.F_POS] == 0.0
+    assert sn.elapse_nb(rp.sim, rp.ev, 10_000) == sn.EL_END
+    fills = log(rp)[log(rp)["what"] == sn.M_FILL]
+    assert fills["ts"].tolist() == [1900] and rp.sim.fv[sn.F_POS] == pytest.approx(1.0)
