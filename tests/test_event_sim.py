@@ -231,3 +231,26 @@ def test_local_data_comes_before_a_response_at_the_same_local_time() -> None:
     assert sn.elapse_nb(rp.sim, rp.ev, 10_000) == sn.EL_END
     fills = log(rp)[log(rp)["what"] == sn.M_FILL]
     assert fills["ts"].tolist() == [1900] and rp.sim.fv[sn.F_POS] == pytest.approx(1.0)
+
+
+def test_stored_funding_is_read_with_its_mark_price(tmp_path) -> None:
+    from tradelab.store import Catalog, StoreWriter
+
+    h = 3_600_000_000_000
+    day = 1_723_075_200_000_000_000  # 2024-08-08 00:00 UTC
+    with StoreWriter(tmp_path) as w:
+        w.write("funding", "BINANCE_FUTURES", "BTC-USDT-PERP", {
+            "ts": [day + 8 * h + 3_000_000, day + 16 * h - 2_000_000, day + 12 * h],
+            "recv_ts": [None, None, None],
+            "rate": [0.0001, -0.0002, 0.0005],
+            "settled": [True, True, False],  # an estimate is not a settlement
+            "mark_price": [61000.0, 60500.0, 60000.0],
+            "index_price": [None, None, None],
+            "next_funding_ts": [None, None, None],
+        })
+    with Catalog(tmp_path) as cat:
+        f = load_funding(cat, "BINANCE_FUTURES", "BTC-USDT-PERP", day + h, day + 20 * h)
+    # settlements on the 8-hour grid, rates and marks from the settled rows near them
+    assert f.ts.tolist() == [day + 8 * h, day + 16 * h]
+    assert f.rate.tolist() == [0.0001, -0.0002]
+    assert f.mark.tolist() == [61000.0, 60500.0]

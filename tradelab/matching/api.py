@@ -32,6 +32,7 @@ from tradelab.matching.types import (
     MARKET,
     QUEUE_MODELS,
     SELL,
+    ST_FREE,
     STOP_MARKET,
     TAKE_PROFIT_MARKET,
     TRAILING_STOP_MARKET,
@@ -278,7 +279,7 @@ class MatchingCore:
     def order(self, order_id: int) -> np.void | None:
         """The newest record of ``order_id`` (a copy), or None."""
         o = self.core.orders
-        hits = np.flatnonzero(o["id"] == order_id)
+        hits = np.flatnonzero((o["id"] == order_id) & (o["status"] != ST_FREE))
         if len(hits) == 0:
             return None
         return o[hits[np.argmax(o["seq"][hits])]].copy()
