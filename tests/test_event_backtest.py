@@ -103,3 +103,32 @@ def test_imbalance_microprice_runs_on_the_recording(usdm_store) -> None:
     assert (f["side"] * f["qty"]).sum() == pytest.approx(res.sim.fv[sn.F_POS])
     # entries rest (maker); flattening after a CANCEL takes (taker)
     assert set(np.unique(f["maker"]).tolist()) <= {0, 1}
+
+
+def test_cli_backtest_saves_a_run_and_names_bad_configs(usdm_store, tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    store, _ = usdm_store
+    root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "configs" / "backtests" / "mm_btcusdt_perp.yaml").read_text())
+    raw["end"] = "2024-08-08T23:56:00Z"
+    cfg = tmp_path / "mm.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    res = subprocess.run([sys.executable, "-m", "tradelab.cli", "backtest", "--config", str(cfg),
+                          "--store", str(store), "--json"], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert len(out) == 1 and out[0]["stats"]["fills"] > 0
+    assert (Path(out[0]["path"]) / "report.json").exists()
+    raw["queue"] = {"model": "power9"}
+    cfg.write_text(yaml.safe_dump(raw))
+    res = subprocess.run([sys.executable, "-m", "tradelab.cli", "backtest", "--config", str(cfg),
+                          "--store", str(store)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 1
+    assert "queue.model" in res.stderr and "unknown queue model 'power9'" in res.stderr
+    assert "Traceback" not in res.stderr
