@@ -10,7 +10,7 @@ import sys
 import pytest
 
 COMMANDS = [[], ["import"], ["import", "binance-ws"], ["import", "freqtrade"], ["quality"],
-            ["bars"], ["sql"], ["ls"]]
+            ["bars"], ["sql"], ["ls"], ["backtest"]]
 
 
 def tradelab(*args, env=None, cwd=None):

@@ -91,7 +91,7 @@ ALLOWED: dict[str, set[str]] = {
 # are not restricted here.
 EXTERNAL_ALLOWED: dict[str, set[str]] = {
     "validate": {"numpy", "scipy"},
-    "core": {"numpy", "pandas"},
+    "core": {"numpy", "pandas", "numba"},
     "errors": set(),
 }
 

@@ -135,7 +135,7 @@ def test_features_and_strategies_import_only_the_ground_floor():
 
 
 def test_numba_cache_is_cleared_when_an_inlined_source_changes(tmp_path):
-    from tradelab.features.numba_cache import STAMP, clear_if_stale
+    from tradelab.core.numba_cache import STAMP, clear_if_stale
 
     pkg, dep = tmp_path / "pkg", tmp_path / "dep"
     (pkg / "__pycache__").mkdir(parents=True)

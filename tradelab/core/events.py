@@ -6,7 +6,7 @@ byte and flags above it, so a kernel tests ``ev & 0xFF == EV_DEPTH`` and ``ev & 
 ============  =========  ==========================================================
 field         type       meaning
 ============  =========  ==========================================================
-ev            uint64     kind (``EV_DEPTH``, ``EV_TRADE``) | flags below
+ev            uint64     kind (``EV_DEPTH``, ``EV_TRADE``, ``EV_GAP``, ``EV_RESYNC``) | flags
 exch_ts       int64      exchange time, UTC ns
 local_ts      int64      local receipt time, UTC ns (``exch_ts`` where unknown)
 px            float64    price
@@ -28,8 +28,10 @@ __all__ = [
     "EV_BID",
     "EV_BUY",
     "EV_DEPTH",
+    "EV_GAP",
     "EV_KIND_MASK",
     "EV_LAST",
+    "EV_RESYNC",
     "EV_SELL",
     "EV_SNAPSHOT",
     "EV_TRADE",
@@ -40,6 +42,8 @@ __all__ = [
 
 EV_DEPTH = 1
 EV_TRADE = 2
+EV_GAP = 3  # the recorder lost book updates here: the book is stale until the next snapshot
+EV_RESYNC = 4  # the recorder resynchronised (a snapshot follows)
 EV_KIND_MASK = 0xFF
 
 EV_SNAPSHOT = 1 << 8
@@ -69,7 +73,9 @@ def empty_events(n: int = 0) -> np.ndarray:
 
 def describe(ev: int) -> str:
     """Human-readable form of an ``ev`` value, e.g. ``'depth|bid|snapshot|last'``."""
-    kind = {EV_DEPTH: "depth", EV_TRADE: "trade"}.get(ev & EV_KIND_MASK, f"kind{ev & EV_KIND_MASK}")
+    kind = {EV_DEPTH: "depth", EV_TRADE: "trade", EV_GAP: "gap", EV_RESYNC: "resync"}.get(
+        ev & EV_KIND_MASK, f"kind{ev & EV_KIND_MASK}"
+    )
     parts = [kind]
     if ev & EV_BID:
         parts.append("bid" if kind == "depth" else "buy")

@@ -17,13 +17,13 @@ advances it by one input; the vectorized ``*_nb`` is a loop over that step, so b
 bit. The pandas-facing functions below wrap the vectorized forms.
 
 Importing the package first checks numba's cache against these sources and the ground floor's
-(:mod:`tradelab.core`, the event flags; :mod:`.numba_cache`): numba alone would keep kernels
-that inlined an older version of them.
+(:mod:`tradelab.core`, the event flags; see :mod:`tradelab.core.numba_cache`): numba alone
+would keep kernels that inlined an older version of them.
 """
 
 from pathlib import Path as _Path
 
-from tradelab.features.numba_cache import clear_if_stale as _clear_if_stale
+from tradelab.core.numba_cache import clear_if_stale as _clear_if_stale
 
 _HERE = _Path(__file__).resolve().parent
 _clear_if_stale(_HERE, [_HERE.parent / "core"])

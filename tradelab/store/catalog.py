@@ -23,7 +23,9 @@ from tradelab.core.events import (
     EV_ASK,
     EV_BID,
     EV_DEPTH,
+    EV_GAP,
     EV_LAST,
+    EV_RESYNC,
     EV_SNAPSHOT,
     EV_TRADE,
     event_dt,
@@ -697,14 +699,25 @@ class Catalog:
     # -- events for the event-driven backtester -----------------------------------------
 
     def events(
-        self, exchange: str, symbol: str, start: TimeLike = None, end: TimeLike = None
+        self,
+        exchange: str,
+        symbol: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        *,
+        anchor: bool = True,
+        markers: bool = True,
     ) -> np.ndarray:
         """Book and trade events ordered by exchange time, as a numpy ``event_dt`` array.
 
         Depth rows start at the last snapshot at or before ``start`` (so a consumer can build the
-        book); trades start at ``start``. At equal exchange time, depth comes before trades and
-        each source keeps its storage order. ``local_ts`` falls back to ``exch_ts`` when the
-        receipt time is unknown; ``seq`` is -1 when the source has none (non-numeric trade ids).
+        book; ``anchor=False`` starts them at ``start`` too, for the next chunk of a replay);
+        trades start at ``start``. With ``markers``, the book gaps and resyncs recorded in
+        ``quality_events`` appear as ``EV_GAP`` / ``EV_RESYNC`` rows (no price or quantity; a
+        consumer drops its book at a gap and trusts it again after the next snapshot). At equal
+        exchange time, markers come first, then depth, then trades, each source in its storage
+        order. ``local_ts`` falls back to ``exch_ts`` when the receipt time is unknown; ``seq``
+        is -1 when the source has none (non-numeric trade ids).
         """
         check_exchange(exchange)
         check_symbol(symbol)
@@ -716,15 +729,24 @@ class Catalog:
         self.refresh()
         parts = []
         if has_book:
-            anchor = self._book_anchor(exchange, symbol, s)
-            if anchor is not None:
+            first = self._book_anchor(exchange, symbol, s) if anchor else s
+            if first is not None or not anchor:
                 parts.append(
                     "SELECT ts, coalesce(recv_ts, ts) AS local_ts, "
                     f"({EV_DEPTH} | CASE WHEN side = 'bid' THEN {EV_BID} ELSE {EV_ASK} END "
                     f"| CASE WHEN flags & 1 = 1 THEN {EV_SNAPSHOT} ELSE 0 END "
                     f"| CASE WHEN flags & 2 = 2 THEN {EV_LAST} ELSE 0 END)::UBIGINT AS ev, "
                     "price AS px, qty, coalesce(seq, -1) AS seq, 0 AS src, filename, "
-                    f"file_row_number FROM {self.scan('book', exchange, symbol, anchor, e)}"
+                    f"file_row_number FROM {self.scan('book', exchange, symbol, first, e)}"
+                )
+            if markers and self._has_files("quality_events"):
+                parts.append(
+                    "SELECT ts, coalesce(recv_ts, ts) AS local_ts, "
+                    f"(CASE WHEN kind = 'gap' THEN {EV_GAP} ELSE {EV_RESYNC} END)::UBIGINT AS ev, "
+                    "0.0 AS px, 0.0 AS qty, coalesce(got_seq, -1) AS seq, -1 AS src, filename, "
+                    "file_row_number FROM "
+                    f"{self.scan('quality_events', exchange, symbol, first, e)} "
+                    "AND table_name = 'book' AND kind IN ('gap', 'resync')"
                 )
         if has_trades:
             parts.append(
@@ -750,6 +772,52 @@ class Catalog:
         out["qty"] = cols["qty"]
         out["seq"] = cols["seq"]
         return out
+
+    def iter_events(
+        self,
+        exchange: str,
+        symbol: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        chunk: str | int = "1h",
+    ) -> Iterator[np.ndarray]:
+        """:meth:`events` over ``[start, end)`` in consecutive time chunks of ``chunk`` (an
+        interval like ``15m`` or nanoseconds), so a replay holds one chunk at a time. The first
+        chunk starts at the book snapshot before ``start``; the chunks together hold exactly the
+        rows of one :meth:`events` call over the whole span."""
+        step = interval_ns(chunk) if isinstance(chunk, str) else int(chunk)
+        if step <= 0:
+            raise ValueError(f"chunk must be positive, got {chunk!r}")
+        s, e = self._range(start, end)
+        lo = s
+        if lo is None or e is None:
+            span = self._event_span(exchange, symbol)
+            if span is None:
+                return
+            lo = span[0] if lo is None else lo
+            e = span[1] + 1 if e is None else e
+        t = lo
+        first = True
+        while t < e:
+            t2 = min(t + step, e)
+            ev = self.events(exchange, symbol, t, t2, anchor=first)
+            first = False
+            if len(ev):
+                yield ev
+            t = t2
+
+    def _event_span(self, exchange: str, symbol: str) -> tuple[int, int] | None:
+        lo: list[int] = []
+        hi: list[int] = []
+        for table in ("book", "trades"):
+            if (self.root / table / f"exchange={exchange}" / f"symbol={symbol}").is_dir():
+                row = self.con.execute(
+                    f"SELECT min(ts), max(ts) FROM {self.scan(table, exchange, symbol)}"
+                ).fetchone()
+                if row is not None and row[0] is not None:
+                    lo.append(int(row[0]))
+                    hi.append(int(row[1]))
+        return (min(lo), max(hi)) if lo else None
 
     def close(self) -> None:
         self.con.close()

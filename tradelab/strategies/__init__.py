@@ -17,7 +17,7 @@ The step-kernel convention (``tradelab.strategies.<name>``):
 and ``grid``, take DataFrames (``Catalog.bars``) or book frames (``tradelab.features``).
 
 Importing the package clears numba's cache of these modules when they, the features or the store
-changed (see ``tradelab.features.numba_cache``): the kernels inline feature steps.
+changed (see ``tradelab.core.numba_cache``): the kernels inline feature steps.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tradelab.features.numba_cache import clear_if_stale
+from tradelab.core.numba_cache import clear_if_stale
 
 _HERE = Path(__file__).resolve().parent
 clear_if_stale(_HERE, [_HERE.parent / "features", _HERE.parent / "core", _HERE.parent / "store"])
