@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -29,10 +28,11 @@ import pandas as pd
 from tradelab import strategies
 from tradelab.backtest.vector.config import SweepConfig
 from tradelab.backtest.vector.metrics_nb import METRICS
-from tradelab.backtest.vector.simulate import Costs, Market, chunk_metrics
+from tradelab.backtest.vector.simulate import Costs, Execution, Market, chunk_metrics
 from tradelab.store.catalog import Catalog
 from tradelab.store.errors import StoreError
 from tradelab.store.timeutil import interval_ns
+from tradelab.strategies.contract import StrategyModule
 
 YEAR_NS = 365 * 86_400 * 10**9
 POOL_MIN_CELLS = 50_000_000
@@ -45,22 +45,30 @@ _WORKER: dict = {}
 
 
 def market_arrays(bars: pd.DataFrame, interval: str, period: str,
-                  funding: pd.DataFrame | None = None) -> Market:
-    """Close prices, period ends, funding settlements aligned to bars, annualisation."""
+                  funding: pd.DataFrame | None = None,
+                  execution: Execution = "close") -> Market:
+    """Prices, period ends, funding settlements aligned to bars, annualisation.
+
+    A settlement at time tau is paid by the position held at tau. With ``close`` execution that
+    is the position set at the close of the last bar that closed at or before tau; with
+    ``next_open`` the position filled at the open of the bar that contains tau (it opened at or
+    before tau).
+    """
     ts = bars["ts"].to_numpy(dtype=np.int64)
     step = interval_ns(interval)
     pid = ts // interval_ns(period)
     period_end = np.r_[pid[1:] != pid[:-1], True] if len(ts) else np.zeros(0, bool)
     if funding is not None and len(funding):
-        # a settlement at time tau is paid by the position held then: the one set at the close
-        # of the last bar that closed at or before tau
-        idx = np.searchsorted(ts + step, funding["ts"].to_numpy(dtype=np.int64), side="right") - 1
-        keep = (idx >= 0) & (idx < len(ts))
+        f_ts = funding["ts"].to_numpy(dtype=np.int64)
+        edge = ts if execution == "next_open" else ts + step
+        idx = np.searchsorted(edge, f_ts, side="right") - 1
+        keep = (idx >= 0) & (idx < len(ts)) & (f_ts < ts[-1] + step)
         f_idx, f_rate = idx[keep].astype(np.int64), funding["rate"].to_numpy(float)[keep]
     else:
         f_idx, f_rate = np.empty(0, np.int64), np.empty(0)
+    opens = bars["open"].to_numpy(dtype=np.float64) if "open" in bars else None
     return Market(bars["close"].to_numpy(dtype=np.float64), period_end, f_idx, f_rate,
-                  YEAR_NS / interval_ns(period), len(ts) * step / YEAR_NS)
+                  YEAR_NS / interval_ns(period), len(ts) * step / YEAR_NS, opens, execution)
 
 
 def _context():
@@ -102,7 +110,7 @@ class GridResult:
     chunk_seconds: list[float] = field(default_factory=list)
 
 
-def sweep_bars(module: ModuleType, bars: pd.DataFrame, params: np.ndarray, market: Market,
+def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, market: Market,
                costs: Costs, *, interval: str = "1m", chunk_size: int = 64, workers: int = 2,
                progress: Callable[[int, int], None] | None = None) -> GridResult:
     """Every row of ``params`` over ``bars``; see the module docstring."""
@@ -183,7 +191,7 @@ def load_market(cat: Catalog, cfg: SweepConfig, symbol: str) -> tuple[pd.DataFra
             funding = cat.funding(cfg.exchange, symbol, cfg.start, cfg.end, settled=True)
         except StoreError:
             funding = None
-    return bars, market_arrays(bars, cfg.interval, cfg.period, funding)
+    return bars, market_arrays(bars, cfg.interval, cfg.period, funding, cfg.execution)
 
 
 def run_sweep(cfg: SweepConfig, store=None, *,
@@ -200,7 +208,7 @@ def run_sweep(cfg: SweepConfig, store=None, *,
         raise ValueError(f"{cfg.strategy} has no parameters {unknown}; it has "
                          f"{list(module.Params.names())}")
     P = module.Params.grid(**grid_values)
-    costs = Costs(cfg.fees.taker, cfg.fees.maker, cfg.slippage, cfg.init_cash)
+    costs = Costs(cfg.fees.taker, cfg.slippage, cfg.init_cash)
     cat = Catalog(store)
     runs = RunStore(cat.root)
     out = []

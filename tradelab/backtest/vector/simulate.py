@@ -1,29 +1,46 @@
 """One chunk of a sweep: targets -> vectorbt simulation -> metrics.
 
 Target positions in {-1, 0, +1} become vectorbt signals where they change (entries, exits, short
-entries, short exits; a flip is one reversing order), simulated by ``Portfolio.from_signals`` at
-the bar's close with the taker fee and slippage. ``max_orders`` is the exact number of target
-changes: vectorbt would otherwise preallocate a record for every cell (56 bytes x bars x sets).
-The metrics come from the order records (``metrics_nb``), not from vectorbt's per-column pandas
+entries, short exits; a flip is one reversing order), simulated by ``Portfolio.from_signals``.
+Every order is a market order and pays the taker fee (plus slippage); there are no resting
+orders in a bar backtest, so no maker fee applies.
+
+Execution (``Market.execution``):
+
+- ``next_open`` (the default): the target decided on bar t's close is filled at bar t+1's open
+  (the signals are shifted one bar and vectorbt is given the opens as the order price). A target
+  change on the last bar has no next bar and is not filled.
+- ``close``: filled at bar t's own close, the price the decision was made from. Optimistic: no
+  order can trade at the close it has just seen.
+
+Positions are valued at the close either way. ``max_orders`` is the exact number of fills:
+vectorbt would otherwise preallocate a record for every cell (56 bytes x bars x sets). The
+metrics come from the order records (``metrics_nb``), not from vectorbt's per-column pandas
 statistics, which dominate its time and memory on wide grids.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import vectorbt as vbt
 
 from tradelab.backtest.vector.metrics_nb import sweep_metrics_nb
 
+Execution = Literal["next_open", "close"]
+EXECUTIONS: tuple[Execution, ...] = ("next_open", "close")
+LAG = {"next_open": 1, "close": 0}
+"""Bars between the decision and the fill."""
+
 
 @dataclass(frozen=True)
 class Costs:
-    """Execution costs of the vectorized backtest (fractions, e.g. 0.0004 = 4 bps)."""
+    """Execution costs of the vectorized backtest (fractions, e.g. 0.0004 = 4 bps). Orders are
+    market orders: the taker fee applies to every fill."""
 
     taker_fee: float = 0.0004
-    maker_fee: float = 0.0002
     slippage: float = 0.0
     init_cash: float = 10_000.0
 
@@ -38,26 +55,58 @@ class Market:
     funding_rate: np.ndarray  # float64 rate of each settlement
     periods_per_year: float
     years: float
+    open: np.ndarray | None = None  # float64 (n_bars,): needed for ``next_open``
+    execution: Execution = "close"
+
+    def __post_init__(self) -> None:
+        if self.execution not in EXECUTIONS:
+            raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, "
+                             f"got {self.execution!r}")
+        if self.execution == "next_open" and (self.open is None
+                                              or self.open.shape != self.close.shape):
+            raise ValueError("execution next_open needs the bars' open prices, one per close")
+
+    @property
+    def fill_price(self) -> np.ndarray:
+        """The price every order of this market fills at, per bar."""
+        return self.open if self.execution == "next_open" else self.close  # type: ignore
 
 
-def signals_from_targets(targets: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(entries, exits, short_entries, short_exits, n_changes), each ``(n_bars, n_sets)``."""
+def signals_from_targets(targets: np.ndarray, lag: int = 0) -> tuple[np.ndarray, ...]:
+    """(entries, exits, short_entries, short_exits, n_changes), each ``(n_bars, n_sets)``.
+
+    A target change decided on bar t is a signal on bar ``t + lag``; changes whose bar falls
+    past the end are not signalled (nor counted)."""
     t = targets.T  # (n_bars, n_sets)
-    chg = np.empty(t.shape, dtype=bool)
-    chg[0] = t[0] != 0
-    np.not_equal(t[1:], t[:-1], out=chg[1:])
-    entries = chg & (t == 1)
-    short_entries = chg & (t == -1)
-    exits = chg & (t == 0)
+    n = t.shape[0]
+    chg = np.zeros(t.shape, dtype=bool)
+    side = np.zeros(t.shape, dtype=np.int8)  # the target decided ``lag`` bars before
+    if n > lag:
+        chg[lag] = t[0] != 0
+        np.not_equal(t[1:n - lag], t[:n - 1 - lag], out=chg[lag + 1:])
+        side[lag:] = t[:n - lag]
+    entries = chg & (side == 1)
+    short_entries = chg & (side == -1)
+    exits = chg & (side == 0)
     return entries, exits, short_entries, exits, int(chg.sum())
 
 
-def simulate(targets: np.ndarray, close: np.ndarray, costs: Costs, freq: str = "1min"):
-    """vectorbt portfolio of target positions ``(n_sets, n_bars)`` int8; returns it."""
-    entries, exits, short_entries, short_exits, n_changes = signals_from_targets(targets)
+def simulate(targets: np.ndarray, close: np.ndarray, costs: Costs, freq: str = "1min",
+             open_: np.ndarray | None = None, execution: Execution = "close"):
+    """vectorbt portfolio of target positions ``(n_sets, n_bars)`` int8; returns it.
+
+    ``execution="next_open"`` fills each change at the next bar's open (``open_`` required);
+    ``"close"`` at the deciding bar's close (see the module docstring)."""
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
+    if execution == "next_open" and open_ is None:
+        raise ValueError("execution next_open needs the bars' open prices")
+    entries, exits, short_entries, short_exits, n_changes = signals_from_targets(
+        targets, LAG[execution])
+    price = None if execution == "close" else np.asarray(open_, dtype=np.float64)[:, None]
     return vbt.Portfolio.from_signals(
         close[:, None], entries=entries, exits=exits, short_entries=short_entries,
-        short_exits=short_exits, fees=costs.taker_fee, slippage=costs.slippage,
+        short_exits=short_exits, price=price, fees=costs.taker_fee, slippage=costs.slippage,
         init_cash=costs.init_cash, freq=freq, upon_opposite_entry="reverse",
         max_orders=max(n_changes, 1), max_logs=0)
 
@@ -66,7 +115,7 @@ def chunk_metrics(targets: np.ndarray, market: Market, costs: Costs,
                   freq: str = "1min") -> tuple[np.ndarray, np.ndarray, int]:
     """Simulate one chunk; returns (metrics (n_sets, n_metrics), period returns
     (n_periods, n_sets), number of orders)."""
-    pf = simulate(targets, market.close, costs, freq)
+    pf = simulate(targets, market.close, costs, freq, market.open, market.execution)
     rec = pf.order_records
     order = np.lexsort((rec["idx"], rec["col"]))
     rec = rec[order]
