@@ -81,7 +81,8 @@ def lookahead(module, bars: pd.DataFrame, P: np.ndarray,
             neq = np.flatnonzero((mine[:k] != theirs[:k]).any(axis=1))
             at = mine[neq[0]] if neq.size else (mine[k] if len(mine) > k else theirs[k])
             bad_fills.append({"cut": cut, "first_fill_bar": int(at[2])})
-    return {"ok": not bad and not bad_fills, "execution": execution, "fill_lag_bars": LAG[execution],
+    return {"ok": not bad and not bad_fills, "execution": execution,
+            "fill_lag_bars": LAG[execution],
             "same_bar_fill": LAG[execution] == 0, "cuts": [max(2, int(n * f)) for f in CUTS],
             "sets": len(P), "fills_checked": checked, "violations": bad,
             "fill_violations": bad_fills}
@@ -98,7 +99,8 @@ def warmup(module: StrategyModule, cat: Catalog, cfg, symbol: str, bars: pd.Data
     step = interval_ns(cfg.interval)
     start = int(bars["ts"].iloc[0])
     try:
-        longer = cat.bars(cfg.exchange, symbol, cfg.interval, start - w * step, cfg.end)
+        longer = cat.bars(cfg.exchange, symbol, cfg.interval, start - w * step, cfg.end,
+                          complete_only=True)
     except Exception:  # noqa: BLE001 - no earlier data: nothing to compare
         longer = bars
     extra = int((longer["ts"] < start).sum())

@@ -181,7 +181,7 @@ class SweepResult:
 
 def load_market(cat: Catalog, cfg: SweepConfig, symbol: str) -> tuple[pd.DataFrame, Market]:
     """Bars (and settled funding for perpetuals) of a sweep's symbol and range."""
-    bars = cat.bars(cfg.exchange, symbol, cfg.interval, cfg.start, cfg.end)
+    bars = cat.bars(cfg.exchange, symbol, cfg.interval, cfg.start, cfg.end, complete_only=True)
     if len(bars) < 2:
         raise StoreError(f"{cfg.exchange} {symbol}: no {cfg.interval} bars between {cfg.start} "
                          f"and {cfg.end}")
