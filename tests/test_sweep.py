@@ -15,7 +15,13 @@ from tradelab.backtest.vector.config import load_sweep_config, parse_sweep_confi
 from tradelab.backtest.vector.engine import market_arrays, run_sweep, sweep_bars
 from tradelab.backtest.vector.metrics_nb import METRICS
 from tradelab.backtest.vector.runs import RunStore
-from tradelab.backtest.vector.simulate import Costs, Market, chunk_metrics, simulate
+from tradelab.backtest.vector.simulate import (
+    Costs,
+    Market,
+    chunk_metrics,
+    order_records,
+    simulate,
+)
 from tradelab.backtest.vector.walkforward import walk_forward_run
 from tradelab.store import StoreError
 from tradelab.synth import SynthConfig, generate_market, write_store
@@ -158,6 +164,8 @@ def test_kernel_equals_vectorbt_on_synthetic_data(synth_store, execution):
     pf = simulate(targets, bars["close"].to_numpy(), costs, "60s", bars["open"].to_numpy(),
                   execution)
     assert n == len(pf.order_records) > 100
+    # the sweep's direct call of vectorbt's simulator gives Portfolio.from_signals' records
+    assert np.array_equal(order_records(targets, market, costs), pf.order_records)
     np.testing.assert_allclose(met[:, M["final_equity"]], pf.final_value().to_numpy(), rtol=1e-12)
     np.testing.assert_array_equal(met[:, M["n_trades"]], pf.trades.count().to_numpy())
     np.testing.assert_allclose(met[:, M["fees_paid"]] * costs.init_cash,
@@ -188,6 +196,7 @@ def test_kernel_equals_vectorbt_on_real_data(ohlcv_store, execution):
     met, prets, _ = chunk_metrics(targets, market, costs)
     pf = simulate(targets, bars["close"].to_numpy(), costs, "1min", bars["open"].to_numpy(),
                   execution)
+    assert np.array_equal(order_records(targets, market, costs), pf.order_records)
     np.testing.assert_allclose(met[:, M["final_equity"]], pf.final_value().to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(met[:, M["max_drawdown"]], -pf.max_drawdown().to_numpy(),
                                rtol=1e-12)
