@@ -4,7 +4,8 @@
 processes (from a fork server, one numba thread each) compute each chunk's targets with the
 strategy's own grid kernel, simulate them with vectorbt and reduce them to metrics and per-period
 returns. Only those small results travel back, so peak memory is set by ``chunk_size`` and
-``workers``, not by the grid. Small sweeps run in-process (``POOL_MIN_CELLS``). As with any
+``workers``, not by the grid. Small sweeps run in-process (``POOL_MIN_CELLS``); larger ones
+start the pool lazily and work in-process until it answers (:func:`_run_pooled`). As with any
 process pool, a script that runs a sweep needs the ``if __name__ == "__main__":`` guard.
 
 ``run_sweep`` wraps it for a :class:`SweepConfig`: loads bars (and settled funding for
@@ -17,9 +18,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,11 +153,78 @@ def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, m
         for c in chunks:
             take(_run_chunk(c))
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_context(),
-                                 initializer=_init_worker, initargs=(*init, 1)) as pool:
-            for res in pool.map(_run_chunk, chunks):
-                take(res)
+        _run_pooled(chunks, init, min(workers, len(chunks)), take)
     return GridResult(params, metrics, prets, n_orders, time.perf_counter() - t0, chunk_seconds)
+
+
+def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: tuple, workers: int,
+                take: Callable) -> None:
+    """Chunks on a pool of ``workers`` processes, started lazily.
+
+    Starting the pool takes seconds (the fork server imports vectorbt before the workers can
+    fork from it), so a feeder thread starts it and keeps two chunks in flight per worker while
+    this thread works through chunks itself, from the other end of the queue, until the pool
+    returns its first result; from then on it only collects. The simulator and metrics kernels
+    release the GIL, so the feeder is not held up. Each worker receives the market arrays once,
+    in its initializer.
+    """
+    pending = deque(chunks)
+    lock = threading.Lock()
+    results: queue.Queue = queue.Queue()
+
+    def pop(front: bool) -> tuple[int, np.ndarray] | None:
+        with lock:
+            if not pending:
+                return None
+            return pending.popleft() if front else pending.pop()
+
+    def feeder() -> None:
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
+                                     initializer=_init_worker, initargs=(*init, 1)) as pool:
+                running = set()
+                for _ in range(2 * workers):
+                    c = pop(True)
+                    if c is not None:
+                        running.add(pool.submit(_run_chunk, c))
+                while running:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        results.put(f.result())
+                        c = pop(True)
+                        if c is not None:
+                            running.add(pool.submit(_run_chunk, c))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            results.put(exc)
+        results.put(None)
+
+    thread = threading.Thread(target=feeder, name="sweep-pool-feeder", daemon=True)
+    thread.start()
+    pool_ready = local_ready = False
+    try:
+        while True:
+            try:
+                item = results.get_nowait() if not pool_ready else results.get()
+            except queue.Empty:
+                c = pop(False)
+                if c is None:
+                    item = results.get()
+                else:
+                    if not local_ready:
+                        _init_worker(*init, threads=os.cpu_count() or 1)
+                        local_ready = True
+                    take(_run_chunk(c))
+                    continue
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            take(item)
+            pool_ready = True
+    finally:
+        with lock:
+            pending.clear()  # on an error: let the feeder finish what is running, and stop
+        thread.join()
 
 
 # -- a configured sweep on the store --------------------------------------------------------

@@ -3,7 +3,8 @@
 vectorbt compiles ``simulate_from_signals_nb`` without ``cache=True``: every process that
 simulates pays its compilation again (about 10 s, more on a busy machine), and in a sweep every
 worker process did. Here a cached kernel calls it (numba links the callee's code into the
-caller's cached library), so a process after the first loads it in a fraction of a second.
+caller's cached library), so a process after the first loads it in a fraction of a second. The
+kernel releases the GIL while it runs (the sweep's pool feeder thread runs meanwhile).
 
 The cache is cleared when vectorbt's portfolio sources change (a vectorbt upgrade), the way
 :mod:`tradelab.features.numba_cache` keeps the strategy kernels honest.
@@ -36,7 +37,7 @@ PARAMS = (
 """The simulator's parameters, in order (checked against vectorbt's at first use)."""
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def simulate_from_signals_nb(*args):  # type: ignore[no-untyped-def]
     """``vectorbt.portfolio.nb.simulate_from_signals_nb(*args)``: (order records, logs)."""
     return _simulate_from_signals_nb(*args)
