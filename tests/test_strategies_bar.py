@@ -238,6 +238,22 @@ def carry_data(ohlcv_store):
     return features.carry_inputs(spot, perp, fund), fund
 
 
+def carry_parity(data, n_stream: int, cuts):
+    """grid == run == the streaming step (first ``n_stream`` bars), and runs on data cut after
+    each of ``cuts`` agree with the full run, for a small carry grid; returns (grid, targets)."""
+    m = funding_carry
+    grid = m.Params.grid(horizon=[21, 90], spot_fee=[0.0, 0.001], perp_fee=[0.0, 0.0005])
+    g = m.grid(data, grid)
+    cols = [data[c].to_numpy(dtype=np.float64)[:n_stream] for c in m.INPUTS]
+    for j, p in enumerate(grid):
+        full = m.run(data, p)
+        assert np.array_equal(g[j], full)
+        assert np.array_equal(stream(m, p, cols), full[:n_stream])
+        for t in cuts:
+            assert np.array_equal(m.run(data.iloc[: t + 1], p), full[: t + 1])
+    return grid, g
+
+
 @pytest.mark.data
 def test_funding_carry_on_real_data(carry_data):
     data, fund = carry_data
@@ -247,16 +263,7 @@ def test_funding_carry_on_real_data(carry_data):
     assert len(placed) == len(fund) > 70
     assert (fund["ts"].to_numpy() // 60_000_000_000 * 60_000_000_000
             == placed.index.as_unit("ns").asi8).all()
-    m = funding_carry
-    grid = m.Params.grid(horizon=[21, 90], spot_fee=[0.0, 0.001], perp_fee=[0.0, 0.0005])
-    g = m.grid(data, grid)
-    cols = [data[c].to_numpy(dtype=np.float64) for c in m.INPUTS]
-    for j, p in enumerate(grid):
-        full = m.run(data, p)
-        assert np.array_equal(g[j], full)
-        assert np.array_equal(stream(m, p, [c[:20_000] for c in cols]), full[:20_000])
-        for t in (500, 20_000, 35_000):
-            assert np.array_equal(m.run(data.iloc[: t + 1], p), full[: t + 1])
+    grid, g = carry_parity(data, n_stream=20_000, cuts=(500, 20_000, 35_000))
     on = dict(zip(map(tuple, grid[:, 1:4]), g.mean(axis=1)))
     # ETH funding was positive through the period: without fees the carry is on all along ...
     assert on[(21, 0.0, 0.0)] > 0.99 and on[(90, 0.0, 0.0)] > 0.99
@@ -309,14 +316,5 @@ def test_funding_carry_streaming_equals_vectorized_equals_grid_on_synthetic_data
     fund = synth_market.funding["BTC-USDT-PERP"]
     data = features.carry_inputs(spot, perp, fund)
     assert len(data) == len(spot) and data["funding_rate"].notna().sum() == len(fund) == 63
-    m = funding_carry
-    grid = m.Params.grid(horizon=[21, 90], spot_fee=[0.0, 0.001], perp_fee=[0.0, 0.0005])
-    g = m.grid(data, grid)
-    cols = [data[c].to_numpy(dtype=np.float64) for c in m.INPUTS]
-    for j, p in enumerate(grid):
-        full = m.run(data, p)
-        assert np.array_equal(g[j], full)
-        assert np.array_equal(stream(m, p, cols), full)
-        for t in (500, 10_000, 25_000):
-            assert np.array_equal(m.run(data.iloc[: t + 1], p), full[: t + 1])
+    _, g = carry_parity(data, n_stream=len(data), cuts=(500, 10_000, 25_000))
     assert 0.3 < g.mean() < 0.95, "the carry is on part of the time, not never or always"

@@ -32,7 +32,14 @@ import pandas as pd
 from tradelab import strategies
 from tradelab.backtest.vector.config import SweepConfig
 from tradelab.backtest.vector.metrics_nb import METRICS
-from tradelab.backtest.vector.simulate import Costs, Execution, Market, chunk_metrics
+from tradelab.backtest.vector.simulate import (
+    Costs,
+    Execution,
+    Market,
+    chunk_metrics,
+    set_simulator_args,
+    simulator_args,
+)
 from tradelab.store.catalog import Catalog
 from tradelab.store.errors import StoreError
 from tradelab.store.timeutil import interval_ns
@@ -80,15 +87,17 @@ def _context():
     strategies once: forking the caller itself is unsafe after it has used numba's OpenMP
     threads ("fork() called from a process already using GNU OpenMP") or DuckDB's."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["tradelab.backtest.vector.engine"])
+    ctx.set_forkserver_preload(["tradelab.backtest.vector.engine",
+                                "tradelab.backtest.vector.pool_warm"])
     return ctx
 
 
 def _init_worker(module_name: str, inputs: dict, market: Market, costs: Costs, freq: str,
-                 threads: int) -> None:
+                 sim_args: dict, threads: int) -> None:
     import numba
 
     numba.set_num_threads(max(1, threads))
+    set_simulator_args(costs, market.execution, sim_args)  # no vectorbt import in workers
     _WORKER.update(module=strategies.get(module_name), inputs=inputs, market=market,
                    costs=costs, freq=freq)
 
@@ -135,7 +144,7 @@ def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, m
     chunk_seconds = []
     freq = f"{interval_ns(interval) // 10**9}s"
     t0 = time.perf_counter()
-    init = (module.NAME, inputs, market, costs, freq)
+    init = (module.NAME, inputs, market, costs, freq, simulator_args(costs, market.execution))
 
     def take(res) -> None:
         nonlocal n_orders

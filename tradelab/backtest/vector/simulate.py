@@ -21,12 +21,10 @@ statistics, which dominate its time and memory on wide grids.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import vectorbt as vbt
 
 from tradelab.backtest.vector.metrics_nb import sweep_metrics_nb
 
@@ -112,6 +110,8 @@ def simulate(targets: np.ndarray, close: np.ndarray, costs: Costs, freq: str = "
     entries, exits, short_entries, short_exits, n_changes = signals_from_targets(
         targets, LAG[execution])
     price = None if execution == "close" else np.asarray(open_, dtype=np.float64)[:, None]
+    import vectorbt as vbt  # imported when used: workers of a sweep never need it
+
     return vbt.Portfolio.from_signals(
         close[:, None], entries=entries, exits=exits, short_entries=short_entries,
         short_exits=short_exits, price=price, max_orders=max(n_changes, 1),
@@ -130,11 +130,28 @@ def simulate(targets: np.ndarray, close: np.ndarray, costs: Costs, freq: str = "
 # ``tests/test_sweep.py`` holds the order records to those of ``Portfolio.from_signals``.
 
 
-@functools.lru_cache(maxsize=16)
-def _simulator_args(taker_fee: float, slippage: float, init_cash: float,
-                    execution: Execution) -> dict:
+_SIM_ARGS: dict[tuple, dict] = {}
+
+
+def simulator_args(costs: Costs, execution: Execution) -> dict:
     """Every argument of vectorbt's from-signals simulator, by name, as ``from_signals`` gives
-    them (captured from a three-bar call that is not simulated)."""
+    them for these costs and execution (captured once per process from a three-bar call that
+    is not simulated; a sweep's workers are handed the main process's, see
+    :func:`set_simulator_args`)."""
+    key = (costs, execution)
+    if key not in _SIM_ARGS:
+        _SIM_ARGS[key] = _capture_simulator_args(costs.taker_fee, costs.slippage,
+                                                 costs.init_cash, execution)
+    return _SIM_ARGS[key]
+
+
+def set_simulator_args(costs: Costs, execution: Execution, args: dict) -> None:
+    """Use ``args`` (from :func:`simulator_args` in another process) for these costs."""
+    _SIM_ARGS[(costs, execution)] = args
+
+
+def _capture_simulator_args(taker_fee: float, slippage: float, init_cash: float,
+                            execution: Execution) -> dict:
     import inspect
 
     from vectorbt.portfolio import dispatch
@@ -174,8 +191,7 @@ def order_records(targets: np.ndarray, market: Market, costs: Costs) -> np.ndarr
     ``simulate(...).order_records`` (see the note above), ordered by set then bar."""
     from tradelab.backtest.vector.vbt_nb import PARAMS, simulate_from_signals_nb
 
-    kw = dict(_simulator_args(costs.taker_fee, costs.slippage, costs.init_cash,
-                              market.execution))
+    kw = dict(simulator_args(costs, market.execution))
     entries, exits, short_entries, short_exits, n_changes = signals_from_targets(
         targets, LAG[market.execution])
     n_sets = entries.shape[1]

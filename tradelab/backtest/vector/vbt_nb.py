@@ -34,7 +34,7 @@ PARAMS = (
     "auto_call_seq", "ffill_val_price", "update_value", "max_orders", "max_logs",
     "init_temp_records", "flex_2d",
 )
-"""The simulator's parameters, in order (checked against vectorbt's at first use)."""
+"""The simulator's parameters, in order (the sweep checks them against vectorbt's)."""
 
 
 @njit(cache=True, nogil=True)
