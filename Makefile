@@ -66,3 +66,5 @@ bench: $(STAMP)
 	$(PY) benchmarks/signals.py
 	$(PY) benchmarks/collector.py
 	$(PY) benchmarks/sweep.py
+	$(PY) benchmarks/synth_zi.py
+	$(PY) benchmarks/validate_pbo.py

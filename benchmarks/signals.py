@@ -99,7 +99,7 @@ def load(data: Path, tmp: Path):
     spot = cat.bars("BINANCE", "ETH-USDT", "1m", "2025-05-20", "2025-06-16")
     perp = cat.bars("BINANCE_FUTURES", "ETH-USDT-PERP", "1m", "2025-05-20", "2025-06-16")
     fund = cat.funding("BINANCE_FUTURES", "ETH-USDT-PERP", "2025-05-20", "2025-06-16")
-    carry = strategies.get("funding_carry").inputs(spot, perp, fund)
+    carry = features.carry_inputs(spot, perp, fund)
     frame = features.book_frame_from_events(cat.events("BINANCE_FUTURES", "BTC-USDT-PERP"), 10)
     cat.close()
     return bars, carry, frame

@@ -126,9 +126,13 @@ def test_bars_prefer_stored_then_finer_then_trades(store):
     ]
     # 7s is not a multiple of 1m: aggregated from trades instead
     assert cat.bars("BINANCE", "BTC-USDT", "7s").attrs["source"] == "trades"
-    # a stored interval is used as is
+    # a stored interval is used as is where it covers the range as well as a finer one (on a
+    # tie the coarser candles win) ...
     write(store, "ohlcv", ohlcv_rows([start], "2m", [9.0], [9.0], [9.0], [9.0], [9.0]))
-    assert cat.bars("BINANCE", "BTC-USDT", "2m").open.tolist() == [9.0]
+    assert cat.bars("BINANCE", "BTC-USDT", "2m", end=start + 2 * minute).open.tolist() == [9.0]
+    # ... but not where it covers less: the one 2m candle spans 2 minutes, the 1m candles 4
+    wider = cat.bars("BINANCE", "BTC-USDT", "2m")
+    assert wider.attrs["source"] == "ohlcv:1m" and wider.open.tolist() == [1.0, 2.0, 4.0]
     # time range [start, end)
     assert len(cat.bars("BINANCE", "BTC-USDT", "1m", start=ts[1], end=ts[3])) == 2
 
@@ -433,3 +437,92 @@ def test_top_of_book_kernel_matches_naive_book(seed, chunk):
     got = np.concatenate(parts)
     want = naive_tops(ts, side, price, qty, flags)
     np.testing.assert_array_equal(got, want)
+
+
+# -- bars: which source, and whether each bucket is complete -----------------------------------
+
+
+def test_bars_choose_the_source_that_covers_the_range_and_mark_partial_buckets(store):
+    minute = 60 * S
+    t10 = 1_700_042_400 * S  # 2023-11-15 10:00:00 UTC, on the 5m grid
+    # 1m candles 10:00 .. 10:07 (closes 1..8), one stored 5m candle at 10:00 (close 50)
+    ts = [t10 + i * minute for i in range(8)]
+    c = [float(i + 1) for i in range(8)]
+    write(store, "ohlcv", ohlcv_rows(ts, "1m", c, c, c, c, [1.0] * 8))
+    write(store, "ohlcv", ohlcv_rows([t10], "5m", [1.0], [50.0], [1.0], [50.0], [5.0]))
+    cat = Catalog(store)
+    # the 5m candles cover 10:00-10:05, the 1m candles 10:00-10:08: 5m bars come from 1m
+    b = cat.bars("BINANCE", "BTC-USDT", "5m")
+    assert b.attrs["source"] == "ohlcv:1m"
+    assert b["ts"].tolist() == [t10, t10 + 5 * minute]
+    assert b["close"].tolist() == [5.0, 8.0]
+    # 10:05 holds 10:05, 10:06, 10:07 only: the bucket runs to 10:10
+    assert b["complete"].tolist() == [True, False]
+    full = cat.bars("BINANCE", "BTC-USDT", "5m", complete_only=True)
+    assert full["ts"].tolist() == [t10] and full["complete"].all()
+    # a start inside a bucket cuts it: 10:02 .. 10:04 is not the 10:00 bucket
+    cut = cat.bars("BINANCE", "BTC-USDT", "5m", start=t10 + 2 * minute)
+    assert cut["open"].tolist() == [3.0, 6.0] and cut["complete"].tolist() == [False, False]
+    # where both cover the range alike, the coarser stored candle is used as is
+    same = cat.bars("BINANCE", "BTC-USDT", "5m", end=t10 + 5 * minute)
+    assert same.attrs["source"] == "ohlcv:5m" and same["close"].tolist() == [50.0]
+    assert same["complete"].tolist() == [True]
+    # fill: a missing candle inside the range is missing data, not a quiet bucket
+    write(store, "ohlcv", ohlcv_rows([t10 + 15 * minute], "1m", [9.0], [9.0], [9.0], [9.0],
+                                     [1.0]))
+    filled = cat.bars("BINANCE", "BTC-USDT", "5m", fill=True)
+    assert filled["ts"].tolist() == [t10 + i * 5 * minute for i in range(4)]
+    assert filled["complete"].tolist() == [True, False, False, False]
+
+
+def test_bars_from_trades_are_complete_inside_the_span_the_trades_cover(store):
+    # trades at 0.2 s, 1.5 s, 2.7 s and 3.1 s: the recording starts after second 0 began and
+    # ends before second 3 is over
+    write(store, "trades", {
+        "ts": [T0 + 200_000_000, T0 + 1_500_000_000, T0 + 2_700_000_000, T0 + 3_100_000_000],
+        "price": [1.0, 2.0, 3.0, 4.0], "qty": [1.0] * 4, "side": ["buy"] * 4,
+        "trade_id": list("abcd")})
+    cat = Catalog(store)
+    b = cat.bars("BINANCE", "BTC-USDT", "1s")
+    assert b.attrs["source"] == "trades"
+    assert b["complete"].tolist() == [False, True, True, False]
+    assert cat.bars("BINANCE", "BTC-USDT", "1s", complete_only=True)["close"].tolist() == [
+        2.0, 3.0]
+    # inside the recording, a range's edges are covered: trades exist before and after it
+    inner = cat.bars("BINANCE", "BTC-USDT", "1s", start=T0 + S, end=T0 + 3 * S)
+    assert inner["complete"].tolist() == [True, True]
+    # trade_bars marks them the same way
+    q = cat.trade_bars("BINANCE", "BTC-USDT", "1s")
+    assert q["complete"].tolist() == [False, True, True, False]
+    # a quiet second inside the covered span, inserted by fill, is complete (nothing traded)
+    write(store, "trades", {"ts": [T0 + 5 * S + 1], "price": [5.0], "qty": [1.0],
+                            "side": ["buy"], "trade_id": ["e"]})
+    f = cat.bars("BINANCE", "BTC-USDT", "1s", start=T0 + S, end=T0 + 5 * S, fill=True)
+    assert f["ts"].tolist() == [T0 + S, T0 + 2 * S, T0 + 3 * S]  # 4 s is empty: after the last
+    g = cat.bars("BINANCE", "BTC-USDT", "1s", start=T0 + S, end=T0 + 6 * S, fill=True)
+    assert g["volume"].tolist() == [1.0, 1.0, 1.0, 0.0, 1.0]
+    assert g["complete"].tolist() == [True, True, True, True, False]
+
+
+@pytest.mark.data
+def test_real_hourly_bars_end_with_a_marked_partial_hour(ohlcv_store):
+    # BTC/USDT spot: 1m candles run to 18:27 on 2025-08-18, 5m candles to 18:20 (last candle
+    # 18:20-18:25), so the 1m ones cover more of the day and the 18:00 hour is partial
+    cat = Catalog(ohlcv_store[0])
+    h = cat.bars("BINANCE", "BTC-USDT", "1h", "2025-08-18", "2025-08-19")
+    assert h.attrs["source"] == "ohlcv:1m"
+    assert len(h) == 19 and str(h.index[-1]) == "2025-08-18 18:00:00+00:00"
+    assert h["close"].iloc[-1] == 116400.0  # the 18:27 candle's close (the README's last close)
+    assert h["complete"].tolist() == [True] * 18 + [False]
+    done = cat.bars("BINANCE", "BTC-USDT", "1h", "2025-08-18", "2025-08-19", complete_only=True)
+    assert str(done.index[-1]) == "2025-08-18 17:00:00+00:00" and len(done) == 18
+    # up to 18:00 both cover the range: the coarser 5m candles serve, and agree with the 1m
+    five = cat.bars("BINANCE", "BTC-USDT", "1h", "2025-08-18", "2025-08-18 18:00")
+    assert five.attrs["source"] == "ohlcv:5m" and five["complete"].all()
+    pd.testing.assert_frame_equal(five[["open", "high", "low", "close"]],
+                                  h[["open", "high", "low", "close"]].iloc[:18])
+    # the first 3 months hold 130,708 complete 1m candles; the 2017-2024 1h file does not
+    # reach into them
+    m = cat.bars("BINANCE", "BTC-USDT", "1m", "2025-05-20", "2025-08-19", complete_only=True)
+    assert len(m) == 130_708 and m.attrs["source"] == "ohlcv:1m"
+    cat.close()

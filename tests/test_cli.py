@@ -76,6 +76,7 @@ def test_import_exit_codes_and_json(tmp_path):
 def test_bad_arguments_exit_2(tmp_path):
     res = tradelab("import", "binance-ws", tmp_path / "x.gz", "--market", "coinm", "--store",
                    tmp_path)
-    assert res.returncode in (1, 2) and "unknown market 'coinm'" in res.stderr
+    assert res.returncode == 2 and "unknown market 'coinm'" in res.stderr
+    assert not (tmp_path / "_imports").exists() and not any(tmp_path.iterdir())
     res = tradelab("import", "binance-ws", tmp_path / "missing.gz", "--store", tmp_path)
     assert res.returncode == 1 and "no such file" in res.stderr

@@ -19,7 +19,7 @@ from tradelab.backtest.event import sim_nb as sn
 from tradelab.backtest.event.config import EventBacktestConfig
 from tradelab.backtest.event.replay import Latency, Replay
 from tradelab.backtest.event.run import run_backtest, run_grid
-from tradelab.backtest.vector.runs import RunStore
+from tradelab.backtest.runs import RunStore
 from tradelab.errors import StoreError
 from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L

@@ -91,17 +91,18 @@ def test_store_equals_feather_row_for_row(
 @pytest.mark.data
 def test_bars_from_the_store_equal_the_source_and_its_resampling(ohlcv_store, test_data):
     """bars('1m') returns the stored candles; bars('4h') equals a pandas resample of the 5m
-    candles it is built from (the coarsest stored interval dividing 4h)."""
+    candles it is built from (the coarsest stored interval dividing 4h, where the 5m candles
+    cover the range as well as the 1m ones: up to 2025-08-18 16:00)."""
     cat = Catalog(ohlcv_store[0])
     folder = test_data / "ohlcv/binance_spot_2025q2q3"
     src = feather.read_table(folder / "BTC_USDT-1m.feather").to_pandas().set_index("date")
     one = cat.bars("BINANCE", "BTC-USDT", "1m", start="2025-05-20", end="2025-08-19")
     assert len(one) == 130_708
     np.testing.assert_array_equal(one["close"].to_numpy(), src["close"].to_numpy())
-    hour = cat.bars("BINANCE", "BTC-USDT", "4h", start="2025-05-20", end="2025-08-19")
+    hour = cat.bars("BINANCE", "BTC-USDT", "4h", start="2025-05-20", end="2025-08-18 16:00")
     src5 = feather.read_table(folder / "BTC_USDT-5m.feather").to_pandas().set_index("date")
     ref = (
-        src5.resample("4h")
+        src5[src5.index < "2025-08-18 16:00"].resample("4h")
         .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
         .dropna()
     )
@@ -110,6 +111,14 @@ def test_bars_from_the_store_equal_the_source_and_its_resampling(ohlcv_store, te
     for col in ("open", "high", "low", "close"):
         np.testing.assert_array_equal(hour[col].to_numpy(), ref[col].to_numpy())
     np.testing.assert_allclose(hour["volume"].to_numpy(), ref["volume"].to_numpy(), rtol=1e-12)
+    assert hour["complete"].all()
+    # to the end of the data the 1m candles (to 18:27) cover more than the 5m ones (to 18:25):
+    # they are used, and the last 4h bucket, 16:00-20:00, is marked partial
+    whole = cat.bars("BINANCE", "BTC-USDT", "4h", start="2025-05-20", end="2025-08-19")
+    assert whole.attrs["source"] == "ohlcv:1m" and len(whole) == len(hour) + 1
+    assert whole["complete"].tolist() == [True] * len(hour) + [False]
+    for col in ("open", "high", "low", "close"):
+        np.testing.assert_array_equal(whole[col].to_numpy()[:-1], ref[col].to_numpy())
 
 
 @pytest.mark.data

@@ -44,9 +44,25 @@ PARTS = (
 
 _GROUND = {"errors", "core"}
 _BELOW_TOP = {
-    "errors", "core", "yamlconfig", "net", "store", "features", "matching", "adapters",
-    "collect", "venue", "synth", "strategies", "backtest", "backtest.vector", "backtest.event",
-    "validate", "compute", "report", "live",
+    "errors",
+    "core",
+    "yamlconfig",
+    "net",
+    "store",
+    "features",
+    "matching",
+    "adapters",
+    "collect",
+    "venue",
+    "synth",
+    "strategies",
+    "backtest",
+    "backtest.vector",
+    "backtest.event",
+    "validate",
+    "compute",
+    "report",
+    "live",
 }
 
 # part -> the other parts it may import (DESIGN.md, "Dependencies point one way").
@@ -67,24 +83,42 @@ ALLOWED: dict[str, set[str]] = {
     "venue": _GROUND | {"store", "adapters", "net", "yamlconfig", "synth", "matching"},
     "synth": _GROUND | {"store", "adapters"},
     # research
-    "backtest": set(),
-    "backtest.vector": _GROUND | {"strategies", "features", "matching", "store", "validate",
-                                  "compute", "yamlconfig"},
-    "backtest.event": _GROUND | {"strategies", "features", "matching", "store", "validate",
-                                 "compute", "yamlconfig"},
+    # what both backtesters share: the run store, the trial registry, the sweep metrics
+    "backtest": _GROUND | {"strategies", "validate", "store"},
+    "backtest.vector": _GROUND
+    | {
+        "backtest",
+        "strategies",
+        "features",
+        "matching",
+        "store",
+        "validate",
+        "compute",
+        "yamlconfig",
+    },
+    "backtest.event": _GROUND
+    | {
+        "backtest",
+        "strategies",
+        "features",
+        "matching",
+        "store",
+        "validate",
+        "compute",
+        "yamlconfig",
+    },
     "validate": _GROUND,  # and only numpy / scipy outside the standard library
     "compute": _GROUND,  # knows nothing of what it runs
-    "report": _GROUND | {"store", "strategies", "backtest", "backtest.vector", "backtest.event",
-                         "validate"},
+    "report": _GROUND
+    | {"store", "strategies", "backtest", "backtest.vector", "backtest.event", "validate"},
     # live: never the venue (only over the network, through cryptofeed / ccxt)
-    "live": _GROUND | {"strategies", "features", "matching", "adapters", "store", "net",
-                       "yamlconfig", "report"},
+    "live": _GROUND
+    | {"strategies", "features", "matching", "adapters", "store", "net", "yamlconfig", "report"},
     # the top: nothing below imports cli, demo or runners
     "tradelab": set(),
     "cli": _BELOW_TOP | {"demo"},
     "demo": _BELOW_TOP,
-    "runners": _GROUND | {"live", "strategies", "adapters", "store", "report", "yamlconfig",
-                          "net"},
+    "runners": _GROUND | {"live", "strategies", "adapters", "store", "report", "yamlconfig", "net"},
 }
 
 # Third-party packages a part may import (standard library always allowed); parts not listed
@@ -104,11 +138,7 @@ EXTERNAL_EXCEPTIONS: dict[tuple[str, str], str] = {
 
 # Edges that break the table today, each with the branch that removes it. Keyed by
 # (importing module, imported part): only that one edge is excused.
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # branch `strat` moves funding_carry's input shaping to features and drops this import;
-    # delete this entry when it is merged.
-    ("tradelab.strategies.funding_carry", "store"): "branch strat",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -150,8 +180,9 @@ def _known_modules(root: Path, packages: tuple[str, ...]) -> set[str]:
     return out
 
 
-def import_edges(root: Path, packages: tuple[str, ...] = ("tradelab", "runners")
-                 ) -> tuple[list[Edge], list[tuple[str, str, int]]]:
+def import_edges(
+    root: Path, packages: tuple[str, ...] = ("tradelab", "runners")
+) -> tuple[list[Edge], list[tuple[str, str, int]]]:
     """Every import between modules of ``packages`` under ``root``, and every third-party
     import as ``(module, top-level name, line)``."""
     known = _known_modules(root, packages)
@@ -190,9 +221,12 @@ def import_edges(root: Path, packages: tuple[str, ...] = ("tradelab", "runners")
     return edges, external
 
 
-def violations(edges: list[Edge], external: list[tuple[str, str, int]] | None = None,
-               allowed: dict[str, set[str]] = ALLOWED,
-               exceptions: dict[tuple[str, str], str] | None = None) -> list[str]:
+def violations(
+    edges: list[Edge],
+    external: list[tuple[str, str, int]] | None = None,
+    allowed: dict[str, set[str]] = ALLOWED,
+    exceptions: dict[tuple[str, str], str] | None = None,
+) -> list[str]:
     """Edges against the table, one line each: ``module:line imports target (a -> b)``."""
     exceptions = KNOWN_EXCEPTIONS if exceptions is None else exceptions
     out = []
@@ -205,8 +239,10 @@ def violations(edges: list[Edge], external: list[tuple[str, str, int]] | None = 
     for module, top, line in external or []:
         ok = EXTERNAL_ALLOWED.get(part_of(module))
         if ok is not None and top not in ok and (module, top) not in EXTERNAL_EXCEPTIONS:
-            out.append(f"{module}:{line} imports {top} (third-party; {part_of(module)} may use "
-                       f"only {sorted(ok) or 'the standard library'})")
+            out.append(
+                f"{module}:{line} imports {top} (third-party; {part_of(module)} may use "
+                f"only {sorted(ok) or 'the standard library'})"
+            )
     return list(dict.fromkeys(out))  # one line per import statement, however many names
 
 
@@ -300,44 +336,49 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_a_forbidden_import_is_reported(tmp_path):
-    root = _tree(tmp_path, {
-        "tradelab/collect/importer.py": "def f():\n    from tradelab.venue.book import X\n",
-        "tradelab/venue/book.py": "from ..adapters.binance import depth_sync\nX = 1\n",
-        "tradelab/adapters/binance/depth_sync.py": "",
-        "tradelab/strategies/carry.py": "from tradelab import store\n",
-        "tradelab/store/__init__.py": "",
-        "tradelab/validate/stats.py": "import numpy\nimport pandas\nimport math\n",
-        "tradelab/live/runner.py": "import tradelab.venue.book\n",
-        "tradelab/features/x.py": "from tradelab.cli import main\n",
-        "tradelab/cli.py": "def main():\n    pass\n",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "tradelab/collect/importer.py": "def f():\n    from tradelab.venue.book import X\n",
+            "tradelab/venue/book.py": "from ..adapters.binance import depth_sync\nX = 1\n",
+            "tradelab/adapters/binance/depth_sync.py": "",
+            "tradelab/strategies/carry.py": "from tradelab import store\n",
+            "tradelab/store/__init__.py": "",
+            "tradelab/validate/stats.py": "import numpy\nimport pandas\nimport math\n",
+            "tradelab/live/runner.py": "import tradelab.venue.book\n",
+            "tradelab/features/x.py": "from tradelab.cli import main\n",
+            "tradelab/cli.py": "def main():\n    pass\n",
+        },
+    )
     edges, external = import_edges(root)
     bad = violations(edges, external, exceptions={})
     assert bad == [
-        "tradelab.collect.importer:2 imports tradelab.venue.book (collect -> venue is not "
-        "allowed)",
+        "tradelab.collect.importer:2 imports tradelab.venue.book (collect -> venue is not allowed)",
         "tradelab.features.x:1 imports tradelab.cli (features -> cli is not allowed)",
         "tradelab.live.runner:1 imports tradelab.venue.book (live -> venue is not allowed)",
-        "tradelab.strategies.carry:1 imports tradelab.store (strategies -> store is not "
-        "allowed)",
+        "tradelab.strategies.carry:1 imports tradelab.store (strategies -> store is not allowed)",
         "tradelab.validate.stats:2 imports pandas (third-party; validate may use only "
         "['numpy', 'scipy'])",
     ]
     # the relative import of the venue resolved to the adapter, which it may use
     assert Edge("tradelab.venue.book", "tradelab.adapters.binance.depth_sync", 1) in edges
     # a known exception excuses exactly its own edge
-    excused = violations(edges, external,
-                         exceptions={("tradelab.strategies.carry", "store"): "branch x"})
+    excused = violations(
+        edges, external, exceptions={("tradelab.strategies.carry", "store"): "branch x"}
+    )
     assert len(excused) == len(bad) - 1
 
 
 def test_a_cycle_between_parts_is_reported(tmp_path):
-    root = _tree(tmp_path, {
-        "tradelab/collect/a.py": "from tradelab.venue import b\n",
-        "tradelab/venue/b.py": "from tradelab.synth import c\n",
-        "tradelab/synth/c.py": "import tradelab.collect.a\n",
-        "tradelab/store/d.py": "from tradelab.core import e\n",
-        "tradelab/core/e.py": "",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "tradelab/collect/a.py": "from tradelab.venue import b\n",
+            "tradelab/venue/b.py": "from tradelab.synth import c\n",
+            "tradelab/synth/c.py": "import tradelab.collect.a\n",
+            "tradelab/store/d.py": "from tradelab.core import e\n",
+            "tradelab/core/e.py": "",
+        },
+    )
     edges, _ = import_edges(root)
     assert part_cycles(edges) == [["collect", "synth", "venue"]]

@@ -167,6 +167,28 @@ def test_funding_jitter_and_missed_settlements(report):
     assert any("off the hour by up to 2.0 s" in i for i in issues)  # 3 ms is normal, 2 s is not
 
 
-def test_report_is_json_serialisable(report):
-    doc = json.loads(json.dumps(report, default=str))
-    assert doc["summary"]["partitions"] == len(report["partitions"])
+def test_report_is_plain_json_with_the_planted_counts(report):
+    # no default= hook: a numpy scalar, a Timestamp or NaN left in the report fails here
+    doc = json.loads(json.dumps(report, allow_nan=False))
+    assert doc == report
+    # six partitions: trades, book, bbo, ohlcv, and funding on two days (2 + 1 settlements)
+    assert doc["summary"] == {
+        "partitions": 6,
+        "rows": {"bbo": 4, "book": 5, "funding": 3, "ohlcv": 5, "trades": 6},
+        "partitions_with_issues": 5,  # only the first funding day is clean
+        "rejected_lines": 0,
+    }
+    assert doc["imports"] == {"runs": [], "rejects": {}}
+    keys = [(p["table"], p["date"], p["symbol"], p["rows"], bool(p["issues"]))
+            for p in doc["partitions"]]
+    assert sorted(keys) == [
+        ("bbo", DATE, "BTC-USDT", 4, True),
+        ("book", DATE, "BTC-USDT", 5, True),
+        ("funding", DATE, "BTC-USDT-PERP", 2, False),
+        ("funding", "2024-01-02", "BTC-USDT-PERP", 1, True),
+        ("ohlcv", DATE, "BTC-USDT", 5, True),
+        ("trades", DATE, "BTC-USDT", 6, True),
+    ]
+    trades = part(doc, "trades")
+    assert (trades["exchange"], trades["files"]) == ("BINANCE", 1)
+    assert (trades["ts_min"], trades["ts_max"], trades["span_s"]) == (T0, T0 + 4 * S, 4.0)

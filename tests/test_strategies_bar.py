@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tests.features_helpers import real_bars
-from tradelab import strategies
+from tradelab import features, strategies
 from tradelab.store import Catalog
 from tradelab.strategies import (
     funding_carry,
@@ -18,6 +18,7 @@ from tradelab.strategies import (
     momentum,
     volatility_breakout,
 )
+from tradelab.synth import SynthConfig, generate_market
 
 NAN = np.nan
 BAR_STRATEGIES = [n for n in strategies.names() if strategies.get(n).KIND == "bar"]
@@ -143,7 +144,7 @@ def test_funding_inputs_put_each_rate_on_the_bar_that_closes_after_it():
         "ts": [(t0 + pd.Timedelta(s, "s")).value for s in (5, 62, 190, 330, 600)],
         "rate": [0.1, 0.2, 0.3, 0.4, 0.5],
     })
-    out = funding_carry.inputs(spot, perp, fund)
+    out = features.carry_inputs(spot, perp, fund)
     # 00:00:05 -> bar 00:00; 00:01:02 -> bar 00:01; 00:03:10 falls in a missing minute: the
     # next bar that closes after it is 00:05 (00:02 closes at 00:03, before it); 00:05:30 ->
     # 00:05, and wins over 0.3; 00:10 is after the last close: dropped
@@ -168,11 +169,32 @@ def stream(module, p, cols):
     return np.array([module.step(p, s, *row) for row in zip(*cols)], dtype=np.int8)
 
 
-@pytest.mark.data
+SOURCES = ["real", "synthetic"]
+
+
+@pytest.fixture(scope="module")
+def synth_market():
+    """Three weeks of a seeded synthetic BTC spot and perp (1m bars, funding): the parity
+    checks run on it whether or not the recordings are there."""
+    cfg = SynthConfig(seed=5, days=21, spot_symbols={"BTC-USDT": 60_000.0}, trades_per_s=0.3,
+                      intervals=("1m",))
+    return generate_market(cfg)
+
+
+def bars_from(request, source):
+    """3 months of real Binance 1m bars, or the synthetic three weeks."""
+    if source == "real":
+        return real_bars(request.getfixturevalue("ohlcv_store")[0])
+    bars = request.getfixturevalue("synth_market").ohlcv["BTC-USDT"]["1m"]
+    assert len(bars) == 21 * 1440
+    return bars
+
+
+@pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("name", PRICE_STRATEGIES)
-def test_streaming_equals_vectorized_equals_grid_on_real_bars(ohlcv_store, name):
+def test_streaming_equals_vectorized_equals_grid_on_real_bars(request, name, source):
     m = strategies.get(name)
-    bars = real_bars(ohlcv_store[0])
+    bars = bars_from(request, source)
     cols = [bars[c].to_numpy(dtype=np.float64) for c in m.INPUTS]
     grid = np.vstack([m.Params(**kw).to_array() for kw in SETS[name]])
     g = m.grid(bars, grid)
@@ -186,14 +208,15 @@ def test_streaming_equals_vectorized_equals_grid_on_real_bars(ohlcv_store, name)
         assert (full != 0).sum() > 1000, "the strategy trades on real data"
 
 
-@pytest.mark.data
+@pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("name", PRICE_STRATEGIES)
-def test_no_look_ahead_on_real_bars(ohlcv_store, name):
+def test_no_look_ahead_on_real_bars(request, name, source):
     m = strategies.get(name)
-    bars = real_bars(ohlcv_store[0])[["high", "low", "close"]]
+    bars = bars_from(request, source)[["high", "low", "close"]]
     full = m.run(bars)
     rng = np.random.default_rng(7)
-    for t in (0, 40, 1_000, 33_333, 77_777, len(bars) - 2):
+    for t in [t for t in (0, 40, 1_000, 23_456, 33_333, 77_777) if t < len(bars) - 2] + [
+            len(bars) - 2]:
         # the target at bar t is unchanged when everything after t is removed ...
         assert np.array_equal(m.run(bars.iloc[: t + 1]), full[: t + 1])
         # ... or replaced by something else entirely
@@ -212,7 +235,23 @@ def carry_data(ohlcv_store):
     perp = cat.bars("BINANCE_FUTURES", "ETH-USDT-PERP", "1m", "2025-05-20", "2025-06-16")
     fund = cat.funding("BINANCE_FUTURES", "ETH-USDT-PERP", "2025-05-20", "2025-06-16")
     cat.close()
-    return funding_carry.inputs(spot, perp, fund), fund
+    return features.carry_inputs(spot, perp, fund), fund
+
+
+def carry_parity(data, n_stream: int, cuts):
+    """grid == run == the streaming step (first ``n_stream`` bars), and runs on data cut after
+    each of ``cuts`` agree with the full run, for a small carry grid; returns (grid, targets)."""
+    m = funding_carry
+    grid = m.Params.grid(horizon=[21, 90], spot_fee=[0.0, 0.001], perp_fee=[0.0, 0.0005])
+    g = m.grid(data, grid)
+    cols = [data[c].to_numpy(dtype=np.float64)[:n_stream] for c in m.INPUTS]
+    for j, p in enumerate(grid):
+        full = m.run(data, p)
+        assert np.array_equal(g[j], full)
+        assert np.array_equal(stream(m, p, cols), full[:n_stream])
+        for t in cuts:
+            assert np.array_equal(m.run(data.iloc[: t + 1], p), full[: t + 1])
+    return grid, g
 
 
 @pytest.mark.data
@@ -224,16 +263,7 @@ def test_funding_carry_on_real_data(carry_data):
     assert len(placed) == len(fund) > 70
     assert (fund["ts"].to_numpy() // 60_000_000_000 * 60_000_000_000
             == placed.index.as_unit("ns").asi8).all()
-    m = funding_carry
-    grid = m.Params.grid(horizon=[21, 90], spot_fee=[0.0, 0.001], perp_fee=[0.0, 0.0005])
-    g = m.grid(data, grid)
-    cols = [data[c].to_numpy(dtype=np.float64) for c in m.INPUTS]
-    for j, p in enumerate(grid):
-        full = m.run(data, p)
-        assert np.array_equal(g[j], full)
-        assert np.array_equal(stream(m, p, [c[:20_000] for c in cols]), full[:20_000])
-        for t in (500, 20_000, 35_000):
-            assert np.array_equal(m.run(data.iloc[: t + 1], p), full[: t + 1])
+    grid, g = carry_parity(data, n_stream=20_000, cuts=(500, 20_000, 35_000))
     on = dict(zip(map(tuple, grid[:, 1:4]), g.mean(axis=1)))
     # ETH funding was positive through the period: without fees the carry is on all along ...
     assert on[(21, 0.0, 0.0)] > 0.99 and on[(90, 0.0, 0.0)] > 0.99
@@ -278,3 +308,13 @@ def test_signals_and_targets_drive_vectorbt_portfolios():
     pf = vbt.Portfolio.from_orders(close, pd.DataFrame(targets.T.astype(float), idx, cols),
                                    size_type="targetpercent", freq="1min")
     assert np.array_equal(np.sign(pf.assets().to_numpy()), targets.T)
+
+
+def test_funding_carry_streaming_equals_vectorized_equals_grid_on_synthetic_data(synth_market):
+    spot = synth_market.ohlcv["BTC-USDT"]["1m"]
+    perp = synth_market.ohlcv["BTC-USDT-PERP"]["1m"]
+    fund = synth_market.funding["BTC-USDT-PERP"]
+    data = features.carry_inputs(spot, perp, fund)
+    assert len(data) == len(spot) and data["funding_rate"].notna().sum() == len(fund) == 63
+    _, g = carry_parity(data, n_stream=len(data), cuts=(500, 10_000, 25_000))
+    assert 0.3 < g.mean() < 0.95, "the carry is on part of the time, not never or always"

@@ -112,6 +112,43 @@ SETS = {
 
 
 @pytest.fixture(scope="module")
+def synth_frames(tmp_path_factory):
+    """Ten minutes of the zero-intelligence market as a USD-M and a spot recording (tick 0.1,
+    so tilts reach fractions of a bp), imported like the real ones: the parity checks run on
+    them whether or not the recordings are there."""
+    from tradelab.collect.importers.base import ImportRun
+    from tradelab.collect.importers.binance_ws import BinanceWsImporter
+    from tradelab.synth import ZIConfig, write_zi_recording
+
+    tmp = tmp_path_factory.mktemp("zi_books")
+    for market in ("usdm", "spot"):
+        path = write_zi_recording(ZIConfig(market=market, seed=21, tick_size=0.1),
+                                  tmp / f"{market}.gz", 600)
+        run = ImportRun("binance-ws", tmp / "store", {})
+        BinanceWsImporter(run).import_files([path])
+        run.finish()
+    cat = Catalog(tmp / "store")
+    out = {
+        "usdm events": features.book_frame_from_events(
+            cat.events("BINANCE_FUTURES", "BTC-USDT-PERP"), levels=10),
+        "spot 100ms": features.book_frame_from_snapshots(
+            cat.book_snapshots("BINANCE", "BTC-USDT", levels=10, every="100ms")),
+    }
+    cat.close()
+    return out
+
+
+def frame_of(request, which: str):
+    """``'usdm events'`` / ``'spot 100ms'`` from the recordings, or ``'synthetic ...'``."""
+    if which.startswith("synthetic "):
+        return request.getfixturevalue("synth_frames")[which.removeprefix("synthetic ")]
+    return request.getfixturevalue("frames")[which]
+
+
+WHICH = ["usdm events", "spot 100ms", "synthetic usdm events", "synthetic spot 100ms"]
+
+
+@pytest.fixture(scope="module")
 def frames(usdm_store, spot_store):
     out = {}
     cat = Catalog(usdm_store[0])
@@ -138,12 +175,11 @@ def stream(module, p, frame):
     return got
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("name", BOOK_STRATEGIES)
-@pytest.mark.parametrize("which", ["usdm events", "spot 100ms"])
-def test_streaming_equals_vectorized_equals_grid_on_real_books(frames, name, which):
+@pytest.mark.parametrize("which", WHICH)
+def test_streaming_equals_vectorized_equals_grid_on_real_books(request, name, which):
     m = strategies.get(name)
-    frame = frames[which]
+    frame = frame_of(request, which)
     grid = np.vstack([m.Params(**kw).to_array() for kw in SETS[name]])
     g = m.grid(frame, grid)
     assert np.all(np.diff(g["set"]) >= 0)
@@ -162,11 +198,11 @@ def test_streaming_equals_vectorized_equals_grid_on_real_books(frames, name, whi
     assert total > 20, "the strategies act on real books"
 
 
-@pytest.mark.data
 @pytest.mark.parametrize("name", BOOK_STRATEGIES)
-def test_no_look_ahead_on_real_books(frames, name):
+@pytest.mark.parametrize("which", ["usdm events", "synthetic usdm events"])
+def test_no_look_ahead_on_real_books(request, name, which):
     m = strategies.get(name)
-    frame = frames["usdm events"]
+    frame = frame_of(request, which)
     p = m.Params(**SETS[name][1])
     full = m.run(frame, p)
     assert len(full) > 10

@@ -5,12 +5,16 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tradelab import strategies
 from tradelab.strategies import keltner_breakout, ma_crossover, momentum
+from tradelab.strategies.contract import StrategyContractError, check_module
 from tradelab.strategies.types import BAR, BOOK
 
 ALL = strategies.names()
@@ -158,3 +162,68 @@ def test_numba_cache_is_cleared_when_an_inlined_source_changes(tmp_path):
     assert not clear_if_stale(pkg, [dep]) and f.exists()  # nothing changed: the cache stays
     (dep / "steps.py").write_text("y = 2\n")  # an inlined dependency changed
     assert clear_if_stale(pkg, [dep]) and not f.exists() and kept.exists()
+
+
+# -- the contract, checked by the registry --------------------------------------------------------
+
+STRATEGIES_DIR = Path(strategies.__file__).resolve().parent
+
+
+def _defines_a_strategy(path: Path) -> bool:
+    """A module that assigns NAME and KIND at top level, or defines a step kernel."""
+    tree = ast.parse(path.read_text())
+    assigned = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Name)}
+    funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    return {"NAME", "KIND"} <= assigned or "step" in funcs
+
+
+def test_every_strategy_module_in_the_package_is_registered():
+    found = sorted(p.stem for p in STRATEGIES_DIR.glob("*.py") if _defines_a_strategy(p))
+    assert found == ALL
+    # and the plumbing modules are not mistaken for strategies
+    assert not {"base", "contract", "params", "registry", "types"} & set(found)
+
+
+def _copy_of(name: str, **changes) -> types.ModuleType:
+    src = strategies.get(name)
+    fake = types.ModuleType(f"tradelab.strategies.{name}")
+    fake.__dict__.update({k: v for k, v in vars(src).items() if not k.startswith("__")})
+    for k, v in changes.items():
+        if v is None:
+            delattr(fake, k)
+        else:
+            setattr(fake, k, v)
+    return fake
+
+
+def test_the_contract_check_names_the_module_and_the_member():
+    for name in ALL:
+        check_module(strategies.get(name))  # every registered module passes
+    with pytest.raises(StrategyContractError,
+                       match=r"tradelab.strategies.momentum lacks grid_nb, INPUTS|"
+                             r"tradelab.strategies.momentum lacks INPUTS, grid_nb"):
+        check_module(_copy_of("momentum", grid_nb=None, INPUTS=None))
+    with pytest.raises(StrategyContractError, match="momentum: KIND is 'tick'"):
+        check_module(_copy_of("momentum", KIND="tick"))
+    with pytest.raises(StrategyContractError, match="NAME is 'mom', expected the module's name"):
+        check_module(_copy_of("momentum", NAME="mom"))
+    # a step that reads an extra column: the arity no longer matches INPUTS
+    with pytest.raises(StrategyContractError,
+                       match=r"ma_crossover: step takes 3 arguments, expected 4"):
+        check_module(_copy_of("ma_crossover", INPUTS=("close", "volume")))
+    # a plain Python function where a cached numba kernel belongs
+    with pytest.raises(StrategyContractError, match="run_nb is not a numba kernel"):
+        check_module(_copy_of("ma_crossover", run_nb=lambda p, s, close, out: None))
+    with pytest.raises(StrategyContractError, match="Params.strategy is 'keltner_breakout'"):
+        check_module(_copy_of("ma_crossover", Params=keltner_breakout.Params))
+
+
+def test_the_registry_refuses_a_module_that_breaks_the_contract(monkeypatch):
+    from tradelab.strategies import registry
+
+    broken = _copy_of("momentum", step=None)
+    monkeypatch.setitem(sys.modules, "tradelab.strategies.momentum", broken)
+    monkeypatch.setattr(registry, "_CHECKED", set())
+    with pytest.raises(StrategyContractError, match="tradelab.strategies.momentum lacks step"):
+        strategies.get("momentum")

@@ -368,6 +368,7 @@ def test_write_store_round_trip(market, tmp_path):
         got = cat.bars(ex, s, "1m")
         want = market.ohlcv[s]["1m"]
         assert got.attrs["source"] == "ohlcv:1m"
+        assert got.pop("complete").all()  # stored 1m candles, each a whole minute
         pd.testing.assert_frame_equal(got.astype({"n_trades": "int64"}), want, check_exact=True)
         # the same bars aggregated by DuckDB from the stored trades, bit for bit
         q = (

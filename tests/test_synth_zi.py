@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -370,23 +369,17 @@ def test_messages_have_the_real_recordings_fields_and_formats(market, binance_ws
     assert list(agg) == keys + (["M"] if market == "spot" else [])
 
 
-# -- (7) speed ----------------------------------------------------------------------------------
+# -- (7) rate (the speed of the hour is measured by benchmarks/synth_zi.py) ----------------------
 
 
-def test_an_hour_of_a_busy_market_simulates_in_well_under_seconds():
+def test_an_hour_of_a_busy_market_has_the_configured_event_rate():
     cfg = ZIConfig(seed=3)
     raw, msg = ZIMarket(cfg), ZIMarket(cfg)
-    t = time.perf_counter()
     ev, _, _ = raw.simulate_raw(cfg.start_ns + 3600 * S)
-    sim_s = time.perf_counter() - t
-    t = time.perf_counter()
     out = msg.advance(cfg.start_ns + 3600 * S)
-    msg_s = time.perf_counter() - t
     rate = len(ev) / 3600
-    print(f"\n1 h, {rate:.0f} events/s: kernel {sim_s:.2f} s, {len(out)} messages {msg_s:.2f} s")
     assert 40 < rate < 70
-    assert sim_s < 1.5
-    assert msg_s < 6.0
+    assert len(out) > 0
 
 
 # -- the recording writer ------------------------------------------------------------------------

@@ -8,7 +8,6 @@ w = rank / (N + 1), logit = ln(w / (1 - w)), PBO = share of logits <= 0.
 from __future__ import annotations
 
 import math
-import time
 from itertools import combinations
 
 import numpy as np
@@ -209,14 +208,12 @@ def test_a_dominant_column_gives_pbo_near_zero():
     assert r.prob_loss < 0.01
 
 
-def test_sweep_sized_matrix_is_fast():
-    """N = 10,000 configurations, T = 90 days, S = 16 (12,870 splits) in a few seconds."""
+def test_sweep_sized_matrix_has_every_split():
+    """N = 10,000 configurations, T = 90 days, S = 16: 12,870 splits (timed by
+    benchmarks/validate_pbo.py)."""
     m = np.random.default_rng(3).normal(0, 0.01, (90, 10_000))
-    start = time.perf_counter()
     r = pbo(m, n_splits=16)
-    elapsed = time.perf_counter() - start
     assert r.n_combinations == 12_870 and r.logits.shape == (12_870,)
-    assert elapsed < 15.0, f"pbo took {elapsed:.1f} s"
 
 
 @pytest.mark.parametrize(

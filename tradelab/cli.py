@@ -151,13 +151,24 @@ def _print_import(reports, run, manifest: Path, as_json: bool) -> int:
     return 3 if failed else 0
 
 
+def _known_market(value: str | None) -> str | None:
+    """A bad ``--market`` is a usage error (exit 2), found before the store is touched."""
+    from tradelab.collect.importers.binance_ws import MARKETS
+
+    if value is not None and value not in MARKETS:
+        raise typer.BadParameter(f"unknown market {value!r}: use spot or usdm")
+    return value
+
+
 @import_app.command("binance-ws")
 def import_binance_ws(
     files: Annotated[
         list[Path], typer.Argument(help="Recordings: '<recv ns> <json>' lines, gzip or plain.")
     ],
     market: Annotated[
-        str | None, typer.Option(help="spot or usdm; detected from the messages when omitted.")
+        str | None,
+        typer.Option(help="spot or usdm; detected from the messages when omitted.",
+                     callback=_known_market),
     ] = None,
     store: StoreOpt = None,
     force: Annotated[bool, typer.Option(help="Import files even if already imported.")] = False,
@@ -169,7 +180,7 @@ def import_binance_ws(
     The book is synced the Binance way (snapshot, then diffs by U/u, pu on USD-M); a sequence
     break is recorded as a gap and deltas resume after the next snapshot. Several files are read
     as one recording in time order; each file is committed on its own. Exit codes: 0 all
-    imported, 1 nothing imported, 3 some files failed.
+    imported, 1 nothing imported, 2 bad arguments, 3 some files failed.
     """
     from tradelab.collect.importers.base import ImportRun
     from tradelab.collect.importers.binance_ws import BinanceWsImporter
@@ -650,7 +661,7 @@ def backtest(
 @app.command()
 def runs(store: StoreOpt = None) -> None:
     """Sweep runs in the store: strategy, symbol, sets, best Sharpe, DSR, PBO."""
-    from tradelab.backtest.vector.runs import RunStore
+    from tradelab.backtest.runs import RunStore
     from tradelab.store.paths import resolve_root
 
     with cli_errors():

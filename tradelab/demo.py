@@ -254,7 +254,7 @@ def _research(store: Path, workdir: Path, market, con: Console) -> dict:
         "symbols": ["BTC-USDT"], "start": str(start), "end": str(end), "interval": "1m",
         "grid": {"ema_period": [20, 40, 80, 160, 320], "atr_period": [14, 60],
                  "k": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]},
-        "fees": {"maker": 0.0002, "taker": 0.0004}, "period": "1h", "top_n": 10}))
+        "fees": {"taker": 0.0004}, "execution": "next_open", "period": "1h", "top_n": 10}))
     con.print(f"tradelab sweep --config {cfg_path} --store {store}")
     (res,) = run_sweep(load_sweep_config(cfg_path), store)
     print_sweep(res, top=5, console=con)

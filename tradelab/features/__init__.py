@@ -11,6 +11,9 @@ and NaN policy):
 - :mod:`.ofi_nb`: order flow imbalance (Cont, Kukanov, Stoikov 2014), multi-level, window sums;
 - :mod:`.funding_nb`: annualized funding, basis, funding forecast, expected carry.
 
+:mod:`.align` puts timestamped events (funding rates) on the bars where they are known, and
+shapes the inputs of the two-leg carry strategy (:func:`carry_inputs`).
+
 Streaming convention: an indicator's state lives at offset ``o`` of a float64 state vector ``s``
 (``*_init(s, o, ...)``, ``*_new(...)`` for a vector of its own) and ``*_step(s, o, input...)``
 advances it by one input; the vectorized ``*_nb`` is a loop over that step, so both agree bit for
@@ -28,6 +31,7 @@ from tradelab.core.numba_cache import clear_if_stale as _clear_if_stale
 _HERE = _Path(__file__).resolve().parent
 _clear_if_stale(_HERE, [_HERE.parent / "core"])
 
+from tradelab.features.align import carry_inputs, events_on_bars  # noqa: E402
 from tradelab.features.api import (  # noqa: E402
     LIQUIDITY_FLAGS,
     BookFrame,
@@ -61,8 +65,10 @@ __all__ = [
     "book_features",
     "book_frame_from_events",
     "book_frame_from_snapshots",
+    "carry_inputs",
     "donchian",
     "ema",
+    "events_on_bars",
     "expected_carry",
     "funding_forecast",
     "keltner",

@@ -409,14 +409,25 @@ class Catalog:
         *,
         kind: str = "trade",
         fill: bool = False,
+        complete_only: bool = False,
     ) -> pd.DataFrame:
-        """OHLCV bars of any interval from 1s to 1d.
+        """OHLCV bars of any interval from 1s to 1d, each saying whether it is complete.
 
-        Taken from stored OHLCV of exactly that interval, else aggregated from the coarsest stored
-        interval that divides it, else aggregated from trades. Buckets are aligned to the epoch
-        (UTC days for ``1d``); ``ts`` is the bucket's open time. Buckets without data are absent
-        unless ``fill=True``, which inserts them with the previous close and zero volume.
-        ``df.attrs['source']`` says where the bars came from.
+        **Source.** Of the stored OHLCV intervals that divide ``interval`` (this very interval
+        included) and, for ``kind='trade'``, the stored trades, the one that covers the most of
+        ``[start, end)`` is used; on a tie the coarsest candles (trades last). So 1h bars come
+        from 1m candles that run to 18:27 rather than from 5m candles that end at 18:20.
+        ``df.attrs['source']`` says which (``ohlcv:<interval>`` or ``trades``).
+
+        **Buckets** are aligned to the epoch (UTC days for ``1d``); ``ts`` is the bucket's open
+        time. ``complete`` is True when the source covers the whole bucket: a stored candle of
+        this very interval always; a bucket built from finer candles when its first and last
+        sub-candles are there (so also when ``start``/``end`` cut into it); a bucket built from
+        trades when it lies inside the span the stored trades cover (first to last trade,
+        clipped to ``[start, end)``). ``complete_only=True`` drops the others (what a sweep
+        uses). Buckets without data are absent unless ``fill=True``, which inserts them with the
+        previous close and zero volume (complete only when built from trades: a missing candle
+        is missing data, a second without trades is not).
         """
         check_exchange(exchange)
         check_symbol(symbol)
@@ -425,54 +436,110 @@ class Catalog:
             raise ValueError(f"bar interval {interval!r} is outside 1s..1d")
         s, e = self._range(start, end)
         where = f"{self._where(exchange, symbol, s, e)} AND kind = {_sql_str(kind)}"
-        ohlcv = self.source("ohlcv", exchange, symbol)
-
-        def exact(iv: str) -> str:
-            return (
-                f"SELECT ts, open, high, low, close, volume, n_trades FROM {ohlcv} WHERE {where} "
-                f"AND interval = {_sql_str(iv)} ORDER BY ts"
-            )
-
-        # The common case first: this very interval is stored (one query, no inventory).
-        df = self.sql(exact(interval)) if self._has("ohlcv", exchange, symbol) else None
-        src = f"ohlcv:{interval}"
-        if df is None or df.empty:
+        src = self._bar_source(exchange, symbol, interval, kind, s, e, where)
+        if src is None:
             stored = self.ohlcv_intervals(exchange, symbol, kind, s, e)
-            by_len = {interval_ns(i): i for i in stored}
-            finer = [n for n in by_len if n < step and step % n == 0]
-            if step in by_len:
-                src = f"ohlcv:{by_len[step]}"
-                q = exact(by_len[step])
-            elif finer:
-                base = by_len[max(finer)]
-                src = f"ohlcv:{base}"
-                q = (  # candle times are unique: arg_min/arg_max by ts are exact
-                    f"SELECT (ts // {step}) * {step} AS ts, arg_min(open, ts) AS open, "
-                    "max(high) AS high, min(low) AS low, arg_max(close, ts) AS close, "
-                    "sum(volume) AS volume, sum(n_trades) AS n_trades "
-                    f"FROM {ohlcv} WHERE {where} AND interval = {_sql_str(base)} "
-                    "GROUP BY 1 ORDER BY 1"
-                )
-            elif kind == "trade" and self._has("trades", exchange, symbol):
-                df = self._bars_from_trades(exchange, symbol, step, s, e)
-                src = "trades"
-                q = None
-            else:
-                have = ", ".join(stored) or "none"
-                raise StoreError(
-                    f"cannot make {interval} bars for {exchange} {symbol}: no stored "
-                    f"{kind} OHLCV that divides {interval} in this range (stored: {have}) "
-                    "and no trades"
-                )
-            if q is not None:
-                df = self.sql(q)
+            have = ", ".join(stored) or "none"
+            raise StoreError(
+                f"cannot make {interval} bars for {exchange} {symbol}: no stored "
+                f"{kind} OHLCV that divides {interval} in this range (stored: {have}) "
+                "and no trades"
+            )
+        if src == "trades":
+            df = self._bars_from_trades(exchange, symbol, step, s, e)
+            df["complete"] = self._trade_cover_complete(exchange, symbol, df, step, s, e)
+        elif interval_ns(base := src.split(":", 1)[1]) == step:  # stored as is: each complete
+            df = self.sql(
+                "SELECT ts, open, high, low, close, volume, n_trades, TRUE AS complete "
+                f"FROM {self.source('ohlcv', exchange, symbol)} WHERE {where} "
+                f"AND interval = {_sql_str(base)} ORDER BY ts"
+            )
+        else:
+            df = self.sql(self._ohlcv_bars_query(exchange, symbol, where, base, step))
+            first, last = df.pop("_first").to_numpy(), df.pop("_last").to_numpy()
+            ts = df["ts"].to_numpy()
+            df["complete"] = (first == ts) & (last + interval_ns(base) == ts + step)
+        return self._finish_bars(df, step, interval, src, fill, complete_only)
+
+    def _finish_bars(self, df: pd.DataFrame, step: int, interval: str, src: str, fill: bool,
+                     complete_only: bool) -> pd.DataFrame:
         df["n_trades"] = df["n_trades"].astype("Int64")
+        df["complete"] = df["complete"].astype(bool)
         if fill and len(df):
-            df = self._fill_bars(df, step)
+            df = self._fill_bars(df, step, filled_complete=src == "trades")
+        if complete_only:
+            df = df[df["complete"].to_numpy()].reset_index(drop=True)
         df = _with_time_index(df)
         df.attrs["source"] = src
         df.attrs["interval"] = interval
         return df
+
+    def _bar_source(self, exchange: str, symbol: str, interval: str, kind: str,
+                    s: int | None, e: int | None, where: str) -> str | None:
+        """``ohlcv:<interval>`` or ``trades``: what covers most of ``[s, e)`` (see :meth:`bars`);
+        None when nothing can make these bars."""
+        step = interval_ns(interval)
+        hi = e if e is not None else np.iinfo(np.int64).max
+        best: tuple[int, int] | None = None  # (covered ns, candle ns)
+        best_span, best_name = (0, 0), ""
+        if self._has("ohlcv", exchange, symbol):
+            inv = self.sql(
+                f"SELECT interval, min(ts) AS first, max(ts) AS last "
+                f"FROM {self.source('ohlcv', exchange, symbol)} WHERE {where} GROUP BY interval"
+            )
+            for iv, first, last in inv.itertuples(index=False):
+                b_ns = interval_ns(iv)
+                if step % b_ns:
+                    continue
+                span = (int(first), min(int(last) + b_ns, hi))
+                key = (span[1] - span[0], b_ns)
+                if best is None or key > best:
+                    best, best_span, best_name = key, span, str(iv)
+        covered = best is not None and s is not None and e is not None and best_span == (s, e)
+        if kind == "trade" and not covered and self._has("trades", exchange, symbol):
+            first, last = self._trade_span(exchange, symbol, s, e)
+            if first is not None and (best is None or min(last + 1, hi) - first > best[0]):
+                return "trades"
+        if best is None:
+            return None
+        return f"ohlcv:{best_name}"
+
+    def _ohlcv_bars_query(self, exchange: str, symbol: str, where: str, base: str,
+                          step: int) -> str:
+        ohlcv = self.source("ohlcv", exchange, symbol)
+        # candle times are unique: arg_min/arg_max by ts are exact
+        return (
+            f"SELECT (ts // {step}) * {step} AS ts, arg_min(open, ts) AS open, "
+            "max(high) AS high, min(low) AS low, arg_max(close, ts) AS close, "
+            "sum(volume) AS volume, sum(n_trades) AS n_trades, "
+            "min(ts) AS _first, max(ts) AS _last "
+            f"FROM {ohlcv} WHERE {where} AND interval = {_sql_str(base)} "
+            "GROUP BY 1 ORDER BY 1"
+        )
+
+    def _trade_span(self, exchange: str, symbol: str, s: int | None,
+                    e: int | None) -> tuple[int | None, int | None]:
+        """First and last stored trade time in ``[s, e)`` (None, None without trades)."""
+        self.refresh()
+        rows = self.con.execute(
+            f"SELECT min(ts), max(ts) FROM {self.scan('trades', exchange, symbol, s, e)}"
+        ).fetchall()
+        if not rows or rows[0][0] is None:
+            return None, None
+        return int(rows[0][0]), int(rows[0][1])
+
+    def _trade_cover_complete(self, exchange: str, symbol: str, df: pd.DataFrame, step: int,
+                              s: int | None, e: int | None) -> np.ndarray:
+        """Buckets inside the span the stored trades cover, clipped to ``[s, e)``: the span
+        starts at ``s`` when trades exist before it (else at the first trade) and ends at ``e``
+        when trades exist at or after it (else just after the last trade)."""
+        first, last = self._trade_span(exchange, symbol, None, None)
+        if first is None or last is None or df.empty:
+            return np.zeros(len(df), dtype=bool)
+        lo = s if s is not None and first < s else first
+        hi = e if e is not None and last >= e else last + 1
+        ts = df["ts"].to_numpy(dtype=np.int64)
+        return (ts >= lo) & (ts + step <= hi)
 
     def trade_bars(
         self,
@@ -481,16 +548,16 @@ class Catalog:
         interval: str,
         start: TimeLike = None,
         end: TimeLike = None,
+        *,
+        complete_only: bool = False,
     ) -> pd.DataFrame:
         """Bars aggregated from stored trades, whatever OHLCV is stored (see :meth:`bars`)."""
         self._require("trades", exchange, symbol)
         step = interval_ns(interval)
         s, e = self._range(start, end)
         df = self._bars_from_trades(exchange, symbol, step, s, e)
-        df["n_trades"] = df["n_trades"].astype("Int64")
-        df = _with_time_index(df)
-        df.attrs.update(source="trades", interval=interval)
-        return df
+        df["complete"] = self._trade_cover_complete(exchange, symbol, df, step, s, e)
+        return self._finish_bars(df, step, interval, "trades", False, complete_only)
 
     def _bars_from_trades(
         self, exchange: str, symbol: str, step: int, start: int | None, end: int | None
@@ -512,7 +579,7 @@ class Catalog:
         )
 
     @staticmethod
-    def _fill_bars(df: pd.DataFrame, step: int) -> pd.DataFrame:
+    def _fill_bars(df: pd.DataFrame, step: int, filled_complete: bool = False) -> pd.DataFrame:
         full = np.arange(int(df["ts"].iloc[0]), int(df["ts"].iloc[-1]) + step, step, dtype=np.int64)
         out = df.set_index("ts").reindex(full)
         close = out["close"].ffill()
@@ -521,6 +588,9 @@ class Catalog:
         out["close"] = close
         out["volume"] = out["volume"].fillna(0.0)
         out["n_trades"] = out["n_trades"].fillna(0)
+        if "complete" in out:
+            out["complete"] = out["complete"].astype("boolean").fillna(filled_complete)
+            out["complete"] = out["complete"].astype(bool)
         return out.rename_axis("ts").reset_index()
 
     # -- the book ------------------------------------------------------------------------

@@ -1,15 +1,18 @@
 """Plumbing shared by the strategy modules: inputs from pandas, vectorized and grid runs.
 
-Every strategy module defines ``NAME``, ``KIND`` (``BAR`` or ``BOOK``), ``INPUTS``, ``Params``,
-``init_state_nb(p)``, the step kernel ``step(p, s, ...)``, ``run_nb`` (a loop over ``step``) and
-``grid_nb`` (``run_nb`` for many parameter sets, ``prange`` over sets). The functions here turn
-DataFrames, book frames and ``Params`` into the arrays those kernels take.
+Every strategy module keeps the contract of :mod:`tradelab.strategies.contract` (``NAME``,
+``KIND``, ``INPUTS``, ``Params`` and the kernels ``init_state_nb``, ``step``, ``run_nb``,
+``grid_nb``). The functions here turn DataFrames, book frames and ``Params`` into the arrays
+those kernels take; :func:`bind` gives a module its pandas-level ``init_state``, ``run`` and
+``grid`` in one line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from types import ModuleType
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -101,3 +104,40 @@ def grid(module: ModuleType, data, grid: np.ndarray) -> np.ndarray:
         _check_levels(module, P, book)
         return module.grid_nb(P, ts, book)
     raise ValueError(f"unknown strategy kind {module.KIND!r}")
+
+
+class Bound(NamedTuple):
+    """A strategy module's pandas-level functions (see :func:`bind`)."""
+
+    init_state: Callable[..., np.ndarray]
+    run: Callable[..., np.ndarray]
+    grid: Callable[..., np.ndarray]
+
+
+def bind(module_name: str) -> Bound:
+    """``init_state(params=None)``, ``run(data, params=None)`` and ``grid(data, grid)`` of the
+    strategy module ``module_name``, for ``init_state, run, grid = base.bind(__name__)`` at the
+    end of the module (it is looked up when called, so binding during its import is fine)."""
+
+    def module() -> ModuleType:
+        return sys.modules[module_name]
+
+    def init_state_(params: Any = None) -> np.ndarray:
+        """A fresh state vector (defaults when ``params`` is None)."""
+        return init_state(module(), params)
+
+    def run_(data: Any, params: Any = None) -> np.ndarray:
+        """Targets (bar) or intents (book) of one parameter set (defaults when None)."""
+        return run(module(), data, params)
+
+    def grid_(data: Any, grid_: np.ndarray) -> np.ndarray:
+        """Targets ``(n_sets, n_bars)`` (bar) or intents by set (book) of every row of a
+        parameter grid (see ``Params.grid``)."""
+        return grid(module(), data, grid_)
+
+    short = module_name.rsplit(".", 1)[-1]
+    for fn, name in ((init_state_, "init_state"), (run_, "run"), (grid_, "grid")):
+        fn.__name__ = fn.__qualname__ = name
+        fn.__module__ = module_name
+        fn.__doc__ = f"{short}: {fn.__doc__}"
+    return Bound(init_state_, run_, grid_)

@@ -10,16 +10,15 @@ are sunk; the exit fees are due whenever it closes). Bars before the first publi
 flat. The target is never -1.
 
 Input per bar: ``funding_rate`` (the rate published during the bar, NaN when none: see
-:func:`inputs`), ``spot_close`` and ``perp_close``. Output: int8 target per bar.
+:func:`tradelab.features.carry_inputs`, which shapes them from the store's bars and
+funding), ``spot_close`` and ``perp_close``. Output: int8 target per bar.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from numba import njit, prange
 
 from tradelab.features.funding_nb import (
@@ -29,7 +28,6 @@ from tradelab.features.funding_nb import (
     forecast_init,
     forecast_step,
 )
-from tradelab.store.timeutil import interval_ns
 from tradelab.strategies import base
 from tradelab.strategies.params import StrategyParams, param
 from tradelab.strategies.types import BAR
@@ -104,49 +102,4 @@ def grid_nb(
         run_nb(p, init_state_nb(p), funding_rate, spot_close, perp_close, out[j])
 
 
-def inputs(spot: pd.DataFrame, perp: pd.DataFrame, funding: pd.DataFrame) -> pd.DataFrame:
-    """Align ``Catalog.bars`` of the spot and the perp with ``Catalog.funding(settled=True)``.
-
-    Bars are joined on their open time (inner join). A published rate goes to the first bar
-    that closes after its timestamp (bar close = open + interval), so it is known at that bar's
-    close and never before, also across missing bars; rates a few ms late, as Binance's are,
-    stay on the bar they fall in. Several rates on one bar: the last wins. Rates after the last
-    bar's close are dropped.
-    """
-    df = pd.DataFrame({"spot_close": spot["close"], "perp_close": perp["close"]}).dropna()
-    if df.empty:
-        raise ValueError("spot and perp bars do not overlap")
-    opens = df.index.as_unit("ns").asi8 if df.index.dtype.kind == "M" else df.index.to_numpy()
-    opens = np.asarray(opens, dtype=np.int64)
-    interval = spot.attrs.get("interval")
-    if interval:
-        step_ns = interval_ns(interval)
-    elif len(opens) > 1:
-        step_ns = int(np.diff(opens).min())
-    else:
-        raise ValueError("cannot tell the bar interval of a single bar without attrs['interval']")
-    fts = funding["ts"].to_numpy(dtype=np.int64)
-    k = np.searchsorted(opens + step_ns, fts, side="right")
-    keep = k < len(opens)
-    rate = np.full(len(df), np.nan)
-    rate[k[keep]] = funding["rate"].to_numpy(dtype=np.float64)[keep]
-    df.insert(0, "funding_rate", rate)
-    return df
-
-
-_self = sys.modules[__name__]
-
-
-def init_state(params: Params | np.ndarray | None = None) -> np.ndarray:
-    """A fresh state vector (defaults when ``params`` is None)."""
-    return base.init_state(_self, params)
-
-
-def run(data, params: Params | np.ndarray | None = None) -> np.ndarray:
-    """Targets for one parameter set over ``data`` (see :func:`inputs`)."""
-    return base.run(_self, data, params)
-
-
-def grid(data, grid: np.ndarray) -> np.ndarray:
-    """Targets ``(n_sets, n_bars)`` for every row of ``grid`` (see ``Params.grid``)."""
-    return base.grid(_self, data, grid)
+init_state, run, grid = base.bind(__name__)

@@ -13,7 +13,6 @@ Input: ``close`` per bar. Output: int8 target per bar.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,19 +87,4 @@ def grid_nb(P: np.ndarray, close: np.ndarray, out: np.ndarray) -> None:
         run_nb(p, init_state_nb(p), close, out[j])
 
 
-_self = sys.modules[__name__]
-
-
-def init_state(params: Params | np.ndarray | None = None) -> np.ndarray:
-    """A fresh state vector (defaults when ``params`` is None)."""
-    return base.init_state(_self, params)
-
-
-def run(bars, params: Params | np.ndarray | None = None) -> np.ndarray:
-    """Targets for one parameter set over ``bars`` (a frame with close)."""
-    return base.run(_self, bars, params)
-
-
-def grid(bars, grid: np.ndarray) -> np.ndarray:
-    """Targets ``(n_sets, n_bars)`` for every row of ``grid`` (see ``Params.grid``)."""
-    return base.grid(_self, bars, grid)
+init_state, run, grid = base.bind(__name__)

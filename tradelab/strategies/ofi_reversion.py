@@ -19,7 +19,6 @@ setting; or ``features.book_frame_from_snapshots``: one row per grid point) with
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,19 +185,4 @@ def grid_nb(P: np.ndarray, ts: np.ndarray, book: np.ndarray) -> np.ndarray:
     return out
 
 
-_self = sys.modules[__name__]
-
-
-def init_state(params: Params | np.ndarray | None = None) -> np.ndarray:
-    """A fresh state vector (defaults when ``params`` is None)."""
-    return base.init_state(_self, params)
-
-
-def run(frame, params: Params | np.ndarray | None = None) -> np.ndarray:
-    """Intents for one parameter set over a book frame."""
-    return base.run(_self, frame, params)
-
-
-def grid(frame, grid: np.ndarray) -> np.ndarray:
-    """Intents of every row of ``grid`` (``set`` = row), ordered by set then update."""
-    return base.grid(_self, frame, grid)
+init_state, run, grid = base.bind(__name__)

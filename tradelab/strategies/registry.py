@@ -1,14 +1,16 @@
 """Strategies by name: ``get(name)`` returns the strategy's module, ``names()`` lists them.
 
-A strategy module provides ``NAME``, ``KIND`` (``"bar"`` or ``"book"``), ``INPUTS``,
-``Params``, ``init_state_nb(p)``/``init_state(params)``, the step kernel ``step``, ``run_nb``,
-``grid_nb`` and the pandas-level ``run(data, params)`` and ``grid(data, grid)``.
+Every module is held to the contract (:mod:`tradelab.strategies.contract`) when the registry
+first loads it: a missing or misshapen member is a :class:`StrategyContractError` naming the
+module and the member, raised before any sweep or runner uses it.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import cast
+
+from tradelab.strategies.contract import StrategyModule, check_module
 
 _MODULES = (
     "funding_carry",
@@ -20,6 +22,7 @@ _MODULES = (
     "ofi_reversion",
     "volatility_breakout",
 )
+_CHECKED: set[str] = set()
 
 
 def names() -> list[str]:
@@ -27,8 +30,13 @@ def names() -> list[str]:
     return sorted(_MODULES)
 
 
-def get(name: str) -> ModuleType:
-    """The module of strategy ``name``; ``KeyError`` naming the known ones otherwise."""
+def get(name: str) -> StrategyModule:
+    """The module of strategy ``name`` (checked against the contract on first use);
+    ``KeyError`` naming the known ones otherwise."""
     if name not in _MODULES:
         raise KeyError(f"unknown strategy {name!r}; known: {', '.join(names())}")
-    return importlib.import_module(f"tradelab.strategies.{name}")
+    module = importlib.import_module(f"tradelab.strategies.{name}")
+    if name not in _CHECKED:
+        check_module(module)
+        _CHECKED.add(name)
+    return cast(StrategyModule, module)

@@ -6,7 +6,7 @@ time chunks, runs the strategy, then measures:
 - fills: price, quantity, maker/taker, fee, queue wait (acceptance to execution), slippage
   against the mid at decision time (the local mid when the order was sent; positive = paid);
 - positions and equity on an ``equity_interval`` grid (cash + position x mid);
-- the sweep metrics (``tradelab.backtest.vector.metrics_nb``) over that equity, so PSR, DSR and
+- the sweep metrics (``tradelab.backtest.metrics_nb``) over that equity, so PSR, DSR and
   PBO work on event runs as on sweeps;
 - PnL decomposition: spread captured (``side x (mid - price) x qty`` with the mid just before the
   execution), fees (negative = rebates), funding, and adverse selection: ``side x (mid(t + h) -
@@ -33,8 +33,8 @@ from tradelab.backtest.event import sim_nb as sn
 from tradelab.backtest.event.config import EventBacktestConfig
 from tradelab.backtest.event.funding import load_funding
 from tradelab.backtest.event.replay import Latency, Replay
-from tradelab.backtest.vector.metrics_nb import METRICS, sweep_metrics_nb
-from tradelab.backtest.vector.runs import RunStore, _write_json, _write_parquet, new_run_id
+from tradelab.backtest.metrics_nb import METRICS, sweep_metrics_nb
+from tradelab.backtest.runs import RunStore, new_run_id, write_json, write_parquet
 from tradelab.core.timeutil import interval_ns, to_ns
 from tradelab.matching import core_nb as cn
 from tradelab.matching import instrument
@@ -226,12 +226,12 @@ def _metrics(cfg: EventBacktestConfig, grid: np.ndarray, mid: np.ndarray, fl: np
 def save_run(run: EventRun, store: str | os.PathLike) -> Path:
     folder = RunStore(store).root / run.run_id
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(run.config.model_dump(mode="json") | {"params": run.params},
+    write_json(run.config.model_dump(mode="json") | {"params": run.params},
                 folder / "config.json")
-    _write_parquet(run.fills, folder / "fills.parquet")
-    _write_parquet(run.orders, folder / "orders.parquet")
-    _write_parquet(run.equity, folder / "equity.parquet")
-    _write_json({"run_id": run.run_id, "kind": "event", "symbol": run.config.symbol,
+    write_parquet(run.fills, folder / "fills.parquet")
+    write_parquet(run.orders, folder / "orders.parquet")
+    write_parquet(run.equity, folder / "equity.parquet")
+    write_json({"run_id": run.run_id, "kind": "event", "symbol": run.config.symbol,
                  "params": run.params, "metrics": run.metrics, "pnl": run.pnl,
                  "stats": run.stats}, folder / "report.json")
     return folder

@@ -3,16 +3,23 @@
 A grid value is a list (``[10, 20, 40]``) or a range (``{start: 10, stop: 100, step: 10}``, stop
 included when it falls on the step). Fees and slippage are fractions (0.0004 = 4 bps). Funding is
 charged on perpetual positions when ``funding`` is true and the store holds settled rates.
+
+Costs are honest about what a bar backtest can do: every target change is a market order, so
+``fees.taker`` is charged on every fill and a ``fees.maker`` is refused (it could never apply;
+the event-driven backtester, which rests orders, is where a maker fee belongs). ``execution``
+says where orders fill: ``next_open`` (default: the next bar's open, the decision having used
+this bar's close) or ``close`` (the deciding bar's own close: optimistic).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tradelab.store.timeutil import interval_ns
+from tradelab.core.timeutil import interval_ns
 from tradelab.yamlconfig import load_model, parse_model
 
 
@@ -29,10 +36,24 @@ class Range(BaseModel):
         return [self.start + i * self.step for i in range(n)]
 
 
+MAKER_REFUSED = ("a vectorized sweep fills every order as a market order, which pays the taker "
+                 "fee; a maker fee can never apply here. Remove fees.maker (fees.taker is "
+                 "charged on every fill)")
+
+
 class FeesConfig(BaseModel):
+    """Trading fees as fractions of notional. Only ``taker`` is charged (see the module)."""
+
     model_config = ConfigDict(extra="forbid")
-    maker: float = Field(0.0002, ge=0, lt=0.05)
     taker: float = Field(0.0004, ge=0, lt=0.05)
+    maker: float | None = Field(None, description="refused: see MAKER_REFUSED")
+
+    @field_validator("maker")
+    @classmethod
+    def _no_maker(cls, v: float | None) -> None:
+        if v is not None:
+            raise ValueError(MAKER_REFUSED)
+        return None
 
 
 class SweepConfig(BaseModel):
@@ -49,6 +70,7 @@ class SweepConfig(BaseModel):
     grid: dict[str, list[float] | Range] = Field(min_length=1)
     fees: FeesConfig = FeesConfig()
     slippage: float = Field(0.0, ge=0, lt=0.05)
+    execution: Literal["next_open", "close"] = "next_open"
     funding: bool = True
     init_cash: float = Field(10_000.0, gt=0)
     period: str = "1d"
@@ -68,7 +90,7 @@ class SweepConfig(BaseModel):
     @field_validator("select_by")
     @classmethod
     def _select_by(cls, v: str) -> str:
-        from tradelab.backtest.vector.metrics_nb import METRICS
+        from tradelab.backtest.metrics_nb import METRICS
 
         if v not in METRICS:
             raise ValueError(f"unknown select_by {v!r}; choose one of: {', '.join(METRICS)}")

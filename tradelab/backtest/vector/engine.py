@@ -4,7 +4,8 @@
 processes (from a fork server, one numba thread each) compute each chunk's targets with the
 strategy's own grid kernel, simulate them with vectorbt and reduce them to metrics and per-period
 returns. Only those small results travel back, so peak memory is set by ``chunk_size`` and
-``workers``, not by the grid. Small sweeps run in-process (``POOL_MIN_CELLS``). As with any
+``workers``, not by the grid. Small sweeps run in-process (``POOL_MIN_CELLS``); larger ones
+start the pool lazily and work in-process until it answers (:func:`_run_pooled`). As with any
 process pool, a script that runs a sweep needs the ``if __name__ == "__main__":`` guard.
 
 ``run_sweep`` wraps it for a :class:`SweepConfig`: loads bars (and settled funding for
@@ -17,22 +18,32 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 
 from tradelab import strategies
+from tradelab.backtest.metrics_nb import METRICS
 from tradelab.backtest.vector.config import SweepConfig
-from tradelab.backtest.vector.metrics_nb import METRICS
-from tradelab.backtest.vector.simulate import Costs, Market, chunk_metrics
+from tradelab.backtest.vector.simulate import (
+    Costs,
+    Execution,
+    Market,
+    chunk_metrics,
+    set_simulator_args,
+    simulator_args,
+)
+from tradelab.core.timeutil import interval_ns
+from tradelab.errors import StoreError
 from tradelab.store.catalog import Catalog
-from tradelab.store.errors import StoreError
-from tradelab.store.timeutil import interval_ns
+from tradelab.strategies.contract import StrategyModule
 
 YEAR_NS = 365 * 86_400 * 10**9
 POOL_MIN_CELLS = 50_000_000
@@ -45,22 +56,30 @@ _WORKER: dict = {}
 
 
 def market_arrays(bars: pd.DataFrame, interval: str, period: str,
-                  funding: pd.DataFrame | None = None) -> Market:
-    """Close prices, period ends, funding settlements aligned to bars, annualisation."""
+                  funding: pd.DataFrame | None = None,
+                  execution: Execution = "close") -> Market:
+    """Prices, period ends, funding settlements aligned to bars, annualisation.
+
+    A settlement at time tau is paid by the position held at tau. With ``close`` execution that
+    is the position set at the close of the last bar that closed at or before tau; with
+    ``next_open`` the position filled at the open of the bar that contains tau (it opened at or
+    before tau).
+    """
     ts = bars["ts"].to_numpy(dtype=np.int64)
     step = interval_ns(interval)
     pid = ts // interval_ns(period)
     period_end = np.r_[pid[1:] != pid[:-1], True] if len(ts) else np.zeros(0, bool)
     if funding is not None and len(funding):
-        # a settlement at time tau is paid by the position held then: the one set at the close
-        # of the last bar that closed at or before tau
-        idx = np.searchsorted(ts + step, funding["ts"].to_numpy(dtype=np.int64), side="right") - 1
-        keep = (idx >= 0) & (idx < len(ts))
+        f_ts = funding["ts"].to_numpy(dtype=np.int64)
+        edge = ts if execution == "next_open" else ts + step
+        idx = np.searchsorted(edge, f_ts, side="right") - 1
+        keep = (idx >= 0) & (idx < len(ts)) & (f_ts < ts[-1] + step)
         f_idx, f_rate = idx[keep].astype(np.int64), funding["rate"].to_numpy(float)[keep]
     else:
         f_idx, f_rate = np.empty(0, np.int64), np.empty(0)
+    opens = bars["open"].to_numpy(dtype=np.float64) if "open" in bars else None
     return Market(bars["close"].to_numpy(dtype=np.float64), period_end, f_idx, f_rate,
-                  YEAR_NS / interval_ns(period), len(ts) * step / YEAR_NS)
+                  YEAR_NS / interval_ns(period), len(ts) * step / YEAR_NS, opens, execution)
 
 
 def _context():
@@ -68,15 +87,17 @@ def _context():
     strategies once: forking the caller itself is unsafe after it has used numba's OpenMP
     threads ("fork() called from a process already using GNU OpenMP") or DuckDB's."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["tradelab.backtest.vector.engine"])
+    ctx.set_forkserver_preload(["tradelab.backtest.vector.engine",
+                                "tradelab.backtest.vector.pool_warm"])
     return ctx
 
 
 def _init_worker(module_name: str, inputs: dict, market: Market, costs: Costs, freq: str,
-                 threads: int) -> None:
+                 sim_args: dict, threads: int) -> None:
     import numba
 
     numba.set_num_threads(max(1, threads))
+    set_simulator_args(costs, market.execution, sim_args)  # no vectorbt import in workers
     _WORKER.update(module=strategies.get(module_name), inputs=inputs, market=market,
                    costs=costs, freq=freq)
 
@@ -102,7 +123,7 @@ class GridResult:
     chunk_seconds: list[float] = field(default_factory=list)
 
 
-def sweep_bars(module: ModuleType, bars: pd.DataFrame, params: np.ndarray, market: Market,
+def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, market: Market,
                costs: Costs, *, interval: str = "1m", chunk_size: int = 64, workers: int = 2,
                progress: Callable[[int, int], None] | None = None) -> GridResult:
     """Every row of ``params`` over ``bars``; see the module docstring."""
@@ -123,7 +144,7 @@ def sweep_bars(module: ModuleType, bars: pd.DataFrame, params: np.ndarray, marke
     chunk_seconds = []
     freq = f"{interval_ns(interval) // 10**9}s"
     t0 = time.perf_counter()
-    init = (module.NAME, inputs, market, costs, freq)
+    init = (module.NAME, inputs, market, costs, freq, simulator_args(costs, market.execution))
 
     def take(res) -> None:
         nonlocal n_orders
@@ -141,11 +162,78 @@ def sweep_bars(module: ModuleType, bars: pd.DataFrame, params: np.ndarray, marke
         for c in chunks:
             take(_run_chunk(c))
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_context(),
-                                 initializer=_init_worker, initargs=(*init, 1)) as pool:
-            for res in pool.map(_run_chunk, chunks):
-                take(res)
+        _run_pooled(chunks, init, min(workers, len(chunks)), take)
     return GridResult(params, metrics, prets, n_orders, time.perf_counter() - t0, chunk_seconds)
+
+
+def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: tuple, workers: int,
+                take: Callable) -> None:
+    """Chunks on a pool of ``workers`` processes, started lazily.
+
+    Starting the pool takes seconds (the fork server imports vectorbt before the workers can
+    fork from it), so a feeder thread starts it and keeps two chunks in flight per worker while
+    this thread works through chunks itself, from the other end of the queue, until the pool
+    returns its first result; from then on it only collects. The simulator and metrics kernels
+    release the GIL, so the feeder is not held up. Each worker receives the market arrays once,
+    in its initializer.
+    """
+    pending = deque(chunks)
+    lock = threading.Lock()
+    results: queue.Queue = queue.Queue()
+
+    def pop(front: bool) -> tuple[int, np.ndarray] | None:
+        with lock:
+            if not pending:
+                return None
+            return pending.popleft() if front else pending.pop()
+
+    def feeder() -> None:
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
+                                     initializer=_init_worker, initargs=(*init, 1)) as pool:
+                running = set()
+                for _ in range(2 * workers):
+                    c = pop(True)
+                    if c is not None:
+                        running.add(pool.submit(_run_chunk, c))
+                while running:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        results.put(f.result())
+                        c = pop(True)
+                        if c is not None:
+                            running.add(pool.submit(_run_chunk, c))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            results.put(exc)
+        results.put(None)
+
+    thread = threading.Thread(target=feeder, name="sweep-pool-feeder", daemon=True)
+    thread.start()
+    pool_ready = local_ready = False
+    try:
+        while True:
+            try:
+                item = results.get_nowait() if not pool_ready else results.get()
+            except queue.Empty:
+                c = pop(False)
+                if c is None:
+                    item = results.get()
+                else:
+                    if not local_ready:
+                        _init_worker(*init, threads=os.cpu_count() or 1)
+                        local_ready = True
+                    take(_run_chunk(c))
+                    continue
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            take(item)
+            pool_ready = True
+    finally:
+        with lock:
+            pending.clear()  # on an error: let the feeder finish what is running, and stop
+        thread.join()
 
 
 # -- a configured sweep on the store --------------------------------------------------------
@@ -173,7 +261,7 @@ class SweepResult:
 
 def load_market(cat: Catalog, cfg: SweepConfig, symbol: str) -> tuple[pd.DataFrame, Market]:
     """Bars (and settled funding for perpetuals) of a sweep's symbol and range."""
-    bars = cat.bars(cfg.exchange, symbol, cfg.interval, cfg.start, cfg.end)
+    bars = cat.bars(cfg.exchange, symbol, cfg.interval, cfg.start, cfg.end, complete_only=True)
     if len(bars) < 2:
         raise StoreError(f"{cfg.exchange} {symbol}: no {cfg.interval} bars between {cfg.start} "
                          f"and {cfg.end}")
@@ -183,15 +271,15 @@ def load_market(cat: Catalog, cfg: SweepConfig, symbol: str) -> tuple[pd.DataFra
             funding = cat.funding(cfg.exchange, symbol, cfg.start, cfg.end, settled=True)
         except StoreError:
             funding = None
-    return bars, market_arrays(bars, cfg.interval, cfg.period, funding)
+    return bars, market_arrays(bars, cfg.interval, cfg.period, funding, cfg.execution)
 
 
 def run_sweep(cfg: SweepConfig, store=None, *,
               progress: Callable[[str, int, int], None] | None = None,
               save: bool = True) -> list[SweepResult]:
     """Run a configured sweep for every symbol; see the module docstring."""
+    from tradelab.backtest.runs import RunStore, new_run_id, score_run
     from tradelab.backtest.vector import bias as bias_checks
-    from tradelab.backtest.vector.runs import RunStore, new_run_id, score_run
 
     module = strategies.get(cfg.strategy)
     grid_values = cfg.grid_values()
@@ -200,7 +288,7 @@ def run_sweep(cfg: SweepConfig, store=None, *,
         raise ValueError(f"{cfg.strategy} has no parameters {unknown}; it has "
                          f"{list(module.Params.names())}")
     P = module.Params.grid(**grid_values)
-    costs = Costs(cfg.fees.taker, cfg.fees.maker, cfg.slippage, cfg.init_cash)
+    costs = Costs(cfg.fees.taker, cfg.slippage, cfg.init_cash)
     cat = Catalog(store)
     runs = RunStore(cat.root)
     out = []

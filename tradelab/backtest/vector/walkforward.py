@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tradelab.backtest.vector.runs import RunStore, _write_json, _write_parquet
+from tradelab.backtest.runs import RunStore, write_json, write_parquet
+from tradelab.core.timeutil import interval_ns
 from tradelab.store.paths import resolve_root
-from tradelab.store.timeutil import interval_ns
 
 
 def walk_forward_run(run_id: str, train: int, test: int, *, step: int | None = None,
@@ -67,14 +67,14 @@ def walk_forward_run(run_id: str, train: int, test: int, *, step: int | None = N
                                                            else None)}
     if save:
         folder = runs.root / run_id
-        _write_json({k: val for k, val in result.items() if k not in ("windows", "oos_returns")}
+        write_json({k: val for k, val in result.items() if k not in ("windows", "oos_returns")}
                     | {"windows": json.loads(windows.to_json(orient="records", date_format="iso",
                                                              default_handler=str))},
                     folder / "walkforward.json")
         oos_df = pd.DataFrame({"ret": oos})
         if wf.oos_index is not None:
             oos_df.insert(0, "ts", pd.to_datetime(wf.oos_index).asi8)
-        _write_parquet(oos_df, folder / "walkforward_oos.parquet")
+        write_parquet(oos_df, folder / "walkforward_oos.parquet")
         result["path"] = str(Path(folder))
     return result
 

@@ -80,7 +80,7 @@ def _close_episode(pnl, start_equity, acc):
         acc[EP_SUM_LOSS] -= pnl
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sweep_metrics_nb(close, order_col, order_idx, order_size, order_price, order_fees,
                      order_side, n_cols, init_cash, period_end, funding_idx, funding_rate,
                      periods_per_year, years):

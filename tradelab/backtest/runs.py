@@ -39,7 +39,8 @@ def new_run_id(name: str, symbol: str) -> str:
     return f"{stamp}-{name}-{symbol}-{uuid.uuid4().hex[:6]}"
 
 
-def _write_parquet(table: pa.Table | pd.DataFrame, path: Path) -> None:
+def write_parquet(table: pa.Table | pd.DataFrame, path: Path) -> None:
+    """Write a run's table whole or not at all (a temporary file renamed into place)."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -47,7 +48,8 @@ def _write_parquet(table: pa.Table | pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _write_json(doc: dict, path: Path) -> None:
+def write_json(doc: dict, path: Path) -> None:
+    """Write a run's JSON document whole or not at all (a temporary file renamed into place)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=_jsonable))
     os.replace(tmp, path)
@@ -76,7 +78,7 @@ class RunStore:
         folder = self.root / TRIALS_DIR / f"family={family}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{run_id}.parquet"
-        _write_parquet(trials, path)
+        write_parquet(trials, path)
         return path
 
     def trials(self, family: str) -> pd.DataFrame:
@@ -93,16 +95,16 @@ class RunStore:
     def save(self, result) -> Path:
         folder = self.root / result.run_id
         folder.mkdir(parents=True, exist_ok=True)
-        _write_json(result.config.model_dump(mode="json"), folder / "config.json")
-        _write_parquet(result.metrics, folder / "metrics.parquet")
-        _write_parquet(result.best, folder / "best.parquet")
+        write_json(result.config.model_dump(mode="json"), folder / "config.json")
+        write_parquet(result.metrics, folder / "metrics.parquet")
+        write_parquet(result.best, folder / "best.parquet")
         pr = result.period_returns
         long = pd.DataFrame({
             "set_id": np.repeat(np.asarray(pr.columns, dtype=np.int64), len(pr)),
             "ts": np.tile(pr.index.asi8, pr.shape[1]),
             "ret": pr.to_numpy().T.ravel()})
-        _write_parquet(long, folder / "period_returns.parquet")
-        _write_json({"run_id": result.run_id, "symbol": result.symbol, "scores": result.scores,
+        write_parquet(long, folder / "period_returns.parquet")
+        write_json({"run_id": result.run_id, "symbol": result.symbol, "scores": result.scores,
                      "bias": result.bias, "timings": result.timings},
                     folder / "report.json")
         return folder
