@@ -497,8 +497,10 @@ class Catalog:
                     best, best_span, best_name = key, span, str(iv)
         covered = best is not None and s is not None and e is not None and best_span == (s, e)
         if kind == "trade" and not covered and self._has("trades", exchange, symbol):
-            first, last = self._trade_span(exchange, symbol, s, e)
-            if first is not None and (best is None or min(last + 1, hi) - first > best[0]):
+            trades_span = self._trade_span(exchange, symbol, s, e)
+            if trades_span is not None and (
+                best is None or min(trades_span[1] + 1, hi) - trades_span[0] > best[0]
+            ):
                 return "trades"
         if best is None:
             return None
@@ -518,14 +520,14 @@ class Catalog:
         )
 
     def _trade_span(self, exchange: str, symbol: str, s: int | None,
-                    e: int | None) -> tuple[int | None, int | None]:
-        """First and last stored trade time in ``[s, e)`` (None, None without trades)."""
+                    e: int | None) -> tuple[int, int] | None:
+        """First and last stored trade time in ``[s, e)`` (None without trades)."""
         self.refresh()
         rows = self.con.execute(
             f"SELECT min(ts), max(ts) FROM {self.scan('trades', exchange, symbol, s, e)}"
         ).fetchall()
         if not rows or rows[0][0] is None:
-            return None, None
+            return None
         return int(rows[0][0]), int(rows[0][1])
 
     def _trade_cover_complete(self, exchange: str, symbol: str, df: pd.DataFrame, step: int,
@@ -533,9 +535,10 @@ class Catalog:
         """Buckets inside the span the stored trades cover, clipped to ``[s, e)``: the span
         starts at ``s`` when trades exist before it (else at the first trade) and ends at ``e``
         when trades exist at or after it (else just after the last trade)."""
-        first, last = self._trade_span(exchange, symbol, None, None)
-        if first is None or last is None or df.empty:
+        span = self._trade_span(exchange, symbol, None, None)
+        if span is None or df.empty:
             return np.zeros(len(df), dtype=bool)
+        first, last = span
         lo = s if s is not None and first < s else first
         hi = e if e is not None and last >= e else last + 1
         ts = df["ts"].to_numpy(dtype=np.int64)
@@ -624,8 +627,8 @@ class Catalog:
             )
         book = self.scan("book", exchange, symbol, anchor, e)
         qev = self.scan("quality_events", exchange, symbol, anchor, e)
-        prices = self.con.execute(f"SELECT DISTINCT price FROM {book} ORDER BY price").fetchnumpy()
-        prices = prices["price"].astype(np.float64)
+        distinct = self.con.execute(f"SELECT DISTINCT price FROM {book} ORDER BY price")
+        prices = np.asarray(distinct.fetchnumpy()["price"], dtype=np.float64)
         gaps = (
             self.con.execute(
                 f"SELECT ts FROM {qev} AND table_name = 'book' AND kind = 'gap' ORDER BY ts"

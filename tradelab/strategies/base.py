@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from types import ModuleType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,9 @@ from tradelab.features.api import BookFrame
 from tradelab.strategies.params import as_vector
 from tradelab.strategies.types import BAR, BOOK, intent_dt
 
+if TYPE_CHECKING:
+    from tradelab.strategies.contract import StrategyModule
+
 
 def _writable(x, dtype) -> np.ndarray:
     """A C-contiguous, writable array (copied only when needed). pandas hands out read-only
@@ -28,7 +30,7 @@ def _writable(x, dtype) -> np.ndarray:
     return np.require(np.asarray(x, dtype=dtype), requirements=["C", "W"])
 
 
-def bar_inputs(module: ModuleType, data: pd.DataFrame | Mapping[str, np.ndarray]):
+def bar_inputs(module: StrategyModule, data: pd.DataFrame | Mapping[str, np.ndarray]):
     """The module's ``INPUTS`` columns as contiguous float64 arrays of equal length."""
     missing = [c for c in module.INPUTS if c not in data]
     if missing:
@@ -40,7 +42,7 @@ def bar_inputs(module: ModuleType, data: pd.DataFrame | Mapping[str, np.ndarray]
     return cols
 
 
-def book_inputs(module: ModuleType, frame: BookFrame) -> tuple[np.ndarray, np.ndarray]:
+def book_inputs(module: StrategyModule, frame: BookFrame) -> tuple[np.ndarray, np.ndarray]:
     """``(ts, book)`` of a :class:`BookFrame`, checked against the levels the module needs."""
     if not isinstance(frame, BookFrame):
         raise TypeError(f"{module.NAME} reads a BookFrame (features.book_frame_from_events or "
@@ -52,7 +54,7 @@ def book_inputs(module: ModuleType, frame: BookFrame) -> tuple[np.ndarray, np.nd
     return ts, book
 
 
-def _check_levels(module: ModuleType, P: np.ndarray, book: np.ndarray) -> None:
+def _check_levels(module: StrategyModule, P: np.ndarray, book: np.ndarray) -> None:
     if "levels" in module.Params.names():
         need = int(P[:, module.Params.slot("levels")].max())
         if need > book.shape[1] // 4:
@@ -60,12 +62,12 @@ def _check_levels(module: ModuleType, P: np.ndarray, book: np.ndarray) -> None:
                              f"{book.shape[1] // 4} levels")
 
 
-def init_state(module: ModuleType, params=None) -> np.ndarray:
+def init_state(module: StrategyModule, params=None) -> np.ndarray:
     """A fresh state vector for one parameter set."""
     return module.init_state_nb(as_vector(module.Params, params))
 
 
-def run(module: ModuleType, data, params=None) -> np.ndarray:
+def run(module: StrategyModule, data, params=None) -> np.ndarray:
     """One parameter set over all inputs: int8 targets (bar) or ``intent_dt`` records (book)."""
     p = as_vector(module.Params, params)
     s = module.init_state_nb(p)
@@ -86,7 +88,7 @@ def run(module: ModuleType, data, params=None) -> np.ndarray:
     raise ValueError(f"unknown strategy kind {module.KIND!r}")
 
 
-def grid(module: ModuleType, data, grid: np.ndarray) -> np.ndarray:
+def grid(module: StrategyModule, data, grid: np.ndarray) -> np.ndarray:
     """Many parameter sets in one numba call (parallel over sets).
 
     Bar strategies return int8 targets of shape ``(n_sets, n_bars)`` (row ``j`` is parameter
@@ -119,8 +121,8 @@ def bind(module_name: str) -> Bound:
     strategy module ``module_name``, for ``init_state, run, grid = base.bind(__name__)`` at the
     end of the module (it is looked up when called, so binding during its import is fine)."""
 
-    def module() -> ModuleType:
-        return sys.modules[module_name]
+    def module() -> StrategyModule:
+        return cast("StrategyModule", sys.modules[module_name])
 
     def init_state_(params: Any = None) -> np.ndarray:
         """A fresh state vector (defaults when ``params`` is None)."""

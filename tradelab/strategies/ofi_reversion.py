@@ -118,7 +118,7 @@ def step(
     if s[3] != 0.0 and w != s[1]:
         # the current window is complete, and so is every empty one after it
         z = np.nan
-        gaps = min(w - np.int64(s[1]) - 1, n)
+        gaps = min(int(w - np.int64(s[1])) - 1, n)
         if gaps == 0:
             z = _zscore(s, n, s[2])
         _push(s, ring, n, s[2])

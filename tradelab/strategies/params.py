@@ -71,7 +71,12 @@ class StrategyParams:
 
     @classmethod
     def defaults(cls) -> dict[str, float]:
-        return {f.name: f.default for f in dataclasses.fields(cls)}
+        out: dict[str, float] = {}
+        for f in dataclasses.fields(cls):
+            if f.default is dataclasses.MISSING:
+                raise TypeError(f"{cls.strategy}: parameter {f.name} has no default")
+            out[f.name] = f.default
+        return out
 
     @classmethod
     def describe(cls) -> pd.DataFrame:

@@ -82,8 +82,9 @@ def walk_forward_run(run_id: str, train: int, test: int, *, step: int | None = N
 def _plain(x):
     """Summary/stability objects as plain JSON-able values."""
     if isinstance(x, pd.DataFrame):  # keyed by its index (e.g. parameter names)
-        orient = "records" if isinstance(x.index, pd.RangeIndex) else "index"
-        return json.loads(x.to_json(orient=orient, default_handler=str))
+        if isinstance(x.index, pd.RangeIndex):
+            return json.loads(x.to_json(orient="records", default_handler=str))
+        return json.loads(x.to_json(orient="index", default_handler=str))
     if isinstance(x, pd.Series):
         return json.loads(x.to_json(default_handler=str))
     if isinstance(x, dict):
