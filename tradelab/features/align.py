@@ -15,8 +15,9 @@ __all__ = ["carry_inputs", "events_on_bars"]
 
 def _bar_opens(index: pd.Index) -> np.ndarray:
     """Bar open times (int64 ns) of a DatetimeIndex, or of an integer index already in ns."""
-    values = index.as_unit("ns").asi8 if index.dtype.kind == "M" else index.to_numpy()
-    return np.asarray(values, dtype=np.int64)
+    if isinstance(index, pd.DatetimeIndex):
+        return np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
+    return np.asarray(index.to_numpy(), dtype=np.int64)
 
 
 def events_on_bars(opens: np.ndarray, step_ns: int, ts: np.ndarray,
