@@ -37,7 +37,7 @@ from hftbacktest import (
 from hftbacktest.data.validation import correct_event_order, validate_event_order
 from numba import njit
 
-# tradelab event flags (tradelab/store/events.py)
+# tradelab event flags (tradelab/core/events.py)
 T_DEPTH, T_TRADE, T_SNAPSHOT, T_BID = 1, 2, 1 << 8, 1 << 10
 
 

@@ -17,8 +17,7 @@ def _bar_opens(index: pd.Index) -> np.ndarray:
     """Bar open times (int64 ns) of a DatetimeIndex, or of an integer index already in ns."""
     if isinstance(index, pd.DatetimeIndex):
         return np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
-    values = index.to_numpy()
-    return np.asarray(values, dtype=np.int64)
+    return np.asarray(index.to_numpy(), dtype=np.int64)
 
 
 def events_on_bars(opens: np.ndarray, step_ns: int, ts: np.ndarray,

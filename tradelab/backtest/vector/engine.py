@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,10 @@ def _context():
     return ctx
 
 
+_Init = tuple[str, dict, Market, Costs, str, dict]
+"""What every worker is given once: strategy name, inputs, market, costs, freq, simulator args."""
+
+
 def _init_worker(module_name: str, inputs: dict, market: Market, costs: Costs, freq: str,
                  sim_args: dict, threads: int) -> None:
     import numba
@@ -144,7 +149,8 @@ def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, m
     chunk_seconds = []
     freq = f"{interval_ns(interval) // 10**9}s"
     t0 = time.perf_counter()
-    init = (module.NAME, inputs, market, costs, freq, simulator_args(costs, market.execution))
+    init: _Init = (module.NAME, inputs, market, costs, freq,
+                   simulator_args(costs, market.execution))
 
     def take(res) -> None:
         nonlocal n_orders
@@ -158,7 +164,7 @@ def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, m
             progress(len(chunk_seconds), len(chunks))
 
     if workers <= 1 or len(chunks) < 2 * workers or params.shape[0] * len(bars) < POOL_MIN_CELLS:
-        _init_worker(*init, threads=os.cpu_count() or 1)
+        _init_worker(*init, os.cpu_count() or 1)
         for c in chunks:
             take(_run_chunk(c))
     else:
@@ -166,7 +172,7 @@ def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, m
     return GridResult(params, metrics, prets, n_orders, time.perf_counter() - t0, chunk_seconds)
 
 
-def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: tuple, workers: int,
+def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: _Init, workers: int,
                 take: Callable) -> None:
     """Chunks on a pool of ``workers`` processes, started lazily.
 
@@ -220,7 +226,7 @@ def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: tuple, workers: int,
                     item = results.get()
                 else:
                     if not local_ready:
-                        _init_worker(*init, threads=os.cpu_count() or 1)
+                        _init_worker(*init, os.cpu_count() or 1)
                         local_ready = True
                     take(_run_chunk(c))
                     continue
@@ -296,10 +302,11 @@ def run_sweep(cfg: SweepConfig, store=None, *,
         t0 = time.perf_counter()
         bars, market = load_market(cat, cfg, symbol)
         t_load = time.perf_counter() - t0
+        report: Callable[[int, int], None] | None = None
+        if progress is not None:
+            report = partial(progress, symbol)
         res = sweep_bars(module, bars, P, market, costs, interval=cfg.interval,
-                         chunk_size=cfg.chunk_size, workers=cfg.workers,
-                         progress=(lambda d, n, s=symbol: progress(s, d, n)) if progress
-                         else None)
+                         chunk_size=cfg.chunk_size, workers=cfg.workers, progress=report)
         names = list(module.Params.names())
         metrics = pd.DataFrame(res.metrics, columns=list(METRICS))
         table = pd.concat([pd.DataFrame({"set_id": np.arange(len(P))}),

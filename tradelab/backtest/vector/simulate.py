@@ -71,7 +71,9 @@ class Market:
         return self.open if self.execution == "next_open" else self.close  # type: ignore
 
 
-def signals_from_targets(targets: np.ndarray, lag: int = 0) -> tuple[np.ndarray, ...]:
+def signals_from_targets(
+    targets: np.ndarray, lag: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """(entries, exits, short_entries, short_exits, n_changes), each ``(n_bars, n_sets)``.
 
     A target change decided on bar t is a signal on bar ``t + lag``; changes whose bar falls
