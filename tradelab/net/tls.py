@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import shutil
 import ssl
 import tempfile
 from pathlib import Path
@@ -27,14 +28,22 @@ def self_signed_context(directory: str | Path | None = None) -> ssl.SSLContext:
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                 critical=False)
             .sign(key, hashes.SHA256()))
-    folder = Path(directory or tempfile.mkdtemp(prefix="tradelab-venue-tls-"))
-    cert_path, key_path = folder / "venue.crt", folder / "venue.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert_path, key_path)
+    # ssl reads a certificate chain only from files: write them, load them, and (unless the
+    # caller asked to keep them in ``directory``) remove them, private key included
+    keep = directory is not None
+    folder = Path(directory) if keep else Path(tempfile.mkdtemp(prefix="tradelab-venue-tls-"))
+    cert_path, key_path = folder / "venue.crt", folder / "venue.key"
+    try:
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        ctx.load_cert_chain(cert_path, key_path)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
     return ctx
 
 
