@@ -167,3 +167,91 @@ def test_parallel_imports_of_the_split_files_then_a_rerun_equal_one_call(
     files = json.loads(out)["files"]
     assert all(f["status"] in ("skipped", "committed") and not f["book_unsynced"] for f in files)
     _same_store(tmp_path, spot_store[0])
+
+
+# -- a real recording with bad values injected -------------------------------------------------
+
+
+def _with(line: bytes, change) -> bytes:
+    recv, body = line.split(b" ", 1)
+    msg = json.loads(body)
+    change(msg)
+    return recv + b" " + json.dumps(msg).encode() + b"\n"
+
+
+def _set(path: tuple, value):
+    def change(msg):
+        node = msg
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+def test_bad_values_reject_their_lines_and_every_good_line_is_stored(tmp_path, binance_ws):
+    src = binance_ws / "spot_btcusdt_20240808.gz"
+    lines = gzip.open(src, "rb").read().splitlines(True)
+    depth = [i for i, ln in enumerate(lines) if b"@depth" in ln[:60]]
+    ticker = [i for i, ln in enumerate(lines) if b"@bookTicker" in ln[:60]]
+    trade = [i for i, ln in enumerate(lines) if b"@trade" in ln[:60]]
+    snap = next(i for i, ln in enumerate(lines) if b"lastUpdateId" in ln[:60])
+    assert depth[0] < snap < depth[-1]
+    late = depth[len(depth) // 2]
+    # (insert before original line i, the bad line, reason that must be given)
+    bad = [
+        # the case: a bad diff buffered before the snapshot dropped the whole book
+        (depth[0], _with(lines[depth[0]], _set(("data", "b", 0, 0), "NaN")),
+         "bad value in depth: bid level 0 price 'NaN'"),
+        (snap, _with(lines[snap], _set(("bids", 3, 1), "nan")),
+         "bad value in snapshot: snapshot bid level 3 size 'nan'"),
+        # stale copies of synced diffs (placed after their original): rejected, chain intact
+        (late + 1, _with(lines[late], _set(("data", "a", 0, 1), "-0.5")),
+         "bad value in depth: ask level 0 size '-0.5'"),
+        (late + 2, _with(lines[late], _set(("data", "a", 0, 0), "0")),
+         "bad value in depth: ask level 0 price '0'"),
+        (ticker[10], _with(lines[ticker[10]], _set(("data", "b"), "NaN")),
+         "bad value in bookTicker: bookTicker bid price 'NaN'"),
+        (ticker[20], _with(lines[ticker[20]], _set(("data", "A"), "Infinity")),
+         "bad value in bookTicker: bookTicker ask quantity 'Infinity'"),
+        (ticker[30], _with(lines[ticker[30]], _set(("data", "a"), "0.00000000")),
+         "bad value in bookTicker: bookTicker ask price '0.00000000'"),
+        (trade[5], _with(lines[trade[5]], _set(("data", "p"), "inf")),
+         "bad value in trade: trade price 'inf'"),
+        (trade[6], _with(lines[trade[6]], _set(("data", "p"), "-inf")),
+         "bad value in trade: trade price '-inf'"),
+        (trade[7], _with(lines[trade[7]], _set(("data", "p"), "-61800.00")),
+         "bad value in trade: trade price '-61800.00'"),
+        (trade[8], _with(lines[trade[8]], _set(("data", "q"), "0.00000000")),
+         "bad value in trade: trade quantity '0.00000000'"),
+        (trade[9], _with(lines[trade[9]], _set(("data", "q"), "NaN")),
+         "bad value in trade: trade quantity 'NaN'"),
+    ]
+    out, want = [], {}
+    at = {i: [] for i, _l, _r in bad}
+    for i, line, reason in bad:
+        at[i].append((line, reason))
+    for i, line in enumerate(lines):
+        for bad_line, reason in at.get(i, []):
+            out.append(bad_line)
+            want[len(out)] = reason  # 1-based line number in the bad file
+        out.append(line)
+    path = _write(tmp_path / "bad_values.gz", out)
+
+    (rep,) = import_ws(tmp_path / "bad", path)
+    (clean,) = import_ws(tmp_path / "clean", src)
+    assert rep.status == "committed" and rep.n_rejects == len(bad) and rep.lines == len(out)
+    got = {}
+    for p in (tmp_path / "bad" / "_imports").glob("*.rejects.jsonl"):
+        for ln in p.read_text().splitlines():
+            r = json.loads(ln)
+            got[r["line"]] = r["reason"]
+    assert {k: v.split(":", 2)[0] + ":" + v.split(":", 2)[1] for k, v in got.items()} == want
+    assert rep.rows == clean.rows and rep.gaps == clean.gaps == 0
+    a, b = Catalog(tmp_path / "bad"), Catalog(tmp_path / "clean")
+    for table in ("trades", "bbo", "book"):  # row for row, in storage order
+        x, y = getattr(a, table)("BINANCE", "BTC-USDT"), getattr(b, table)("BINANCE", "BTC-USDT")
+        assert len(x) == rep.rows[table] > 0
+        pd.testing.assert_frame_equal(x, y)
+    qa = a.quality_events("BINANCE", "BTC-USDT").drop(columns=["source"])
+    qb = b.quality_events("BINANCE", "BTC-USDT").drop(columns=["source"])
+    pd.testing.assert_frame_equal(qa.reset_index(drop=True), qb.reset_index(drop=True))
