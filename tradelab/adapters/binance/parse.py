@@ -111,9 +111,12 @@ def trade(d: dict, market: str | None = None) -> Trade:
         raise _bad_price(d["p"], "trade price")
     if not (0.0 < qty < INF):
         raise _bad_qty(d["q"], "trade quantity")
-    if market is not None:
+    if market is not None and ("M" in d) == (market == "usdm"):
         _check_market(market, "M" not in d, "trade")
-    t_ms = _time_ms(d.get("T") or d["E"], "trade time")
+    t = d.get("T") or d["E"]
+    t_ms = int(t)
+    if not 0 < t_ms <= MAX_MS:
+        _time_ms(t, "trade time")
     side = 1 if d["m"] else 0
     tid = d["t"] if "t" in d else f"a{d['a']}"
     return Trade(t_ms, price, qty, side, tid)
@@ -131,11 +134,17 @@ def book_ticker(d: dict, recv_ns: int, market: str | None = None) -> BookTicker:
                 raise _bad_price(d[key], f"bookTicker {what}")
         key = "B" if not (0.0 < bq < INF) else "A"
         raise _bad_qty(d[key], f"bookTicker {'bid' if key == 'B' else 'ask'} quantity")
-    if market is not None:
+    if market is not None and ("e" in d) != (market == "usdm"):
         _check_market(market, "e" in d, "bookTicker")
     seq = int(d["u"])
     t = d.get("T") or d.get("E")
-    ts = _time_ms(t, "bookTicker time") * MS if t else recv_ns
+    if t:
+        ts = int(t)
+        if not 0 < ts <= MAX_MS:
+            _time_ms(t, "bookTicker time")
+        ts *= MS
+    else:
+        ts = recv_ns
     return BookTicker(ts, seq, bp, bq, ap, aq)
 
 
@@ -175,25 +184,21 @@ def check_depth_update(d: dict, market: str) -> None:
 
 
 def _side_levels(
-    levels: list, side: str, zero_qty_ok: bool
-) -> tuple[list[float], list[float]]:
-    """Prices and sizes of one side's ``[[price, size], ...]``, each value checked."""
-    px = [float(p) for p, _q in levels]
-    qty = [float(q) for _p, q in levels]
-    if not px:
-        return px, qty
-    qmin = min(qty)
-    if not (min(px) > 0.0 and sum(px) < INF and sum(qty) < INF
-            and (qmin >= 0.0 if zero_qty_ok else qmin > 0.0)):
-        # NaN poisons the sums, +inf overflows them, a zero or negative shows in the minimum;
-        # find the first bad level to name it
-        for i, (p, q) in enumerate(zip(px, qty, strict=True)):
-            if not (0.0 < p < INF):
-                raise _bad_price(levels[i][0], f"{side} level {i} price")
-            if not ((0.0 <= q if zero_qty_ok else 0.0 < q) and q < INF):
-                raise _bad_qty(levels[i][1], f"{side} level {i} size", zero_qty_ok)
-        raise BadValue(f"{side} levels: values too large to add up")
-    return px, qty
+    levels: list, side: str, zero_qty_ok: bool, px: list[float], qty: list[float]
+) -> None:
+    """Append the prices and sizes of one side's ``[[price, size], ...]`` to ``px``/``qty``,
+    each value checked (NaN fails every comparison)."""
+    qmin = 0.0 if zero_qty_ok else 5e-324  # the smallest float above zero: "size > 0"
+    for p, q in levels:
+        fp = float(p)
+        fq = float(q)
+        if not (0.0 < fp < INF and qmin <= fq < INF):
+            i = next(k for k, lv in enumerate(levels) if lv[0] is p and lv[1] is q)
+            if not (0.0 < fp < INF):
+                raise _bad_price(p, f"{side} level {i} price")
+            raise _bad_qty(q, f"{side} level {i} size", zero_qty_ok)
+        px.append(fp)
+        qty.append(fq)
 
 
 def depth_levels(d: dict) -> tuple[list[float], list[float], int]:
@@ -201,9 +206,12 @@ def depth_levels(d: dict) -> tuple[list[float], list[float], int]:
 
     A size of 0 removes a level; a bad price or size anywhere raises :class:`BadValue` for the
     whole diff (it is one atomic update)."""
-    bp, bq = _side_levels(d["b"], "bid", True)
-    ap, aq = _side_levels(d["a"], "ask", True)
-    return bp + ap, bq + aq, len(bp)
+    px: list[float] = []
+    qty: list[float] = []
+    _side_levels(d["b"], "bid", True, px, qty)
+    nb = len(px)
+    _side_levels(d["a"], "ask", True, px, qty)
+    return px, qty, nb
 
 
 def event_ns(d: dict) -> int:
@@ -216,6 +224,10 @@ def snapshot(snap: dict) -> Snapshot:
     snap_id = snap["lastUpdateId"]
     if not isinstance(snap_id, int):
         raise ValueError("depth snapshot needs an integer lastUpdateId")
-    bp, bq = _side_levels(snap["bids"], "snapshot bid", False)
-    ap, aq = _side_levels(snap["asks"], "snapshot ask", False)
+    bp: list[float] = []
+    bq: list[float] = []
+    ap: list[float] = []
+    aq: list[float] = []
+    _side_levels(snap["bids"], "snapshot bid", False, bp, bq)
+    _side_levels(snap["asks"], "snapshot ask", False, ap, aq)
     return Snapshot(snap_id, list(zip(bp, bq, strict=True)), list(zip(ap, aq, strict=True)))

@@ -125,26 +125,25 @@ class _BookCols:
 
 @dataclass
 class _Rows:
-    """Row-wise column lists for the flat tables (trades, bbo, funding)."""
+    """Rows of a flat table (trades, bbo, funding), kept as one flat list (row after row, no
+    object per row for the garbage collector to track) and sliced into columns when taken."""
 
     names: tuple[str, ...]
-    cols: dict[str, list] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.cols = {n: [] for n in self.names}
+    data: list = field(default_factory=list)
 
     def rows(self) -> int:
-        return len(self.cols[self.names[0]])
+        return len(self.data) // len(self.names)
 
     def add(self, *values: Any) -> None:
         """Append one row, values in the order of ``names``."""
-        for name, value in zip(self.names, values, strict=True):
-            self.cols[name].append(value)
+        if len(values) != len(self.names):
+            raise ValueError(f"a row of {self.names} needs {len(self.names)} values")
+        self.data.extend(values)
 
     def take(self) -> dict[str, list]:
-        out = self.cols
-        self.cols = {n: [] for n in self.names}
-        return out
+        data, self.data = self.data, []
+        k = len(self.names)
+        return {n: data[i::k] for i, n in enumerate(self.names)}
 
 
 @dataclass
