@@ -120,6 +120,8 @@ def test_a_bad_diff_the_snapshot_needs_is_named_by_the_gap(tmp_path):
     ev = Catalog(store).quality_events("BINANCE", "BTC-USDT")
     assert ev["kind"].tolist() == ["sync", "gap"]
     assert "the diff at line 2 was rejected" in ev["detail"].iloc[1]
+    # the book did sync (then broke): the file counts as imported, the gap is the fact
+    assert rep.book_unsynced == []
 
 
 def test_a_bad_snapshot_is_rejected_whole_and_the_book_waits_for_a_good_one(tmp_path):

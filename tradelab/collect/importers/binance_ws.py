@@ -23,9 +23,9 @@ do not chain onto what it read. The sync state rolls back to the end of the last
 so the next file's first diff no longer continues the chain: it is recorded as a ``gap`` (named
 after the failed file) and deltas resume from the next snapshot.
 
-A file whose book never synced (its diffs waited to the end for a snapshot, or for a stored book
-they continue, e.g. the second half of a split recording imported before or in parallel with the
-first) is committed with its other rows and listed under ``book_unsynced`` in the manifest. Such a
+A file whose book never synced (it had depth diffs but stored none: they waited for a snapshot,
+or for a stored book they continue, e.g. the second half of a split recording imported before or
+in parallel with the first) is committed with its other rows and listed under ``book_unsynced`` in the manifest. Such a
 file does not count as imported: importing it again, once the file before it is stored, resumes
 the stored book and adds the missing deltas (the rows already stored are dropped by their content
 keys).
@@ -158,6 +158,7 @@ class _Depth:
     snap: tuple | None = None  # (recv, snapshot id, bids, asks, line)
     store_checked: bool = False
     buffered_here: bool = False  # diffs of the current file waited for a sync
+    applied_here: bool = False  # a diff of the current file was stored
     broken_by: str | None = None  # a failed file broke the chain after the last commit
     rejected: dict[int, int] = field(default_factory=dict)  # update id a bad diff followed -> line
 
@@ -275,11 +276,11 @@ class BinanceWsImporter:
             store.clear()
 
     def _note_unsynced(self, rep: FileReport) -> None:
-        """List the symbols whose book this file never synced (its diffs still wait)."""
+        """List the symbols whose book this file never synced: it had diffs and stored none."""
         for sym, st in self.depth.items():
-            if st.buffered_here and not st.synced and st.buffer:
+            if st.buffered_here and not st.applied_here:
                 rep.book_unsynced.append(sym)
-            st.buffered_here = False
+            st.buffered_here = st.applied_here = False
             st.broken_by = None
 
     def _decide_market(self, path: Path, rep: FileReport) -> None:
@@ -490,6 +491,7 @@ class BinanceWsImporter:
             st.snap = None
         self._emit_diff(recv, d, levels, self._book(symbol))
         st.last_u = u
+        st.applied_here = True
 
     def _bad_diff(self, st: _Depth, recv: int, d: dict, line: int, exc: Exception) -> None:
         """A rejected diff breaks the update-id chain: a synced book records a gap at once and
@@ -592,6 +594,7 @@ class BinanceWsImporter:
         st.snap = None
         buf.popleft()
         self._emit_diff(recv, first, levels, self._book(st.symbol))
+        st.applied_here = True
         st.synced = True
         st.last_u = first["u"]
         rest = list(buf)
