@@ -25,10 +25,10 @@ after the failed file) and deltas resume from the next snapshot.
 
 A file whose book never synced (it had depth diffs but stored none: they waited for a snapshot,
 or for a stored book they continue, e.g. the second half of a split recording imported before or
-in parallel with the first) is committed with its other rows and listed under ``book_unsynced`` in the manifest. Such a
-file does not count as imported: importing it again, once the file before it is stored, resumes
-the stored book and adds the missing deltas (the rows already stored are dropped by their content
-keys).
+in parallel with the first) is committed with its other rows and listed under ``book_unsynced``
+in the manifest. Such a file does not count as imported: importing it again, once the file before
+it is stored, resumes the stored book and adds the missing deltas (the rows already stored are
+dropped by their content keys).
 
 Values are checked line by line (see :mod:`tradelab.adapters.binance.parse`): a line with a NaN,
 infinite, negative or zero price (or size, where it cannot be zero) is rejected with its line
