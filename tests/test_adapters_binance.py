@@ -270,3 +270,7 @@ def test_a_payload_of_the_other_market_is_named():
         parse.check_depth_update(_diff([], [], pu=9), "spot")
     with pytest.raises(parse.OtherMarket, match="a spot depthUpdate in a usdm recording"):
         parse.check_depth_update(_diff([], []), "usdm")
+    mark = {"e": "markPriceUpdate", "E": 1000, "s": "BTCUSDT", "p": "61800.1", "r": "0.0001"}
+    with pytest.raises(parse.OtherMarket, match="a USD-M markPriceUpdate in a spot recording"):
+        parse.mark_price(mark, "spot")
+    assert parse.mark_price(mark, "usdm") is not None

@@ -148,8 +148,11 @@ def book_ticker(d: dict, recv_ns: int, market: str | None = None) -> BookTicker:
     return BookTicker(ts, seq, bp, bq, ap, aq)
 
 
-def mark_price(d: dict) -> MarkPrice | None:
-    """A ``markPriceUpdate``; None when it carries no funding rate (``r`` empty)."""
+def mark_price(d: dict, market: str | None = None) -> MarkPrice | None:
+    """A ``markPriceUpdate``; None when it carries no funding rate (``r`` empty). Only USD-M
+    sends it: with ``market`` spot it raises :class:`OtherMarket`."""
+    if market is not None:
+        _check_market(market, True, "markPriceUpdate")
     if d.get("r") in (None, ""):
         return None
     rate = float(d["r"])

@@ -436,7 +436,7 @@ class BinanceWsImporter:
         rows.add(ts, recv, seq, bp, bq, ap, aq)
 
     def _on_mark(self, symbol: str, recv: int, d: dict, line: int) -> None:
-        parsed = parse.mark_price(d)
+        parsed = parse.mark_price(d, self.market)
         if parsed is None:
             self.report.skipped["mark_price_without_funding_rate"] += 1
             return
