@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tradelab.adapters.binance import depth_sync
+from tradelab.adapters.binance import depth_sync, parse
 from tradelab.adapters.binance.filters import FilterFailure, SymbolFilters, symbol_filters
 from tradelab.adapters.binance.recording import format_line, parse_line
 from tradelab.adapters.binance.schema import market_of_payload, split_stream, stream_kind
@@ -162,3 +162,115 @@ def test_symbols_and_streams():
     assert parse_line(line) == (1_723_161_510_300_000_001,
                                 {"stream": "btcusdt@trade", "data": {"p": "1"}})
     assert parse_line(b"no-time") is None
+
+
+# -- values, one message at a time (hand-built payloads) -------------------------------------
+
+SPOT_TRADE = {"e": "trade", "E": 1723161255343, "s": "BTCUSDT", "t": 3735683259,
+              "p": "61837.63", "q": "0.02", "T": 1723161255342, "m": True, "M": True}
+USDM_TRADE = {"e": "trade", "E": 1723161256322, "T": 1723161256322, "s": "BTCUSDT",
+              "t": 5266583935, "p": "61800.30", "q": "0.006", "X": "MARKET", "m": False}
+SPOT_TICKER = {"u": 50093239212, "s": "BTCUSDT", "b": "61837.63", "B": "3.78826",
+               "a": "61837.64", "A": "1.54698"}
+USDM_TICKER = {"e": "bookTicker", "u": 5123107839020, "s": "BTCUSDT", "b": "61800.20",
+               "B": "2.507", "a": "61800.30", "A": "2.510", "T": 1723161256313,
+               "E": 1723161256313}
+
+
+def _diff(bids, asks, **extra):
+    return {"e": "depthUpdate", "E": 1723161255208, "s": "BTCUSDT", "U": 10, "u": 12,
+            "b": bids, "a": asks, **extra}
+
+
+def test_good_payloads_read_into_values():
+    t = parse.trade(SPOT_TRADE, "spot")
+    assert t == (1723161255342, 61837.63, 0.02, 1, 3735683259)
+    assert parse.trade(USDM_TRADE, "usdm").side == 0
+    bt = parse.book_ticker(SPOT_TICKER, 7, "spot")
+    assert bt == (7, 50093239212, 61837.63, 3.78826, 61837.64, 1.54698)  # spot: receipt time
+    assert parse.book_ticker(USDM_TICKER, 7, "usdm").ts == 1723161256313 * 1_000_000
+    px, qty, nb = parse.depth_levels(_diff([["100.5", "0"], ["100.4", "2"]], [["100.6", "1.5"]]))
+    assert (px, qty, nb) == ([100.5, 100.4, 100.6], [0.0, 2.0, 1.5], 2)  # size 0 removes a level
+    assert parse.depth_levels(_diff([], [])) == ([], [], 0)
+    snap = parse.snapshot({"lastUpdateId": 9, "bids": [["100", "1"]], "asks": [["101", "2"]]})
+    assert snap == (9, [(100.0, 1.0)], [(101.0, 2.0)])
+    mark = parse.mark_price({"e": "markPriceUpdate", "E": 1000, "s": "BTCUSDT", "p": "61800.1",
+                             "i": "61790.5", "r": "-0.00012", "T": 2000})
+    assert mark == (1000 * 1_000_000, -0.00012, 61800.1, 61790.5, 2000 * 1_000_000)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("p", "NaN"), ("p", "inf"), ("p", "-inf"), ("p", "-61837.63"), ("p", "0"),
+    ("q", "nan"), ("q", "Infinity"), ("q", "-0.02"), ("q", "0"), ("q", "0.0"),
+])
+def test_a_trade_needs_a_finite_price_and_size_above_zero(field, value):
+    with pytest.raises(parse.BadValue, match=f"'{value}'"):
+        parse.trade({**SPOT_TRADE, field: value}, "spot")
+
+
+@pytest.mark.parametrize("t", [0, -5, 2**62])
+def test_a_trade_time_must_be_a_time(t):
+    with pytest.raises(parse.BadValue, match="not a time"):
+        parse.trade({**SPOT_TRADE, "T": t, "E": t}, "spot")
+
+
+@pytest.mark.parametrize("field, value, what", [
+    ("b", "nan", "bid price"), ("a", "inf", "ask price"), ("b", "0", "bid price"),
+    ("a", "-1", "ask price"), ("B", "0", "bid quantity"), ("A", "nan", "ask quantity"),
+    ("B", "-3", "bid quantity"), ("A", "inf", "ask quantity"),
+])
+def test_a_book_ticker_needs_finite_prices_and_sizes_above_zero(field, value, what):
+    with pytest.raises(parse.BadValue, match=f"bookTicker {what} '{value}'"):
+        parse.book_ticker({**SPOT_TICKER, field: value}, 7, "spot")
+
+
+@pytest.mark.parametrize("bids, asks, named", [
+    ([["100.5", "1"], ["nan", "1"]], [], "bid level 1 price 'nan'"),
+    ([["100.5", "1"]], [["0", "1"]], "ask level 0 price '0'"),
+    ([["100.5", "1"]], [["-100.6", "1"]], "ask level 0 price '-100.6'"),
+    ([["inf", "1"]], [], "bid level 0 price 'inf'"),
+    ([["100.5", "-1"]], [], "bid level 0 size '-1'"),
+    ([["100.5", "NaN"]], [], "bid level 0 size 'NaN'"),
+    ([], [["100.6", "1"], ["100.7", "inf"]], "ask level 1 size 'inf'"),
+])
+def test_one_bad_level_makes_the_whole_diff_bad(bids, asks, named):
+    with pytest.raises(parse.BadValue, match=named.replace("(", r"\(")):
+        parse.depth_levels(_diff(bids, asks))
+
+
+@pytest.mark.parametrize("bids, asks, named", [
+    ([["100", "0"]], [["101", "1"]], "snapshot bid level 0 size '0'"),  # a snapshot has no 0s
+    ([["100", "1"]], [["nan", "1"]], "snapshot ask level 0 price 'nan'"),
+    ([["100", "1"]], [["101", "-inf"]], "snapshot ask level 0 size '-inf'"),
+])
+def test_a_snapshot_with_a_bad_level_is_bad(bids, asks, named):
+    with pytest.raises(parse.BadValue, match=named):
+        parse.snapshot({"lastUpdateId": 9, "bids": bids, "asks": asks})
+
+
+@pytest.mark.parametrize("field, value", [("r", "nan"), ("r", "inf"), ("p", "0"),
+                                          ("p", "nan"), ("i", "-1")])
+def test_a_mark_price_needs_a_finite_rate_and_prices_above_zero(field, value):
+    good = {"e": "markPriceUpdate", "E": 1000, "s": "BTCUSDT", "p": "61800.1", "i": "61790.5",
+            "r": "0.0001", "T": 2000}
+    with pytest.raises(parse.BadValue):
+        parse.mark_price({**good, field: value})
+
+
+def test_a_payload_of_the_other_market_is_named():
+    with pytest.raises(parse.OtherMarket, match="a USD-M trade in a spot recording"):
+        parse.trade(USDM_TRADE, "spot")
+    with pytest.raises(parse.OtherMarket, match="a spot trade in a usdm recording"):
+        parse.trade(SPOT_TRADE, "usdm")
+    with pytest.raises(parse.OtherMarket, match="a USD-M bookTicker in a spot recording"):
+        parse.book_ticker(USDM_TICKER, 7, "spot")
+    with pytest.raises(parse.OtherMarket, match="a spot bookTicker"):
+        parse.book_ticker(SPOT_TICKER, 7, "usdm")
+    with pytest.raises(parse.OtherMarket, match="a USD-M depthUpdate in a spot recording"):
+        parse.check_depth_update(_diff([], [], pu=9), "spot")
+    with pytest.raises(parse.OtherMarket, match="a spot depthUpdate in a usdm recording"):
+        parse.check_depth_update(_diff([], []), "usdm")
+    mark = {"e": "markPriceUpdate", "E": 1000, "s": "BTCUSDT", "p": "61800.1", "r": "0.0001"}
+    with pytest.raises(parse.OtherMarket, match="a USD-M markPriceUpdate in a spot recording"):
+        parse.mark_price(mark, "spot")
+    assert parse.mark_price(mark, "usdm") is not None

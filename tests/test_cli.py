@@ -80,3 +80,28 @@ def test_bad_arguments_exit_2(tmp_path):
     assert not (tmp_path / "_imports").exists() and not any(tmp_path.iterdir())
     res = tradelab("import", "binance-ws", tmp_path / "missing.gz", "--store", tmp_path)
     assert res.returncode == 1 and "no such file" in res.stderr
+
+
+def test_import_names_bad_lines_and_an_unsynced_book(tmp_path):
+    """A NaN price is rejected by line number; a file whose book never synced says so and is
+    imported again next time (not skipped as already imported)."""
+    store = tmp_path / "store"
+    rec = tmp_path / "second_half.txt"
+    diff = (b'1704067200100000000 {"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate",'
+            b'"E":1704067200100,"s":"BTCUSDT","U":11,"u":12,"b":[["42000.1","1"]],"a":[]}}\n')
+    trade = (b'1704067200000000000 {"stream":"btcusdt@trade","data":{"e":"trade",'
+             b'"E":1704067200000,"T":1704067200000,"s":"BTCUSDT","t":1,"p":"%s",'
+             b'"q":"0.1","m":false,"M":true}}\n')
+    rec.write_bytes(trade % b"42000.5" + diff + trade % b"NaN")
+    for _ in range(2):
+        res = tradelab("import", "binance-ws", rec, "--store", store)
+        assert res.returncode == 0, res.stderr
+        err = " ".join(res.stderr.split())
+        assert "1 rejected: bad value in trade" in err
+        assert "the book of BTC-USDT never synced" in err and "import it again" in err
+    rejects = [json.loads(ln) for p in (store / "_imports").glob("*.rejects.jsonl")
+               for ln in p.read_text().splitlines()]
+    assert [(r["line"], r["reason"].split(":")[0]) for r in rejects] == [
+        (3, "bad value in trade")] * 2
+    res = tradelab("sql", "SELECT count(*) AS n FROM trades", "--store", store)
+    assert res.returncode == 0 and " 1 " in f" {res.stdout.split()[-1]} "

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.test_import_binance_ws import agreement
-from tests.venue_helpers import replay_and_collect
+from tests.venue_helpers import book_synced, replay_and_collect
 from tradelab.store import Catalog
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
@@ -66,8 +66,9 @@ def test_spot_recording_split_at_midnight_lands_one_for_one(tmp_path, binance_ws
 
 
 def test_dropped_diff_gives_a_gap_a_new_snapshot_and_a_correct_book(tmp_path, binance_ws):
-    async def drop(venue, rv):
-        await asyncio.sleep(2)
+    async def drop(venue, rv, collector):
+        # not after a fixed delay: a diff withheld before the client's snapshot is inside it
+        await book_synced(collector, "BINANCE_FUTURES", "BTC-USDT-PERP")
         await venue.inject("drop_diff", "BTCUSDT")
 
     summary, venue = asyncio.run(replay_and_collect(
@@ -88,7 +89,7 @@ def test_dropped_diff_gives_a_gap_a_new_snapshot_and_a_correct_book(tmp_path, bi
 
 
 def test_disconnect_reconnects_without_duplicates(tmp_path, binance_ws):
-    async def cut(venue, rv):
+    async def cut(venue, rv, _collector):
         await asyncio.sleep(2)
         await venue.inject("disconnect")
 
@@ -112,7 +113,7 @@ def test_disconnect_reconnects_without_duplicates(tmp_path, binance_ws):
 
 
 def test_malformed_frame_and_stall_are_survived(tmp_path, binance_ws):
-    async def faults(venue, rv):
+    async def faults(venue, rv, _collector):
         await asyncio.sleep(1.5)
         await venue.inject("malformed")
         await asyncio.sleep(1.5)

@@ -51,7 +51,8 @@ def test_bars_csv_into_a_missing_folder_creates_it(tmp_path, usdm_store):
                           "BTC-USDT-PERP", "1m", "--csv", str(out), "--store", str(store)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert out.read_text().splitlines()[0] == "time,ts,open,high,low,close,volume,n_trades"
+    header = "time,ts,open,high,low,close,volume,n_trades,complete"
+    assert out.read_text().splitlines()[0] == header
     assert len(out.read_text().splitlines()) == 1 + 6  # the recording spans 23:54..23:59
     # a path that cannot be a folder is one clear line, no traceback
     blocker = tmp_path / "file"

@@ -51,7 +51,8 @@ async def replay_and_collect(files: list[Path], store: Path, markets: dict[str, 
                              flush_interval_s: float = 1.0) -> tuple[dict, Venue]:
     """Replay ``files`` through the venue into ``store`` via the real cryptofeed collector.
 
-    ``during(venue, rv)`` may run concurrently (fault injection); returns (summary, venue).
+    ``during(venue, rv, collector)`` may run concurrently (fault injection); returns
+    (summary, venue).
     """
     source = RecordingSource(files)
     venue = Venue(source, speed=speed, wait_clients=wait_clients or len(markets))
@@ -60,7 +61,7 @@ async def replay_and_collect(files: list[Path], store: Path, markets: dict[str, 
                         "feeds": feeds_for(rv, markets)})
     collector = Collector(cfg, store=str(store), report=lambda line: None)
     task = asyncio.create_task(collector.run(install_signals=False))
-    side = asyncio.create_task(during(venue, rv)) if during else None
+    side = asyncio.create_task(during(venue, rv, collector)) if during else None
     try:
         await drained(venue, collector)
         if side:
@@ -74,6 +75,22 @@ async def replay_and_collect(files: list[Path], store: Path, markets: dict[str, 
                 await side
         await rv.stop()
     return summary, venue
+
+
+async def book_synced(collector: Collector, exchange: str, symbol: str,
+                      timeout_s: float = 120.0) -> None:
+    """Wait until the collector holds a synced book of ``symbol`` (its snapshot is applied).
+
+    A fault meant to break the client's diff chain must wait for this: a diff withheld before
+    the client fetched its REST snapshot is already inside that snapshot, so no gap follows."""
+    t0 = time.monotonic()
+    while True:
+        st = collector.books.get((exchange, symbol))
+        if st is not None and st.synced:
+            return
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError(f"the collector's {exchange} {symbol} book never synced")
+        await asyncio.sleep(0.01)
 
 
 @contextlib.contextmanager

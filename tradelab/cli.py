@@ -143,6 +143,14 @@ def _print_import(reports, run, manifest: Path, as_json: bool) -> int:
                 )
             for reason, n in r.rejects.items():
                 err.print(f"[yellow]{Path(r.path).name}: {n:,} rejected: {reason}[/]")
+            if r.book_unsynced:
+                err.print(
+                    f"[yellow]{Path(r.path).name}: the book of {', '.join(r.book_unsynced)} "
+                    "never synced (no snapshot in the file, and the stored book does not end "
+                    "where its diffs begin): its deltas were not stored and the file does not "
+                    "count as imported; import it again once the recording before it is "
+                    "stored[/]"
+                )
         if run.reject_path.exists():
             err.print(f"rejected lines with reasons: {run.reject_path}")
         console.print(f"manifest: {manifest}")
@@ -179,8 +187,11 @@ def import_binance_ws(
 
     The book is synced the Binance way (snapshot, then diffs by U/u, pu on USD-M); a sequence
     break is recorded as a gap and deltas resume after the next snapshot. Several files are read
-    as one recording in time order; each file is committed on its own. Exit codes: 0 all
-    imported, 1 nothing imported, 2 bad arguments, 3 some files failed.
+    as one recording in time order; each file is committed on its own, and a failed file
+    breaks the chain (the next file's diffs wait for a snapshot, with a gap recorded). A line
+    with a bad value is rejected (with its line number); a line of the other market refuses the
+    file. Exit codes: 0 all imported, 1 nothing imported, 2 bad arguments, 3 some
+    files failed.
     """
     from tradelab.collect.importers.base import ImportRun
     from tradelab.collect.importers.binance_ws import BinanceWsImporter

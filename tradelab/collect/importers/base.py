@@ -52,6 +52,9 @@ class FileReport:
     resyncs: int = 0
     elapsed_s: float = 0.0
     txn: str | None = None
+    book_unsynced: list[str] = field(default_factory=list)
+    """Symbols whose book this file never synced: its deltas were not stored, so the file does
+    not count as imported (a later import of it can resume the stored book)."""
 
     @property
     def n_rejects(self) -> int:
@@ -115,14 +118,19 @@ class ImportRun:
         )
 
     def already_imported(self, sha: str) -> str | None:
-        """Run id of an earlier committed import of a file with this sha256, if any."""
+        """Run id of an earlier committed, complete import of a file with this sha256, if any
+        (a file whose book never synced is not complete: see ``FileReport.book_unsynced``)."""
         for mf in self.dir.glob("*.json"):
             try:
                 doc = json.loads(mf.read_text())
             except (OSError, ValueError):
                 continue
             for f in doc.get("files", []):
-                if f.get("sha256") == sha and f.get("status") == "committed":
+                if (
+                    f.get("sha256") == sha
+                    and f.get("status") == "committed"
+                    and not f.get("book_unsynced")
+                ):
                     return doc.get("run_id")
         return None
 

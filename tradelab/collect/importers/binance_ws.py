@@ -18,7 +18,27 @@ the store's last stored book message ends is resumed from the store (e.g. a reco
 midnight imported file by file).
 
 Several files in one call are read as one continuous recording (ordered by their first receipt
-time), each committed on its own: a file that fails leaves nothing visible.
+time), each committed on its own: a file that fails leaves nothing visible, and the files after it
+do not chain onto what it read. The sync state rolls back to the end of the last committed file,
+so the next file's first diff no longer continues the chain: it is recorded as a ``gap`` (named
+after the failed file) and deltas resume from the next snapshot.
+
+A file whose book never synced (it had depth diffs but stored none: they waited for a snapshot,
+or for a stored book they continue, e.g. the second half of a split recording imported before or
+in parallel with the first) is committed with its other rows and listed under ``book_unsynced``
+in the manifest. Such a file does not count as imported: importing it again, once the file before
+it is stored, resumes the stored book and adds the missing deltas (the rows already stored are
+dropped by their content keys).
+
+Values are checked line by line (see :mod:`tradelab.adapters.binance.parse`): a line with a NaN,
+infinite, negative or zero price (or size, where it cannot be zero) is rejected with its line
+number and reason, and the rest of the file imports. A depth diff is atomic: a diff with one bad
+level is rejected whole, and since skipping it breaks the update-id chain, a synced book records
+a ``gap`` naming that line and waits for the next snapshot (a diff rejected while the book waits
+for its first snapshot is named by the gap found when the buffered diffs are replayed, if the
+snapshot needs it). A bad snapshot is rejected whole; the book waits for another. Every line is
+checked against the recording's market: a line of the other market (spot vs USD-M) refuses the
+whole file, naming the line, since such a file mixes two recordings.
 """
 
 from __future__ import annotations
@@ -28,7 +48,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +64,7 @@ from tradelab.adapters.binance.recording import (
     sniff_market,
     split_line,
 )
-from tradelab.adapters.binance.schema import MARKETS, split_stream, stream_symbol
+from tradelab.adapters.binance.schema import MARKETS, split_stream, stream_kind, stream_symbol
 from tradelab.adapters.binance.symbols import EXCHANGE, store_symbol_of_raw
 from tradelab.collect.importers.base import FileReport, ImportRun, sha256_of
 from tradelab.collect.rows import QE_COLS
@@ -105,26 +125,25 @@ class _BookCols:
 
 @dataclass
 class _Rows:
-    """Row-wise column lists for the flat tables (trades, bbo, funding)."""
+    """Rows of a flat table (trades, bbo, funding), kept as one flat list (row after row, no
+    object per row for the garbage collector to track) and sliced into columns when taken."""
 
     names: tuple[str, ...]
-    cols: dict[str, list] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.cols = {n: [] for n in self.names}
+    data: list = field(default_factory=list)
 
     def rows(self) -> int:
-        return len(self.cols[self.names[0]])
+        return len(self.data) // len(self.names)
 
     def add(self, *values: Any) -> None:
         """Append one row, values in the order of ``names``."""
-        for name, value in zip(self.names, values, strict=True):
-            self.cols[name].append(value)
+        if len(values) != len(self.names):
+            raise ValueError(f"a row of {self.names} needs {len(self.names)} values")
+        self.data.extend(values)
 
     def take(self) -> dict[str, list]:
-        out = self.cols
-        self.cols = {n: [] for n in self.names}
-        return out
+        data, self.data = self.data, []
+        k = len(self.names)
+        return {n: data[i::k] for i, n in enumerate(self.names)}
 
 
 @dataclass
@@ -135,9 +154,16 @@ class _Depth:
     synced: bool = False
     ever_synced: bool = False
     last_u: int = -1
-    buffer: deque = field(default_factory=lambda: deque())
-    snap: tuple[int, dict, int] | None = None  # (recv, snapshot, line)
+    buffer: deque = field(default_factory=lambda: deque())  # (recv, diff, line, levels)
+    snap: tuple | None = None  # (recv, snapshot id, bids, asks, line)
     store_checked: bool = False
+    buffered_here: bool = False  # diffs of the current file waited for a sync
+    applied_here: bool = False  # a diff of the current file was stored
+    broken_by: str | None = None  # a failed file broke the chain after the last commit
+    rejected: dict[int, int] = field(default_factory=dict)  # update id a bad diff followed -> line
+
+    def copy(self) -> _Depth:
+        return replace(self, buffer=deque(self.buffer), rejected=dict(self.rejected))
 
 
 # -- the importer ----------------------------------------------------------------------------
@@ -172,6 +198,7 @@ class BinanceWsImporter:
         self.writer: StoreWriter | None = None
         self.report: FileReport | None = None
         self._catalog: Catalog | None = None
+        self._committed: tuple[dict[str, _Depth], list] = ({}, [])
 
     # .. public ..............................................................................
 
@@ -209,21 +236,52 @@ class BinanceWsImporter:
             )
             self._read(path, rep)
             self._flush_all()
+            self._note_unsynced(rep)
             self.run.commit(rep, self.writer)  # one transaction with the manifest
+            self._checkpoint()
         except ImportFailed as exc:
             rep.status, rep.detail = "failed", str(exc)
             if self.writer is not None:
                 self.writer.abort()
+            self._rollback(path)
         except BaseException as exc:
             if self.writer is not None:
                 self.writer.abort()
             rep.status, rep.detail = "failed", f"{type(exc).__name__}: {exc}"
+            self._rollback(path)
             if not isinstance(exc, Exception):
                 raise
         finally:
             rep.elapsed_s = time.perf_counter() - t0
             self.writer = None
         return rep
+
+    def _checkpoint(self) -> None:
+        """Remember the sync state at the end of a committed file."""
+        self._committed = (
+            {sym: st.copy() for sym, st in self.depth.items()},
+            list(self.pending_snapshots),
+        )
+
+    def _rollback(self, failed: Path) -> None:
+        """Forget everything a failed file read: its buffered rows and its effect on the sync
+        state, which returns to the end of the last committed file. The next diff of a synced
+        book then no longer continues the chain, and a gap naming ``failed`` is recorded."""
+        depth, pending = self._committed
+        self.depth = {sym: st.copy() for sym, st in depth.items()}
+        self.pending_snapshots = list(pending)
+        for st in self.depth.values():
+            st.broken_by = failed.name
+        for store in (self.book_cols, self.trades, self.bbo, self.funding, self.qevents):
+            store.clear()
+
+    def _note_unsynced(self, rep: FileReport) -> None:
+        """List the symbols whose book this file never synced: it had diffs and stored none."""
+        for sym, st in self.depth.items():
+            if st.buffered_here and not st.applied_here:
+                rep.book_unsynced.append(sym)
+            st.buffered_here = st.applied_here = False
+            st.broken_by = None
 
     def _decide_market(self, path: Path, rep: FileReport) -> None:
         sniffed = sniff_market(path)
@@ -249,6 +307,7 @@ class BinanceWsImporter:
     def _read(self, path: Path, rep: FileReport) -> None:
         reject = self.run.reject
         loads = orjson.loads
+        self.routes.clear()  # so each file's report lists its symbols
         routes = self.routes
         lineno = 0
         size = path.stat().st_size
@@ -300,6 +359,14 @@ class BinanceWsImporter:
                             "unknown message: neither a stream envelope nor a depth snapshot",
                             raw,
                         )
+                except parse.BadValue as exc:
+                    what = stream_kind(stream) if stream else "snapshot"
+                    reject(rep, lineno, f"bad value in {what}: {exc}", raw)
+                except parse.OtherMarket as exc:
+                    raise ImportFailed(
+                        f"{path}: line {lineno}: {exc}; the file mixes two markets' recordings "
+                        "(import each on its own), nothing of it was stored"
+                    ) from None
                 except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
                     reject(rep, lineno, f"bad message: {type(exc).__name__} {exc}", raw)
         except EOFError:
@@ -351,10 +418,7 @@ class BinanceWsImporter:
     # .. handlers ............................................................................
 
     def _on_trade(self, symbol: str, recv: int, d: dict, line: int) -> None:
-        ts, price, qty, side, tid = parse.trade(d)
-        if not (price > 0 and qty > 0):
-            self.run.reject(self.report, line, f"bad trade: price {d['p']} qty {d['q']}")
-            return
+        ts, price, qty, side, tid = parse.trade(d, self.market)
         rows = self.trades.get(symbol)
         if rows is None:
             rows = self.trades[symbol] = _Rows(
@@ -363,7 +427,7 @@ class BinanceWsImporter:
         rows.add(ts, recv, price, qty, side, tid)
 
     def _on_bbo(self, symbol: str, recv: int, d: dict, line: int) -> None:
-        ts, seq, bp, bq, ap, aq = parse.book_ticker(d, recv)
+        ts, seq, bp, bq, ap, aq = parse.book_ticker(d, recv, self.market)
         rows = self.bbo.get(symbol)
         if rows is None:
             rows = self.bbo[symbol] = _Rows(
@@ -372,7 +436,7 @@ class BinanceWsImporter:
         rows.add(ts, recv, seq, bp, bq, ap, aq)
 
     def _on_mark(self, symbol: str, recv: int, d: dict, line: int) -> None:
-        parsed = parse.mark_price(d)
+        parsed = parse.mark_price(d, self.market)
         if parsed is None:
             self.report.skipped["mark_price_without_funding_rate"] += 1
             return
@@ -393,16 +457,24 @@ class BinanceWsImporter:
         return st
 
     def _on_diff(self, symbol: str, recv: int, d: dict, line: int) -> None:
-        u = d["u"]
         parse.check_depth_update(d, self.market)
+        try:
+            levels = parse.depth_levels(d)
+        except parse.BadValue as exc:
+            self._bad_diff(self._state(symbol), recv, d, line, exc)
+            raise
+        self._apply_diff(symbol, recv, d, line, levels)
+
+    def _apply_diff(self, symbol: str, recv: int, d: dict, line: int, levels: tuple) -> None:
+        u = d["u"]
         st = self._state(symbol)
         if not st.synced:
             if not st.store_checked:
                 st.store_checked = True
                 if self._resume_from_store(st, d):
-                    self._on_diff(symbol, recv, d, line)
+                    self._apply_diff(symbol, recv, d, line, levels)
                     return
-            self._buffer(st, recv, d, line)
+            self._buffer(st, recv, d, line, levels)
             self._try_sync(st)
             return
         if u <= st.last_u:
@@ -411,21 +483,48 @@ class BinanceWsImporter:
         ok, expected, got = depth_sync.expected_next(self.market, d, st.last_u)
         if not ok:
             self._gap(st, recv, d, expected, got)
-            self._buffer(st, recv, d, line)
+            self._buffer(st, recv, d, line, levels)
             self._try_sync(st)
             return
         if st.snap is not None and self._straddles(d, st.snap[1]):
             self._emit_snapshot(st, st.snap, d)
             st.snap = None
-        self._emit_diff(recv, d, self._book(symbol))
+        self._emit_diff(recv, d, levels, self._book(symbol))
         st.last_u = u
+        st.applied_here = True
+
+    def _bad_diff(self, st: _Depth, recv: int, d: dict, line: int, exc: Exception) -> None:
+        """A rejected diff breaks the update-id chain: a synced book records a gap at once and
+        waits for a snapshot; an unsynced one remembers the line for the gap found later."""
+        prev = depth_sync.prev_update_id(d)
+        if not st.synced:
+            st.rejected[prev] = line
+            return
+        if d["u"] <= st.last_u:
+            return  # a stale diff: it would have been skipped anyway
+        report, market = self.report, self.market
+        assert report is not None and market is not None  # set before any line is read
+        report.gaps += 1
+        st.synced = False
+        expected = depth_sync.expected_next(market, d, st.last_u)[1]
+        self._quality(
+            st.symbol,
+            parse.event_ns(d),
+            recv,
+            "gap",
+            expected,
+            None,  # nothing usable arrived
+            f"depth diff U={d['U']} u={d['u']} at line {line} rejected ({exc}); "
+            "deltas stop until a new snapshot",
+        )
 
     def _straddles(self, d: dict, snap_id: int) -> bool:
         """Whether diff ``d`` is the first one to apply on top of snapshot ``snap_id``."""
         return depth_sync.straddles(self.market, d, snap_id)
 
-    def _buffer(self, st: _Depth, recv: int, d: dict, line: int) -> None:
-        st.buffer.append((recv, d, line))
+    def _buffer(self, st: _Depth, recv: int, d: dict, line: int, levels: tuple) -> None:
+        st.buffered_here = True
+        st.buffer.append((recv, d, line, levels))
         if len(st.buffer) > BUFFER_MAX:
             st.buffer.popleft()
             self.report.skipped["diff_before_sync"] += 1
@@ -441,7 +540,7 @@ class BinanceWsImporter:
             owners = [
                 st
                 for st in self.depth.values()
-                if any(self._straddles(d, snap_id) for _r, d, _l in st.buffer)
+                if any(self._straddles(d, snap_id) for _r, d, _l, _v in st.buffer)
             ]
             if len(owners) != 1:
                 self.pending_snapshots.append(entry)
@@ -458,7 +557,9 @@ class BinanceWsImporter:
 
     def _claim_pending(self, st: _Depth) -> None:
         for i, entry in enumerate(self.pending_snapshots):
-            if len(self.depth) == 1 or any(self._straddles(d, entry[1]) for _r, d, _l in st.buffer):
+            if len(self.depth) == 1 or any(
+                self._straddles(d, entry[1]) for _r, d, _l, _v in st.buffer
+            ):
                 st.snap = self.pending_snapshots.pop(i)
                 return
 
@@ -474,7 +575,7 @@ class BinanceWsImporter:
             self.report.skipped["diff_before_sync"] += 1
         if not buf:
             return
-        recv, first, _line = buf[0]
+        recv, first, _line, levels = buf[0]
         if not self._straddles(first, snap_id):
             # the snapshot is older than every buffered diff: it can never be applied
             self._quality(
@@ -492,13 +593,14 @@ class BinanceWsImporter:
         self._emit_snapshot(st, st.snap, first)
         st.snap = None
         buf.popleft()
-        self._emit_diff(recv, first, self._book(st.symbol))
+        self._emit_diff(recv, first, levels, self._book(st.symbol))
+        st.applied_here = True
         st.synced = True
         st.last_u = first["u"]
         rest = list(buf)
         buf.clear()
-        for r, d, line in rest:
-            self._on_diff(st.symbol, r, d, line)
+        for r, d, line, lv in rest:
+            self._apply_diff(st.symbol, r, d, line, lv)
 
     def _emit_snapshot(self, st: _Depth, entry: tuple, first: dict) -> None:
         recv, snap_id, bids, asks, _line = entry
@@ -520,24 +622,14 @@ class BinanceWsImporter:
         )
         st.ever_synced = True
 
-    def _emit_diff(self, recv: int, d: dict, cols: _BookCols) -> None:
-        px, qty = cols.px, cols.qty
-        n0 = len(px)
-        try:
-            for p, q in d["b"]:
-                px.append(float(p))
-                qty.append(float(q))
-            nb = len(px) - n0
-            for p, q in d["a"]:
-                px.append(float(p))
-                qty.append(float(q))
-        except (ValueError, TypeError):
-            del px[n0:], qty[n0:]
-            raise
-        na = len(px) - n0 - nb
+    def _emit_diff(self, recv: int, d: dict, levels: tuple, cols: _BookCols) -> None:
+        px, qty, nb = levels
+        na = len(px) - nb
         if nb + na == 0:
             self.report.skipped["empty_diff"] += 1
             return
+        cols.px.extend(px)
+        cols.qty.extend(qty)
         prev = depth_sync.prev_update_id(d)
         self._book_msg(cols, parse.event_ns(d), recv, d["u"], prev, nb, na, False)
 
@@ -554,6 +646,13 @@ class BinanceWsImporter:
     def _gap(self, st: _Depth, recv: int, d: dict, expected: int, got: int) -> None:
         self.report.gaps += 1
         st.synced = False
+        why = ""
+        if st.broken_by is not None:
+            why = f" (the file before, {st.broken_by}, failed)"
+        elif st.last_u in st.rejected:
+            why = f" (the diff at line {st.rejected[st.last_u]} was rejected)"
+        st.rejected.clear()
+        st.broken_by = None
         self._quality(
             st.symbol,
             parse.event_ns(d),
@@ -561,7 +660,7 @@ class BinanceWsImporter:
             "gap",
             expected,
             got,
-            f"depth diff U={d['U']} u={d['u']} does not continue last_u={st.last_u}; "
+            f"depth diff U={d['U']} u={d['u']} does not continue last_u={st.last_u}{why}; "
             "deltas stop until a new snapshot",
         )
 
