@@ -19,6 +19,8 @@ STREAMS = "btcusdt@depth@100ms/btcusdt@trade/btcusdt@bookTicker"
 PATH = f"/usdm/stream?streams={STREAMS}"
 SPEED = 10.0  # ~2,700 messages/s from the USD-M recording: fills a stalled socket in ~1 s
 N = 12_000  # messages the reader counts (about 4.5 s of replay)
+QUEUE = 4_000  # per-connection send queue: ~1.5 s of slack, so only a stalled client fills it
+# (with 1,000 a reader on a busy CI core could itself fall 0.4 s behind and be dropped)
 
 
 def _raw_connect(port: int) -> socket.socket:
@@ -70,7 +72,7 @@ def _close_code(sock: socket.socket) -> int | None:
 
 async def _replay(path, with_slow_client: bool) -> tuple[float, int | None, dict]:
     venue = Venue(RecordingSource([path]), speed=SPEED, wait_clients=2 if with_slow_client else 1,
-                  slow_client="disconnect", queue_size=1000)
+                  slow_client="disconnect", queue_size=QUEUE)
     rv = await start_venue(venue, tls_port=None)
     slow = await asyncio.to_thread(_raw_connect, rv.port) if with_slow_client else None
     try:
