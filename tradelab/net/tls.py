@@ -32,7 +32,7 @@ def self_signed_context(directory: str | Path | None = None) -> ssl.SSLContext:
     # ssl reads a certificate chain only from files: write them, load them, and (unless the
     # caller asked to keep them in ``directory``) remove them, private key included
     keep = directory is not None
-    folder = Path(directory) if keep else Path(tempfile.mkdtemp(prefix="tradelab-venue-tls-"))
+    folder = Path(directory or tempfile.mkdtemp(prefix="tradelab-venue-tls-"))
     cert_path, key_path = folder / "venue.crt", folder / "venue.key"
     try:
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -146,6 +146,10 @@ class _Rows:
         return {n: data[i::k] for i, n in enumerate(self.names)}
 
 
+_Snapshot = tuple[int, int, list[tuple[float, float]], list[tuple[float, float]], int]
+"""A REST depth snapshot: (receipt ns, lastUpdateId, bids, asks, line number)."""
+
+
 @dataclass
 class _Depth:
     """Sync state of one symbol's book."""
@@ -155,7 +159,7 @@ class _Depth:
     ever_synced: bool = False
     last_u: int = -1
     buffer: deque = field(default_factory=lambda: deque())  # (recv, diff, line, levels)
-    snap: tuple | None = None  # (recv, snapshot id, bids, asks, line)
+    snap: _Snapshot | None = None
     store_checked: bool = False
     buffered_here: bool = False  # diffs of the current file waited for a sync
     applied_here: bool = False  # a diff of the current file was stored
@@ -184,21 +188,42 @@ class BinanceWsImporter:
             raise StoreError(f"unknown market {market!r}: use spot or usdm")
         self.run = run
         self.market_arg = market
-        self.market: str | None = None
+        self._market: str | None = None  # of the recording, from its first file
         self.force = force
         self.progress = progress
         self.depth: dict[str, _Depth] = {}
-        self.routes: dict[str, tuple[Callable, str]] = {}
+        self.routes: dict[str, tuple[Callable, str, str]] = {}  # stream -> (handler, symbol, kind)
         self.book_cols: dict[str, _BookCols] = {}
         self.trades: dict[str, _Rows] = {}
         self.bbo: dict[str, _Rows] = {}
         self.funding: dict[str, _Rows] = {}
         self.qevents: dict[str, _Rows] = {}
-        self.pending_snapshots: list[tuple[int, dict, int]] = []
-        self.writer: StoreWriter | None = None
-        self.report: FileReport | None = None
+        self.pending_snapshots: list[_Snapshot] = []
+        self._writer: StoreWriter | None = None  # of the file being imported
+        self._report: FileReport | None = None  # of the file being imported
         self._catalog: Catalog | None = None
         self._committed: tuple[dict[str, _Depth], list] = ({}, [])
+
+    @property
+    def market(self) -> str:
+        """The recording's market (``spot`` or ``usdm``), known once a file is open."""
+        if self._market is None:
+            raise RuntimeError("the market is known only once a recording is open")
+        return self._market
+
+    @property
+    def writer(self) -> StoreWriter:
+        """The writer of the file being imported."""
+        if self._writer is None:
+            raise RuntimeError("no file is being imported")
+        return self._writer
+
+    @property
+    def report(self) -> FileReport:
+        """The report of the file being imported."""
+        if self._report is None:
+            raise RuntimeError("no file is being imported")
+        return self._report
 
     # .. public ..............................................................................
 
@@ -222,7 +247,7 @@ class BinanceWsImporter:
 
     def _import_file(self, path: Path) -> FileReport:
         rep = FileReport(path=str(path))
-        self.report = rep
+        self._report = rep
         t0 = time.perf_counter()
         try:
             rep.sha256 = sha256_of(path)
@@ -231,29 +256,29 @@ class BinanceWsImporter:
                 rep.status, rep.detail = "skipped", f"already imported by run {prior} (use --force)"
                 return rep
             self._decide_market(path, rep)
-            self.writer = StoreWriter(
+            self._writer = StoreWriter(
                 self.run.root, deferred=True, run_id=self.run.run_id, batch_rows=4 * FLUSH_ROWS
             )
             self._read(path, rep)
             self._flush_all()
             self._note_unsynced(rep)
-            self.run.commit(rep, self.writer)  # one transaction with the manifest
+            self.run.commit(rep, self._writer)  # one transaction with the manifest
             self._checkpoint()
         except ImportFailed as exc:
             rep.status, rep.detail = "failed", str(exc)
-            if self.writer is not None:
-                self.writer.abort()
+            if self._writer is not None:
+                self._writer.abort()
             self._rollback(path)
         except BaseException as exc:
-            if self.writer is not None:
-                self.writer.abort()
+            if self._writer is not None:
+                self._writer.abort()
             rep.status, rep.detail = "failed", f"{type(exc).__name__}: {exc}"
             self._rollback(path)
             if not isinstance(exc, Exception):
                 raise
         finally:
             rep.elapsed_s = time.perf_counter() - t0
-            self.writer = None
+            self._writer = None
         return rep
 
     def _checkpoint(self) -> None:
@@ -295,12 +320,12 @@ class BinanceWsImporter:
                 f"{path}: cannot tell spot from USD-M from the first {SNIFF_LINES} "
                 "lines (no Binance depth/trade/bookTicker message); pass --market"
             )
-        if self.market and market != self.market:
+        if self._market and market != self._market:
             raise ImportFailed(
-                f"{path}: is {market} but earlier files were {self.market}; "
+                f"{path}: is {market} but earlier files were {self._market}; "
                 "import different markets in separate calls"
             )
-        self.market = market
+        self._market = market
         rep.market = market
         rep.exchange = EXCHANGE[market]
 
@@ -681,7 +706,7 @@ class BinanceWsImporter:
         last = int(row)
         last_u = depth_sync.resumes_after(self.market, d, last)
         cont = last_u is not None
-        if cont:
+        if last_u is not None:
             st.synced = st.ever_synced = True
             st.last_u = last_u
             self._quality(
