@@ -16,9 +16,9 @@ help:
 	@echo "make test       run the whole test suite (slow end-to-end checks included)"
 	@echo "make test-fast  the suite without tests marked slow"
 	@echo "make bench      run the benchmarks (JSON on stdout)"
-	@echo "make lint       ruff check and ruff format --check"
+	@echo "make lint       ruff check (pyflakes, pycodestyle, isort, bugbear, pyupgrade rules)"
 	@echo "make typecheck  mypy over tradelab/ and runners/"
-	@echo "make format     rewrite the code in ruff's format"
+	@echo "make format     apply ruff's automatic fixes (imports, upgrades)"
 	@echo "make clean-store  delete the demo store (.demo/); CONFIRM=1 also empties data/parquet/"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -43,14 +43,12 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
 format: $(STAMP)
 	$(PY) -m ruff check --fix .
-	$(PY) -m ruff format .
 
 # The demo's store is disposable; the default store holds what you collected, so it needs CONFIRM=1.
 clean-store:
