@@ -17,7 +17,7 @@ from pathlib import Path
 import vectorbt.portfolio.nb as _vbt_nb
 from numba import njit
 
-from tradelab.features.numba_cache import clear_if_stale
+from tradelab.core.numba_cache import clear_if_stale
 
 _HERE = Path(__file__).resolve().parent
 clear_if_stale(_HERE, [Path(_vbt_nb.__file__).resolve().parent])
