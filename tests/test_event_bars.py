@@ -16,8 +16,16 @@ import pytest
 from tradelab.backtest.event.agreement import compare_with_sweep
 from tradelab.backtest.event.bars import equity_order_qty, run_bar_strategy
 from tradelab.backtest.event.replay import Latency, Replay
-from tradelab.core.events import EV_ASK, EV_BID, EV_BUY, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE
-from tradelab.core.events import event_dt
+from tradelab.core.events import (
+    EV_ASK,
+    EV_BID,
+    EV_BUY,
+    EV_DEPTH,
+    EV_LAST,
+    EV_SNAPSHOT,
+    EV_TRADE,
+    event_dt,
+)
 from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L
 from tradelab.store.catalog import Catalog
@@ -35,8 +43,14 @@ def _stream() -> np.ndarray:
         (snap | EV_ASK, 0, 101.0, 1.0),
         (snap | EV_ASK | EV_LAST, 0, 102.0, 2.0),
     ]
-    for t, px in ((0.1, 100.0), (1.1, 100.0), (2.1, 100.0), (3.1, 101.0), (3.5, 101.0),
-                  (4.2, 102.0)):
+    for t, px in (
+        (0.1, 100.0),
+        (1.1, 100.0),
+        (2.1, 100.0),
+        (3.1, 101.0),
+        (3.5, 101.0),
+        (4.2, 102.0),
+    ):
         rows.append((EV_TRADE | EV_LAST | EV_BUY, int(t * S), px, 0.1))
     ev = np.zeros(len(rows), dtype=event_dt)
     for i, (e, ts, px, q) in enumerate(rows):
@@ -74,8 +88,15 @@ def test_bars_targets_and_a_market_order_walking_the_book() -> None:
 
 @pytest.mark.parametrize("execution,price", [("next_open", 102.0), ("close", 101.0)])
 def test_bar_price_fill_is_the_sweep_price_whatever_the_book(execution, price) -> None:
-    run = run_bar_strategy(_replay(entry_ms=0), "momentum", MOM, "1s", fill="bar_price",
-                           execution=execution, sizing=2.0)
+    run = run_bar_strategy(
+        _replay(entry_ms=0),
+        "momentum",
+        MOM,
+        "1s",
+        fill="bar_price",
+        execution=execution,
+        sizing=2.0,
+    )
     f = run.fills
     assert f["price"].tolist() == [price] and f["qty"].tolist() == pytest.approx([2.0])
     assert f["fee"].tolist() == pytest.approx([0.0005 * 2 * price])
@@ -107,9 +128,13 @@ def test_book_strategies_are_refused_by_the_bar_runner() -> None:
 @pytest.fixture(scope="module")
 def synth_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("agree")
-    write_store(generate_market(SynthConfig(days=0.5, seed=11, perp=False,
-                                            spot_symbols={"BTC-USDT": 60000.0})), root,
-                fsync=False)
+    write_store(
+        generate_market(
+            SynthConfig(days=0.5, seed=11, perp=False, spot_symbols={"BTC-USDT": 60000.0})
+        ),
+        root,
+        fsync=False,
+    )
     return root
 
 
@@ -117,10 +142,22 @@ def _sweep(root, execution: str, strategy: str, grid: dict) -> str:
     from tradelab.backtest.vector.config import parse_sweep_config
     from tradelab.backtest.vector.engine import run_sweep
 
-    cfg = parse_sweep_config(dict(
-        name="agree", strategy=strategy, exchange="BINANCE", symbols=["BTC-USDT"],
-        start="2025-01-01", end="2025-01-01T12:00:00Z", interval="1m", grid=grid,
-        fees={"taker": 0.0004}, execution=execution, workers=1, bias_checks=False))
+    cfg = parse_sweep_config(
+        dict(
+            name="agree",
+            strategy=strategy,
+            exchange="BINANCE",
+            symbols=["BTC-USDT"],
+            start="2025-01-01",
+            end="2025-01-01T12:00:00Z",
+            interval="1m",
+            grid=grid,
+            fees={"taker": 0.0004},
+            execution=execution,
+            workers=1,
+            bias_checks=False,
+        )
+    )
     return run_sweep(cfg, root)[0].run_id
 
 
@@ -129,8 +166,11 @@ def test_bars_built_from_events_are_the_stores_bars(synth_store) -> None:
     with Catalog(synth_store) as cat:
         bars = cat.bars("BINANCE", "BTC-USDT", "1m", "2025-01-01", "2025-01-01T12:00:00Z")
         inst = instrument(0.01, 1e-9, taker_fee=0.0004)
-        rp = Replay(cat.iter_events("BINANCE", "BTC-USDT", "2025-01-01",
-                                    "2025-01-01T12:00:00Z"), inst, Latency(*L.constant(0, 0)))
+        rp = Replay(
+            cat.iter_events("BINANCE", "BTC-USDT", "2025-01-01", "2025-01-01T12:00:00Z"),
+            inst,
+            Latency(*L.constant(0, 0)),
+        )
         run = run_bar_strategy(rp, "keltner_breakout", None, "1m")
     got = run.bars
     assert len(got) == len(bars)
@@ -141,18 +181,23 @@ def test_bars_built_from_events_are_the_stores_bars(synth_store) -> None:
     # the step advanced once per bar gives what the vectorized run gives
     from tradelab import strategies
 
-    assert np.array_equal(got["target"].to_numpy(),
-                          strategies.run("keltner_breakout", bars).astype(np.int64))
+    assert np.array_equal(
+        got["target"].to_numpy(), strategies.run("keltner_breakout", bars).astype(np.int64)
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("execution", ["next_open", "close"])
-@pytest.mark.parametrize("strategy,grid,chosen", [
-    ("keltner_breakout", {"ema_period": [10, 20], "k": [1.0]}, {"ema_period": 10, "k": 1.0}),
-    ("ma_crossover", {"fast": [5], "slow": [20, 30]}, 1),  # by set_id: slow = 30
-])
-def test_event_engine_agrees_with_the_sweep_on_synthetic_trades(synth_store, execution,
-                                                                 strategy, grid, chosen) -> None:
+@pytest.mark.parametrize(
+    "strategy,grid,chosen",
+    [
+        ("keltner_breakout", {"ema_period": [10, 20], "k": [1.0]}, {"ema_period": 10, "k": 1.0}),
+        ("ma_crossover", {"fast": [5], "slow": [20, 30]}, 1),  # by set_id: slow = 30
+    ],
+)
+def test_event_engine_agrees_with_the_sweep_on_synthetic_trades(
+    synth_store, execution, strategy, grid, chosen
+) -> None:
     run_id = _sweep(synth_store, execution, strategy, grid)
     a = compare_with_sweep(run_id, chosen, synth_store)
     assert a.n_sweep_trades > 5
@@ -173,8 +218,7 @@ def test_the_realistic_fill_differs_from_the_sweep_and_says_by_how_much(synth_st
     exchange side fills the order at the bar price only in bar-price mode; here it has nothing
     to walk and the order expires): the comparison reports it instead of passing."""
     run_id = _sweep(synth_store, "next_open", "keltner_breakout", {"ema_period": [10]})
-    a = compare_with_sweep(run_id, {"ema_period": 10}, synth_store, fill="book",
-                           latency_ms=10)
+    a = compare_with_sweep(run_id, {"ema_period": 10}, synth_store, fill="book", latency_ms=10)
     assert a.n_sweep_trades > 5 and a.n_event_trades == 0 and not a.agrees(1.0)
 
 
@@ -191,18 +235,34 @@ def test_agreement_on_the_real_spot_recording(spot_store) -> None:
         b = cat.bars("BINANCE", "BTC-USDT", "1s", complete_only=True)
     start = pd.Timestamp(int(b["ts"].iloc[0]), unit="ns", tz="UTC").isoformat()
     end = pd.Timestamp(int(b["ts"].iloc[-1]), unit="ns", tz="UTC").isoformat()
-    cfg = parse_sweep_config(dict(
-        name="agree-real", strategy="ma_crossover", exchange="BINANCE", symbols=["BTC-USDT"],
-        start=start, end=end, interval="1s", grid={"fast": [5], "slow": [20]},
-        fees={"taker": 0.001}, execution="next_open", workers=1, bias_checks=False))
+    cfg = parse_sweep_config(
+        dict(
+            name="agree-real",
+            strategy="ma_crossover",
+            exchange="BINANCE",
+            symbols=["BTC-USDT"],
+            start=start,
+            end=end,
+            interval="1s",
+            grid={"fast": [5], "slow": [20]},
+            fees={"taker": 0.001},
+            execution="next_open",
+            workers=1,
+            bias_checks=False,
+        )
+    )
     run_id = run_sweep(cfg, store)[0].run_id
     a = compare_with_sweep(run_id, 0, store, tick=0.01)
     assert a.n_sweep_trades >= 2 and a.agrees(1e-6), a.as_dict()
     real = compare_with_sweep(run_id, 0, store, tick=0.01, fill="book", latency_ms=10)
     assert real.n_event_trades >= a.n_event_trades  # a book walk may take several levels
-    sides = real.event_trades.groupby((real.event_trades["exch_ts"].diff() != 0).cumsum())[
-        "side"].first().to_numpy()
+    sides = (
+        real.event_trades.groupby((real.event_trades["exch_ts"].diff() != 0).cumsum())["side"]
+        .first()
+        .to_numpy()
+    )
     assert (sides == a.sweep_trades["side"].to_numpy()).all()
-    ref = np.interp(real.event_trades["exch_ts"], a.event_trades["exch_ts"],
-                    a.event_trades["price"])
+    ref = np.interp(
+        real.event_trades["exch_ts"], a.event_trades["exch_ts"], a.event_trades["price"]
+    )
     assert np.all(np.abs(real.event_trades["price"] / ref - 1) < 1e-3)

@@ -17,8 +17,7 @@ import pytest
 from tradelab.backtest.event import sim_nb as sn
 from tradelab.backtest.event.multi import MultiReplay
 from tradelab.backtest.event.replay import Latency, Replay
-from tradelab.core.events import EV_ASK, EV_BID, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE
-from tradelab.core.events import event_dt
+from tradelab.core.events import EV_ASK, EV_BID, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE, event_dt
 from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L
 from tradelab.matching.types import BUY, IOC, MARKET, SELL
@@ -35,11 +34,23 @@ def _events(rows) -> np.ndarray:
     return ev
 
 
-A = _events([(SNAP | EV_BID, 0, 100.0, 5.0), (SNAP | EV_ASK, 0, 101.0, 1.0),
-             (SNAP | EV_ASK | EV_LAST, 0, 102.0, 2.0),
-             (EV_TRADE | EV_LAST, 2 * MS, 101.0, 0.1), (EV_TRADE | EV_LAST, 5 * MS, 100.0, 0.2)])
-B = _events([(SNAP | EV_BID, 0, 200.0, 3.0), (SNAP | EV_ASK | EV_LAST, 0, 201.0, 2.0),
-             (EV_TRADE | EV_LAST, 2 * MS, 201.0, 0.3), (EV_TRADE | EV_LAST, 3 * MS, 200.0, 0.4)])
+A = _events(
+    [
+        (SNAP | EV_BID, 0, 100.0, 5.0),
+        (SNAP | EV_ASK, 0, 101.0, 1.0),
+        (SNAP | EV_ASK | EV_LAST, 0, 102.0, 2.0),
+        (EV_TRADE | EV_LAST, 2 * MS, 101.0, 0.1),
+        (EV_TRADE | EV_LAST, 5 * MS, 100.0, 0.2),
+    ]
+)
+B = _events(
+    [
+        (SNAP | EV_BID, 0, 200.0, 3.0),
+        (SNAP | EV_ASK | EV_LAST, 0, 201.0, 2.0),
+        (EV_TRADE | EV_LAST, 2 * MS, 201.0, 0.3),
+        (EV_TRADE | EV_LAST, 3 * MS, 200.0, 0.4),
+    ]
+)
 
 
 def _replay(ev: np.ndarray, chunks: int = 1) -> Replay:
@@ -63,14 +74,19 @@ def test_two_instruments_merged_by_local_time_with_their_own_fills(chunks) -> No
 
     ra, rb = multi.run(on_event)
     assert seen == [
-        (0, 1 * MS, 100.0), (0, 1 * MS, 101.0), (0, 1 * MS, 102.0),  # A's snapshot first ...
-        (1, 1 * MS, 200.0), (1, 1 * MS, 201.0),  # ... then B's at the same local time
-        (0, 3 * MS, 101.0), (1, 3 * MS, 201.0),  # equal local times: A before B
-        (1, 4 * MS, 200.0), (0, 6 * MS, 100.0),
+        (0, 1 * MS, 100.0),
+        (0, 1 * MS, 101.0),
+        (0, 1 * MS, 102.0),  # A's snapshot first ...
+        (1, 1 * MS, 200.0),
+        (1, 1 * MS, 201.0),  # ... then B's at the same local time
+        (0, 3 * MS, 101.0),
+        (1, 3 * MS, 201.0),  # equal local times: A before B
+        (1, 4 * MS, 200.0),
+        (0, 6 * MS, 100.0),
     ]
     assert sent == [3 * MS]
     fa, fb = ra.fills, rb.fills
-    assert fa["px"].tolist() == [101.0, 102.0] and fa["qty"].tolist() == pytest.approx([1, .5])
+    assert fa["px"].tolist() == [101.0, 102.0] and fa["qty"].tolist() == pytest.approx([1, 0.5])
     assert fa["exch_ts"].tolist() == [4 * MS, 4 * MS] and fa["ts"].tolist() == [5 * MS, 5 * MS]
     assert fa["fee"].tolist() == pytest.approx([0.101, 0.051])
     assert fb["px"].tolist() == [200.0] and fb["side"].tolist() == [SELL]

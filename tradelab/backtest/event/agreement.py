@@ -78,14 +78,28 @@ class Agreement:
 
     def agrees(self, tolerance: float = 1e-6) -> bool:
         """Same number of trades, all matched, PnL within ``tolerance`` (relative)."""
-        return (self.n_sweep_trades == self.n_event_trades == self.n_matched
-                and self.rel_pnl_diff <= tolerance)
+        return (
+            self.n_sweep_trades == self.n_event_trades == self.n_matched
+            and self.rel_pnl_diff <= tolerance
+        )
 
     def as_dict(self) -> dict:
         """The figures (no tables), for reports."""
-        keys = ("run_id", "symbol", "params", "fill", "execution", "n_sweep_trades",
-                "n_event_trades", "n_matched", "max_abs_price_diff", "max_rel_qty_diff",
-                "pnl_sweep", "pnl_event", "rel_pnl_diff")
+        keys = (
+            "run_id",
+            "symbol",
+            "params",
+            "fill",
+            "execution",
+            "n_sweep_trades",
+            "n_event_trades",
+            "n_matched",
+            "max_abs_price_diff",
+            "max_rel_qty_diff",
+            "pnl_sweep",
+            "pnl_event",
+            "rel_pnl_diff",
+        )
         return {k: getattr(self, k) for k in keys}
 
 
@@ -126,17 +140,26 @@ def compare_with_sweep(
     folder = RunStore(store).root / run_id
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"no sweep run {run_id!r} under {folder.parent}")
-    cfg = parse_sweep_config(json.loads((folder / "config.json").read_text()),
-                             str(folder / "config.json"))
-    report = json.loads((folder / "report.json").read_text()) if (
-        folder / "report.json").exists() else {}
+    cfg = parse_sweep_config(
+        json.loads((folder / "config.json").read_text()), str(folder / "config.json")
+    )
+    report = (
+        json.loads((folder / "report.json").read_text())
+        if (folder / "report.json").exists()
+        else {}
+    )
     symbol = symbol or report.get("symbol") or cfg.symbols[0]
     if cfg.slippage:
-        raise ValueError(f"sweep {run_id} charged slippage {cfg.slippage}; the event engine's "
-                         "bar-price fill has none, so the two cannot be compared like for like")
+        raise ValueError(
+            f"sweep {run_id} charged slippage {cfg.slippage}; the event engine's "
+            "bar-price fill has none, so the two cannot be compared like for like"
+        )
     module = strategies.get(cfg.strategy)
-    metrics = (pd.read_parquet(folder / "metrics.parquet")
-               if (folder / "metrics.parquet").exists() else None)
+    metrics = (
+        pd.read_parquet(folder / "metrics.parquet")
+        if (folder / "metrics.parquet").exists()
+        else None
+    )
     chosen = _chosen(module, metrics, params)
     p = module.Params(**chosen)
     costs = Costs(cfg.fees.taker, 0.0, cfg.init_cash)
@@ -154,19 +177,44 @@ def compare_with_sweep(
             funding = load_funding(cat, cfg.exchange, symbol, s, e)
         inst = instrument(tick, lot, maker_fee=0.0, taker_fee=cfg.fees.taker)
         lat = int(latency_ms * 1_000_000) if fill == "book" else 0
-        replay = Replay(cat.iter_events(cfg.exchange, symbol, s, e, chunk="1h"), inst,
-                        Latency(*L.constant(lat, lat)), funding=funding)
-        run = run_bar_strategy(replay, cfg.strategy, p, cfg.interval, fill=fill,
-                               execution=cfg.execution, sizing="equity",
-                               init_cash=cfg.init_cash)
+        replay = Replay(
+            cat.iter_events(cfg.exchange, symbol, s, e, chunk="1h"),
+            inst,
+            Latency(*L.constant(lat, lat)),
+            funding=funding,
+        )
+        run = run_bar_strategy(
+            replay,
+            cfg.strategy,
+            p,
+            cfg.interval,
+            fill=fill,
+            execution=cfg.execution,
+            sizing="equity",
+            init_cash=cfg.init_cash,
+        )
     close_last = float(bars["close"].iloc[-1])
     paid = float(run.replay.funding["fee"].sum())
     pnl_event = run.final_equity(close_last) - paid - cfg.init_cash
-    sweep = pd.DataFrame({"ts": ts[rec["idx"]], "side": np.where(rec["side"] == 0, 1, -1),
-                          "price": rec["price"], "qty": rec["size"], "fee": rec["fees"]})
+    sweep = pd.DataFrame(
+        {
+            "ts": ts[rec["idx"]],
+            "side": np.where(rec["side"] == 0, 1, -1),
+            "price": rec["price"],
+            "qty": rec["size"],
+            "fee": rec["fees"],
+        }
+    )
     ev = run.fills
-    event = pd.DataFrame({"exch_ts": ev["exch_ts"], "side": ev["side"], "price": ev["price"],
-                          "qty": ev["qty"], "fee": ev["fee"]})
+    event = pd.DataFrame(
+        {
+            "exch_ts": ev["exch_ts"],
+            "side": ev["side"],
+            "price": ev["price"],
+            "qty": ev["qty"],
+            "fee": ev["fee"],
+        }
+    )
     n = min(len(sweep), len(event))
     matched, max_px, max_q = 0, 0.0, 0.0
     for i in range(n):
@@ -177,6 +225,20 @@ def compare_with_sweep(
         if int(a["side"]) == int(b["side"]) and dq <= 1e-6 and dpx <= price_tol:
             matched += 1
     rel = abs(pnl_event - pnl_sweep) / max(abs(pnl_sweep), 0.01 * cfg.init_cash)
-    return Agreement(run_id, symbol, chosen, fill, cfg.execution, len(sweep), len(event),
-                     matched, max_px if n else math.nan, max_q if n else math.nan, pnl_sweep,
-                     pnl_event, rel, sweep, event)
+    return Agreement(
+        run_id,
+        symbol,
+        chosen,
+        fill,
+        cfg.execution,
+        len(sweep),
+        len(event),
+        matched,
+        max_px if n else math.nan,
+        max_q if n else math.nan,
+        pnl_sweep,
+        pnl_event,
+        rel,
+        sweep,
+        event,
+    )

@@ -59,24 +59,36 @@ class BarRun:
     @property
     def fills(self) -> pd.DataFrame:
         f = self.replay.fills
-        return pd.DataFrame({"exch_ts": f["exch_ts"], "local_ts": f["ts"],
-                             "order_id": f["order_id"], "side": f["side"], "price": f["px"],
-                             "qty": f["qty"], "fee": f["fee"], "maker": f["maker"],
-                             "position": f["position"], "decision_ts": f["req_ts"]})
+        return pd.DataFrame(
+            {
+                "exch_ts": f["exch_ts"],
+                "local_ts": f["ts"],
+                "order_id": f["order_id"],
+                "side": f["side"],
+                "price": f["px"],
+                "qty": f["qty"],
+                "fee": f["fee"],
+                "maker": f["maker"],
+                "position": f["position"],
+                "decision_ts": f["req_ts"],
+            }
+        )
 
     def final_equity(self, mark: float | None = None) -> float:
         """Cash plus the position valued at ``mark`` (default: the last bar's close)."""
         f = self.replay.fills
-        cash = self.init_cash - float(np.sum(f["side"] * f["px"] * f["qty"])) - float(
-            np.sum(f["fee"]))
+        cash = (
+            self.init_cash - float(np.sum(f["side"] * f["px"] * f["qty"])) - float(np.sum(f["fee"]))
+        )
         pos = float(f["position"][-1]) if len(f) else 0.0
         if mark is None:
             mark = float(self.bars["close"].iloc[-1]) if len(self.bars) else 0.0
         return cash + pos * mark
 
 
-def equity_order_qty(target: int, pos: float, cash: float, short_cost: float, price: float,
-                     fee: float) -> float:
+def equity_order_qty(
+    target: int, pos: float, cash: float, short_cost: float, price: float, fee: float
+) -> float:
     """Quantity vectorbt's ``from_signals`` (``size=inf``, reversing entries) trades to move
     from position ``pos`` to ``target`` at ``price`` (see the module docstring)."""
     if target == 0:
@@ -107,8 +119,10 @@ def run_bar_strategy(
         raise ValueError(f"{strategy} is a {module.KIND} strategy, not a bar strategy")
     extra = [c for c in module.INPUTS if c not in BAR_COLUMNS]
     if extra:
-        raise ValueError(f"{strategy} reads {', '.join(extra)}, which bars built from one "
-                         f"instrument's trades do not have (they have {', '.join(BAR_COLUMNS)})")
+        raise ValueError(
+            f"{strategy} reads {', '.join(extra)}, which bars built from one "
+            f"instrument's trades do not have (they have {', '.join(BAR_COLUMNS)})"
+        )
     if fill not in FILL_MODES:
         raise ValueError(f"fill must be one of {', '.join(FILL_MODES)}, got {fill!r}")
     if execution not in EXECUTIONS:
@@ -130,7 +144,7 @@ def run_bar_strategy(
     def on_bar(code: int) -> None:
         if code != lp.EL_BAR:
             return
-        bar = bf[lp.BF_CLOSED:lp.BF_CLOSED + 5]
+        bar = bf[lp.BF_CLOSED : lp.BF_CLOSED + 5]
         target = int(module.step(p, state, *(float(bar[k]) for k in cols)))
         ordered = False
         if target != held[0] and not _in_flight(sim):
@@ -139,8 +153,9 @@ def run_bar_strategy(
             else:
                 price = float(bar[3])
             if not math.isnan(price):
-                ordered = _send(sim, target, price, sizing, init_cash, lot, fee,
-                                fill == "bar_price", next_id)
+                ordered = _send(
+                    sim, target, price, sizing, init_cash, lot, fee, fill == "bar_price", next_id
+                )
                 held[0] = target
         rows.append((int(bi[lp.BI_TS]), *(float(x) for x in bar), target, ordered))
 
@@ -155,8 +170,17 @@ def _in_flight(sim: sn.Sim) -> bool:
     return bool(np.any(live & ((lo["flags"] & sn.LF_PENDING) != 0)))
 
 
-def _send(sim: sn.Sim, target: int, price: float, sizing: str | float, init_cash: float,
-          lot: float, fee: float, at_price: bool, next_id: list[int]) -> bool:
+def _send(
+    sim: sn.Sim,
+    target: int,
+    price: float,
+    sizing: str | float,
+    init_cash: float,
+    lot: float,
+    fee: float,
+    at_price: bool,
+    next_id: list[int],
+) -> bool:
     pos = float(sim.fv[sn.F_POS])
     if sizing == "equity":
         cash = init_cash + float(sim.fv[sn.F_CASH])
@@ -171,6 +195,7 @@ def _send(sim: sn.Sim, target: int, price: float, sizing: str | float, init_cash
     oid = next_id[0]
     next_id[0] += 1
     px_t = cn.to_tick_nb(sim.ex, price) if at_price else 0
-    sn.submit_place_nb(sim, oid, side, MARKET, IOC, F_AT_PRICE if at_price else 0, px_t, 0, qty,
-                       0.0, 0)
+    sn.submit_place_nb(
+        sim, oid, side, MARKET, IOC, F_AT_PRICE if at_price else 0, px_t, 0, qty, 0.0, 0
+    )
     return True
