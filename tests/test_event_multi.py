@@ -100,3 +100,70 @@ def test_a_single_instrument_run_sees_every_row_once_in_order() -> None:
     seen = []
     (r,) = MultiReplay([_replay(B)]).run(lambda k, row, now: seen.append(now))
     assert seen == [MS, MS, 3 * MS, 4 * MS] and r.events == len(B)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_spot_and_perp_recordings_in_one_run(spot_store, usdm_store) -> None:
+    """Real BTC-USDT spot and BTC-USDT-PERP recordings (two stores, two venues' streams) over
+    their common first five minutes: every row of each is delivered once, in its own order,
+    merged by local time; a spot buy and a perp sell sent at the same moment fill on their own
+    books, 10 ms later, and leave a long spot / short perp position."""
+    from tradelab.store.catalog import Catalog
+
+    spans, cats = [], []
+    for (store, _), (ex, sym) in (
+        (spot_store, ("BINANCE", "BTC-USDT")),
+        (usdm_store, ("BINANCE_FUTURES", "BTC-USDT-PERP")),
+    ):
+        cat = Catalog(store)
+        cats.append((cat, ex, sym))
+        spans.append(cat._event_span(ex, sym))
+    s = max(sp[0] for sp in spans)
+    e = min(s + 5 * 60 * 1_000_000_000, min(sp[1] for sp in spans))
+    assert e > s, "the recordings overlap"
+    replays, totals = [], []
+    for cat, ex, sym in cats:
+        tick = 0.01 if ex == "BINANCE" else 0.1
+        inst = instrument(tick, 0.001, taker_fee=0.0005)
+        totals.append(sum(len(c) for c in cat.iter_events(ex, sym, s, e, chunk="1m")))
+        replays.append(
+            Replay(
+                cat.iter_events(ex, sym, s, e, chunk="1m"),
+                inst,
+                Latency(*L.constant(10 * MS, 10 * MS)),
+            )
+        )
+    multi = MultiReplay(replays)
+    counts = [0, 0]
+    last = [-1]
+    sent: list[int] = []
+
+    def on_event(k: int, row, now: int) -> None:
+        assert now >= last[0]
+        last[0] = now
+        counts[k] += 1
+        if (
+            not sent
+            and now >= s + 60 * 1_000_000_000
+            and multi.sims[0].sv[sn.S_GAP] == 0
+            and multi.sims[1].sv[sn.S_GAP] == 0
+        ):
+            sn.submit_place_nb(multi.sims[0], 1, BUY, MARKET, IOC, 0, 0, 0, 0.01, 0.0, 0)
+            sn.submit_place_nb(multi.sims[1], 1, SELL, MARKET, IOC, 0, 0, 0, 0.01, 0.0, 0)
+            sent.append(now)
+
+    spot, perp = multi.run(on_event)
+    for cat, _, _ in cats:
+        cat.close()
+    assert counts == totals and [spot.events, perp.events] == totals
+    assert len(sent) == 1
+    fs, fp = spot.fills, perp.fills
+    assert fs["qty"].sum() == pytest.approx(0.01) and (fs["side"] == BUY).all()
+    assert fp["qty"].sum() == pytest.approx(0.01) and (fp["side"] == SELL).all()
+    assert (fs["exch_ts"] == sent[0] + 10 * MS).all() and (fp["exch_ts"] == sent[0] + 10 * MS).all()
+    assert multi.sims[0].fv[sn.F_POS] == pytest.approx(0.01)
+    assert multi.sims[1].fv[sn.F_POS] == pytest.approx(-0.01)
+    # each filled on its own tick grid (spot 0.01, perp 0.1), within 0.5 % of the other
+    assert np.allclose(np.round(fp["px"] * 10), fp["px"] * 10)
+    assert abs(fs["px"].mean() / fp["px"].mean() - 1) < 5e-3
