@@ -266,3 +266,48 @@ def test_agreement_on_the_real_spot_recording(spot_store) -> None:
         real.event_trades["exch_ts"], a.event_trades["exch_ts"], a.event_trades["price"]
     )
     assert np.all(np.abs(real.event_trades["price"] / ref - 1) < 1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_a_bar_strategy_from_a_backtest_config_on_the_real_recording(spot_store) -> None:
+    """configs/backtests/keltner_btcusdt_spot.yaml: bars from real trades, market orders walking
+    the real book; the saved run's fills add up (position, taker fees, equity)."""
+    import json
+    from pathlib import Path
+
+    from tradelab.backtest.event.config import load_backtest_config
+    from tradelab.backtest.event.run import run_backtest
+
+    store, _ = spot_store
+    cfg = load_backtest_config(Path(__file__).parents[1] / "configs/backtests/"
+                               "keltner_btcusdt_spot.yaml")
+    run = run_backtest(cfg, store)
+    f = run.fills
+    assert run.stats["bars"] > 500 and run.stats["fills"] >= run.stats["target_changes"] > 2
+    assert (f["liquidity"] == "taker").all()
+    assert np.allclose((f["side"] * f["qty"]).cumsum(), f["position"])
+    assert f["fee"].sum() == pytest.approx(0.001 * (f["price"] * f["qty"]).sum())
+    # each order walks one or more levels; after it, the position is 0.01 BTC per unit target
+    after = f.groupby("order_id")["position"].last().abs().round(9)
+    assert set(after) <= {0.0, 0.01}
+    eq = run.equity.iloc[-1]
+    cash = cfg.init_cash - (f["side"] * f["price"] * f["qty"]).sum() - f["fee"].sum()
+    assert eq["cash"] == pytest.approx(cash)
+    assert eq["equity"] == pytest.approx(cash + eq["position"] * eq["mark"])
+    rep = json.loads((run.path / "report.json").read_text())
+    assert rep["kind"] == "event" and rep["stats"]["fills"] == len(f)
+    assert set(rep["metrics"]) >= {"sharpe", "total_return", "sr_period"}
+    # the same PnL decomposition as a quoting run: a taker pays the half spread
+    assert run.pnl["spread_captured"] < 0 and run.stats["maker_fills"] == 0
+    assert run.pnl["spread_captured"] == pytest.approx(f["spread_captured"].sum())
+
+
+def test_the_backtest_config_names_what_it_can_run() -> None:
+    from tradelab.backtest.event.config import EventBacktestConfig
+
+    base = dict(name="x", exchange="BINANCE", symbol="BTC-USDT", instrument={"tick": 0.01,
+                                                                              "lot": 0.001})
+    assert EventBacktestConfig.model_validate({**base, "strategy": "momentum"}).bar.fill == "book"
+    with pytest.raises(ValueError, match="or a bar strategy .*not 'imbalance_microprice'"):
+        EventBacktestConfig.model_validate({**base, "strategy": "imbalance_microprice"})
