@@ -280,8 +280,9 @@ def test_a_bar_strategy_from_a_backtest_config_on_the_real_recording(spot_store)
     from tradelab.backtest.event.run import run_backtest
 
     store, _ = spot_store
-    cfg = load_backtest_config(Path(__file__).parents[1] / "configs/backtests/"
-                               "keltner_btcusdt_spot.yaml")
+    cfg = load_backtest_config(
+        Path(__file__).parents[1] / "configs/backtests/keltner_btcusdt_spot.yaml"
+    )
     run = run_backtest(cfg, store)
     f = run.fills
     assert run.stats["bars"] > 500 and run.stats["fills"] >= run.stats["target_changes"] > 2
@@ -306,8 +307,9 @@ def test_a_bar_strategy_from_a_backtest_config_on_the_real_recording(spot_store)
 def test_the_backtest_config_names_what_it_can_run() -> None:
     from tradelab.backtest.event.config import EventBacktestConfig
 
-    base = dict(name="x", exchange="BINANCE", symbol="BTC-USDT", instrument={"tick": 0.01,
-                                                                              "lot": 0.001})
+    base = dict(
+        name="x", exchange="BINANCE", symbol="BTC-USDT", instrument={"tick": 0.01, "lot": 0.001}
+    )
     assert EventBacktestConfig.model_validate({**base, "strategy": "momentum"}).bar.fill == "book"
     with pytest.raises(ValueError, match="or a bar strategy .*not 'imbalance_microprice'"):
         EventBacktestConfig.model_validate({**base, "strategy": "imbalance_microprice"})
