@@ -212,7 +212,9 @@ def test_event_engine_agrees_with_the_sweep_on_synthetic_trades(
 
 
 @pytest.mark.slow
-def test_the_realistic_fill_differs_from_the_sweep_and_says_by_how_much(synth_store) -> None:
+def test_without_a_book_the_realistic_fill_cannot_trade_and_the_comparison_says_so(
+    synth_store,
+) -> None:
     """With ``fill="book"`` and 10 ms latency the decisions are the same but each market order
     fills at the first trade print *after* its arrival (a trades-only store has no book, so the
     exchange side fills the order at the bar price only in bar-price mode; here it has nothing
