@@ -18,7 +18,7 @@ import pandas as pd
 
 from tradelab.features.api import BookFrame
 from tradelab.strategies.params import as_vector
-from tradelab.strategies.types import BAR, BOOK, intent_dt
+from tradelab.strategies.types import BAR, BOOK, QUOTE, intent_dt
 
 if TYPE_CHECKING:
     from tradelab.strategies.contract import StrategyModule
@@ -54,6 +54,13 @@ def book_inputs(module: StrategyModule, frame: BookFrame) -> tuple[np.ndarray, n
     return ts, book
 
 
+def quote_inputs(module: StrategyModule, frame: BookFrame) -> np.ndarray:
+    """Top of book ``(n, 4)``: bid, bid size, ask, ask size of each row of a book frame."""
+    _, book = book_inputs(module, frame)
+    lv = book.shape[1] // 4
+    return np.ascontiguousarray(book[:, [0, lv, 2 * lv, 3 * lv]])
+
+
 def _check_levels(module: StrategyModule, P: np.ndarray, book: np.ndarray) -> None:
     if "levels" in module.Params.names():
         need = int(P[:, module.Params.slot("levels")].max())
@@ -85,6 +92,11 @@ def run(module: StrategyModule, data, params=None) -> np.ndarray:
             out = np.zeros(n, dtype=intent_dt)
             module.run_nb(p, module.init_state_nb(p), ts, book, 0, out)
         return out[:n].copy()
+    if module.KIND == QUOTE:  # quotes of a flat book: no position in a vectorized run
+        top = quote_inputs(module, data)
+        q = np.empty((top.shape[0], 2))
+        module.run_nb(p, s, top, np.zeros(top.shape[0]), q)
+        return q
     raise ValueError(f"unknown strategy kind {module.KIND!r}")
 
 
@@ -105,6 +117,11 @@ def grid(module: StrategyModule, data, grid: np.ndarray) -> np.ndarray:
         ts, book = book_inputs(module, data)
         _check_levels(module, P, book)
         return module.grid_nb(P, ts, book)
+    if module.KIND == QUOTE:
+        top = quote_inputs(module, data)
+        q = np.empty((P.shape[0], top.shape[0], 2))
+        module.grid_nb(P, top, np.zeros(top.shape[0]), q)
+        return q
     raise ValueError(f"unknown strategy kind {module.KIND!r}")
 
 
