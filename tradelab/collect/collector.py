@@ -56,6 +56,9 @@ class BookState:
     last_seq: int | None = None
     pending: list[tuple] | None = None  # snapshot rows waiting for the next delta
     pending_ts: int = 0
+    # sync/resync records of that snapshot: (kind, expected, got, detail), written at the time
+    # the snapshot is stored with, so a later gap never sorts before the sync it breaks
+    pending_events: list[tuple] = field(default_factory=list)
     needs_snapshot: bool = False
     last_snapshot: float = 0.0
 
@@ -218,16 +221,17 @@ class Collector:
         ts = R.ns(book.timestamp, receipt)
         depth = self.depth.get(ex)
         if book.delta is None:  # a snapshot from the exchange
+            self._flush_pending_events(ex, sym, st, st.pending_ts)
             if st.synced:
                 gap_ts = (st.last_ts or ts) + 1
                 self._quality(ex, sym, gap_ts, "gap", st.last_seq, book.sequence_number,
                               "cryptofeed resynced the book (missing update or reconnect)")
-                self._quality(ex, sym, ts, "resync", None, book.sequence_number,
-                              "book snapshot after a gap")
+                st.pending_events.append(("resync", None, book.sequence_number,
+                                          "book snapshot after a gap"))
                 self.events[(ex, "resync")] += 1
             else:
-                self._quality(ex, sym, ts, "sync", None, book.sequence_number,
-                              "first book snapshot")
+                st.pending_events.append(("sync", None, book.sequence_number,
+                                          "first book snapshot"))
             st.pending = R.snapshot_rows(book, ts, recv, depth)
             st.pending_ts = ts
             st.synced = True
@@ -238,6 +242,7 @@ class Collector:
             return
         if st.pending is not None:
             t_snap = min(st.pending_ts, ts)
+            self._flush_pending_events(ex, sym, st, t_snap)
             snap = [(t_snap,) + r[1:] for r in st.pending]
             if not self._put("book", ex, sym, snap, receipt):
                 st.needs_snapshot = True
@@ -447,8 +452,15 @@ class Collector:
                     loop.remove_signal_handler(sig)
         return self.summary()
 
+    def _flush_pending_events(self, ex: str, sym: str, st: BookState, ts: int) -> None:
+        """Write the sync/resync records of the pending snapshot at ``ts``, its stored time."""
+        for kind, expected, got, detail in st.pending_events:
+            self._quality(ex, sym, ts, kind, expected, got, detail)
+        st.pending_events.clear()
+
     def _release_pending(self) -> None:
         for (ex, sym), st in self.books.items():
+            self._flush_pending_events(ex, sym, st, st.pending_ts)
             if st.pending is not None:
                 self._buf("book", ex, sym).extend_rows(st.pending)
                 self._buffered += len(st.pending)
