@@ -7,7 +7,7 @@ caller's cached library), so a process after the first loads it in a fraction of
 kernel releases the GIL while it runs (the sweep's pool feeder thread runs meanwhile).
 
 The cache is cleared when vectorbt's portfolio sources change (a vectorbt upgrade), the way
-:mod:`tradelab.features.numba_cache` keeps the strategy kernels honest.
+:mod:`tradelab.core.numba_cache` keeps the strategy kernels honest.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import vectorbt.portfolio.nb as _vbt_nb
 from numba import njit
 
-from tradelab.features.numba_cache import clear_if_stale
+from tradelab.core.numba_cache import clear_if_stale
 
 _HERE = Path(__file__).resolve().parent
 clear_if_stale(_HERE, [Path(_vbt_nb.__file__).resolve().parent])
