@@ -279,7 +279,8 @@ def is_oos_equity(store: Path, run_id: str, wf: dict[str, Any]) -> go.Figure:
     )
     fig.add_trace(
         go.Scatter(
-            x=oos.index if oos.index.dtype.kind == "M" else None,
+            # the walk-forward indexes OOS returns by period position: back to times
+            x=oos.index if oos.index.dtype.kind == "M" else prets.index[oos.index.to_numpy()],
             y=(1 + oos.fillna(0.0)).cumprod(),
             name="walk-forward OOS",
         )

@@ -191,7 +191,15 @@ def _tearsheet(store: Path, run_id: str, out: Path, prov: dict[str, Any]) -> Pat
     oos = pq.read_table(RunStore(store).root / run_id / "walkforward_oos.parquet").to_pandas()
     if "ts" not in oos:
         raise ValueError(f"run {run_id}: walk-forward OOS returns have no timestamps")
-    r = pd.Series(oos["ret"].to_numpy(), index=pd.to_datetime(oos["ts"], unit="ns", utc=True))
+    ts = oos["ts"].to_numpy()
+    periods = RunStore(store).load(run_id)["period_returns"].index
+    if len(ts) and ts.max() < len(periods):
+        # walkforward_oos.parquet stores row positions of the run's periods in ``ts`` (not
+        # times); map them to the periods' timestamps
+        index = periods[ts]
+    else:
+        index = pd.to_datetime(ts, unit="ns", utc=True)
+    r = pd.Series(oos["ret"].to_numpy(), index=index)
     return tearsheet(r, out, f"{run_id}: walk-forward out-of-sample", prov)
 
 
