@@ -99,6 +99,9 @@ ALLOWED: dict[str, set[str]] = {
     "backtest.event": _GROUND
     | {
         "backtest",
+        # agreement checks re-run the sweep's own simulation of a chosen set (one way only:
+        # backtest.vector never imports backtest.event)
+        "backtest.vector",
         "strategies",
         "features",
         "matching",

@@ -15,7 +15,7 @@ import pytest
 from tradelab import strategies
 from tradelab.strategies import keltner_breakout, ma_crossover, momentum
 from tradelab.strategies.contract import StrategyContractError, check_module
-from tradelab.strategies.types import BAR, BOOK
+from tradelab.strategies.types import BAR, BOOK, QUOTE
 
 ALL = strategies.names()
 
@@ -26,6 +26,7 @@ def test_registry_lists_every_strategy_and_names_the_known_ones_on_a_miss():
         "imbalance_microprice",
         "keltner_breakout",
         "ma_crossover",
+        "market_making",
         "mean_reversion",
         "momentum",
         "ofi_reversion",
@@ -39,7 +40,7 @@ def test_registry_lists_every_strategy_and_names_the_known_ones_on_a_miss():
 @pytest.mark.parametrize("name", ALL)
 def test_every_module_keeps_the_contract(name):
     m = strategies.get(name)
-    assert m.NAME == name and m.KIND in (BAR, BOOK)
+    assert m.NAME == name and m.KIND in (BAR, BOOK, QUOTE)
     for attr in ("Params", "init_state_nb", "init_state", "step", "run_nb", "grid_nb", "run",
                  "grid", "INPUTS"):
         assert hasattr(m, attr), attr
@@ -227,3 +228,19 @@ def test_the_registry_refuses_a_module_that_breaks_the_contract(monkeypatch):
     monkeypatch.setattr(registry, "_CHECKED", set())
     with pytest.raises(StrategyContractError, match="tradelab.strategies.momentum lacks step"):
         strategies.get("momentum")
+
+
+def test_a_quote_strategy_quotes_around_the_microprice_from_a_book_frame():
+    """market_making (kind quote): bid 100 x 1, ask 101 x 3 (two levels, the second ignored):
+    microprice (100 x 3 + 101 x 1) / 4 = 100.25; 10 bps either side at a flat position."""
+    from tradelab.features.api import BookFrame
+
+    m = strategies.get("market_making")
+    frame = BookFrame(np.array([1, 2], dtype=np.int64),
+                      np.array([[100.0, 99.0, 1.0, 5.0, 101.0, 102.0, 3.0, 5.0],
+                                [100.0, 99.0, 0.0, 5.0, 101.0, 102.0, 0.0, 5.0]]))
+    q = m.run(frame, m.Params(half_spread_bps=10.0, skew_bps=0.0))
+    assert q[0].tolist() == pytest.approx([100.25 * 0.999, 100.25 * 1.001])
+    assert np.isnan(q[1]).all()  # no size on either side: no quotes
+    g = m.grid(frame, m.Params.grid(half_spread_bps=[10.0, 20.0], skew_bps=[0.0]))
+    assert g.shape == (2, 2, 2) and g[1, 0, 1] == pytest.approx(100.25 * 1.002)

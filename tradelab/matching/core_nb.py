@@ -58,6 +58,7 @@ from tradelab.matching.types import (
     D_QUEUE_N,
     D_SIZE,
     D_VOLUME,
+    F_AT_PRICE,
     F_REDUCE_ONLY,
     FOK,
     GTX,
@@ -478,8 +479,10 @@ def place_nb(
     ``px_t`` is the limit price in ticks (limit orders), ``trigger_t`` the trigger price in
     ticks (stop / take-profit / trailing; for a trailing stop the initial stop), ``trail`` the
     trailing distance as a fraction of price, ``oco`` the bracket id (0 = none)."""
-    reason = _check_new(c, side, kind, flags, px_t if kind == LIMIT else trigger_t, qty)
-    if reason == R_NONE and c.iv[I_VALID] == 0:
+    at_price = kind == MARKET and (flags & F_AT_PRICE) != 0
+    reason = _check_new(c, side, kind, flags,
+                        px_t if kind == LIMIT or at_price else trigger_t, qty)
+    if reason == R_NONE and c.iv[I_VALID] == 0 and not at_price:
         reason = R_GAP
     j = -1
     if reason == R_NONE:
@@ -513,6 +516,11 @@ def place_nb(
     c.iv[I_SEQ] += 1
     if kind == LIMIT:
         _enter_limit(c, j, ts, True)
+    elif at_price:  # agreement checks: the whole quantity at the given price (F_AT_PRICE)
+        _report(c, ts, oid, RP_ACCEPTED, ST_NEW, R_NONE, qty, to_px_nb(c, px_t))
+        _fill(c, j, ts, px_t, qty, False)
+        if _live(o.status):
+            _finish(c, j, ts, ST_EXPIRED, RP_EXPIRED, R_IOC_REST)
     elif kind == MARKET:
         _report(c, ts, oid, RP_ACCEPTED, ST_NEW, R_NONE, qty, 0.0)
         _market(c, j, ts)

@@ -35,6 +35,10 @@ FOK = 3
 
 # order flags
 F_REDUCE_ONLY = 1
+F_AT_PRICE = 2
+"""Agreement checks only (never a venue's order): a market order that fills whole, as taker, at
+the price given in ``px_t``, whatever the book holds (even none). The event backtester uses it to
+fill a bar strategy at the bar price a vectorized sweep uses (``fill: bar_price``)."""
 
 # statuses (a finished order has status >= FILLED and is never touched again)
 ST_FREE = 0  # empty slot

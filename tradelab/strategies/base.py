@@ -19,7 +19,7 @@ import pandas as pd
 
 from tradelab.features.api import BookFrame
 from tradelab.strategies.params import as_vector
-from tradelab.strategies.types import BAR, BOOK, intent_dt
+from tradelab.strategies.types import BAR, BOOK, QUOTE, intent_dt
 
 
 def _writable(x, dtype) -> np.ndarray:
@@ -50,6 +50,13 @@ def book_inputs(module: ModuleType, frame: BookFrame) -> tuple[np.ndarray, np.nd
     if book.ndim != 2 or book.shape[1] % 4 or book.shape[0] != ts.shape[0]:
         raise ValueError(f"{module.NAME}: malformed book frame {book.shape} / {ts.shape}")
     return ts, book
+
+
+def quote_inputs(module: ModuleType, frame: BookFrame) -> np.ndarray:
+    """Top of book ``(n, 4)``: bid, bid size, ask, ask size of each row of a book frame."""
+    _, book = book_inputs(module, frame)
+    lv = book.shape[1] // 4
+    return np.ascontiguousarray(book[:, [0, lv, 2 * lv, 3 * lv]])
 
 
 def _check_levels(module: ModuleType, P: np.ndarray, book: np.ndarray) -> None:
@@ -83,6 +90,11 @@ def run(module: ModuleType, data, params=None) -> np.ndarray:
             out = np.zeros(n, dtype=intent_dt)
             module.run_nb(p, module.init_state_nb(p), ts, book, 0, out)
         return out[:n].copy()
+    if module.KIND == QUOTE:  # quotes of a flat book: no position in a vectorized run
+        top = quote_inputs(module, data)
+        q = np.empty((top.shape[0], 2))
+        module.run_nb(p, s, top, np.zeros(top.shape[0]), q)
+        return q
     raise ValueError(f"unknown strategy kind {module.KIND!r}")
 
 
@@ -103,6 +115,11 @@ def grid(module: ModuleType, data, grid: np.ndarray) -> np.ndarray:
         ts, book = book_inputs(module, data)
         _check_levels(module, P, book)
         return module.grid_nb(P, ts, book)
+    if module.KIND == QUOTE:
+        top = quote_inputs(module, data)
+        q = np.empty((P.shape[0], top.shape[0], 2))
+        module.grid_nb(P, top, np.zeros(top.shape[0]), q)
+        return q
     raise ValueError(f"unknown strategy kind {module.KIND!r}")
 
 

@@ -11,9 +11,10 @@ no ask) withdraws both.
 Prices come out unrounded: rounding to the tick (bids down, asks up) and keeping post-only quotes
 off the other side of the book is the order manager's business, as sizing and risk are.
 
-Kind ``quote``: the step reads the top of book and the position, and returns two prices. It is
-not in the sweep registry (sweeps need a bar or book-frame form; the event backtester and the
-paper runner call ``step`` directly).
+Kind ``quote``: the step reads the top of book and the position, and returns two prices. The
+event backtester and the paper runner call ``step`` at each decision; ``run``/``grid`` give the
+quotes a flat position would get on every row of a book frame (a vectorized sweep cannot
+simulate resting quotes: the event backtester is where they are tested).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from tradelab.strategies import base
 from tradelab.strategies.params import StrategyParams, param
+from tradelab.strategies.types import QUOTE
 
 NAME = "market_making"
-KIND = "quote"
+KIND = QUOTE
 INPUTS = ("book",)
 
 
@@ -71,3 +74,24 @@ def step(
     if position - p[QTY] < -mp - eps:
         qa = np.nan
     return qb, qa
+
+
+@njit(cache=True, error_model="numpy")
+def run_nb(p: np.ndarray, s: np.ndarray, top: np.ndarray, position: np.ndarray,
+           out: np.ndarray) -> None:
+    """``step`` on every row of ``top`` (bid, bid size, ask, ask size) at ``position[i]``;
+    bid and ask quotes into ``out`` rows."""
+    for i in range(top.shape[0]):
+        qb, qa = step(p, top[i, 0], top[i, 1], top[i, 2], top[i, 3], position[i])
+        out[i, 0] = qb
+        out[i, 1] = qa
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def grid_nb(P: np.ndarray, top: np.ndarray, position: np.ndarray, out: np.ndarray) -> None:
+    """Every parameter set (rows of ``P``) in parallel; ``out`` is ``(n_sets, n, 2)``."""
+    for j in prange(P.shape[0]):
+        run_nb(P[j], init_state_nb(P[j]), top, position, out[j])
+
+
+init_state, run, grid = base.bind(__name__)

@@ -17,6 +17,7 @@ _MODULES = (
     "imbalance_microprice",
     "keltner_breakout",
     "ma_crossover",
+    "market_making",
     "mean_reversion",
     "momentum",
     "ofi_reversion",

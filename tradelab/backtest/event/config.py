@@ -11,6 +11,7 @@ from tradelab.matching.types import QUEUE_MODELS
 from tradelab.yamlconfig import load_model
 
 STRATEGIES = ("market_making",)
+"""Quote strategies the event backtester runs; any registered bar strategy runs too (``bar:``)."""
 
 
 class InstrumentCfg(BaseModel):
@@ -48,6 +49,24 @@ class LatencyCfg(BaseModel):
                                 "that is behind the exchange's")
 
 
+class BarCfg(BaseModel):
+    """How a bar strategy runs (see ``tradelab.backtest.event.bars``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    interval: str = "1m"
+    fill: Literal["book", "bar_price"] = "book"
+    execution: Literal["next_open", "close"] = "next_open"
+    sizing: Literal["equity"] | float = "equity"
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        from tradelab.core.timeutil import interval_ns
+
+        interval_ns(v)
+        return v
+
+
 class EventBacktestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -55,7 +74,8 @@ class EventBacktestConfig(BaseModel):
     symbol: str
     start: str | None = None
     end: str | None = None
-    strategy: Literal["market_making"] = "market_making"
+    strategy: str = "market_making"
+    bar: BarCfg = BarCfg()
     params: dict[str, float] = {}
     grid: dict[str, list[float]] = {}
     instrument: InstrumentCfg
@@ -68,6 +88,20 @@ class EventBacktestConfig(BaseModel):
     window_pct: float = Field(0.1, gt=0, le=1)
     workers: int = Field(1, ge=1)
     family: str | None = None
+
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        from tradelab import strategies
+
+        if v in STRATEGIES:
+            return v
+        if v not in strategies.names() or strategies.get(v).KIND != strategies.BAR:
+            bars = [n for n in strategies.names() if strategies.get(n).KIND == strategies.BAR]
+            raise ValueError(f"the event backtester runs {', '.join(STRATEGIES)} or a bar "
+                             f"strategy ({', '.join(bars)}), not {v!r}")
+        return v
 
 
 def load_backtest_config(path: str | Path) -> EventBacktestConfig:

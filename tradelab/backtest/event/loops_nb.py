@@ -202,3 +202,90 @@ def imbalance_loop_nb(s: sn.Sim, ev: np.ndarray, p: np.ndarray, ss: np.ndarray,
                 sn.submit_cancel_nb(s, st[B_ENTRY])
             st[B_ENTRY] = 0
             _close_position(s, st)
+
+
+# ----------------------------------------------------------------------------- bar strategies
+
+EL_BAR = 10  # bar_loop_nb: a bar just closed (read it from ``bi``/``bf``)
+
+# bar loop int64 state
+BI_STEP = 0  # bar interval (ns)
+BI_CUR = 1  # open time of the bar being built (-1: none yet)
+BI_TS = 2  # open time of the bar that just closed
+BI_FINAL = 3  # 1: the last bar was closed at the end of the data
+BI_BARS = 4  # bars closed so far
+BI_N = 5  # trades in the bar being built
+BI_SIZE = 8
+# bar loop float64 state: the bar being built, the bar that just closed, the next bar's open
+BF_O, BF_H, BF_L, BF_C, BF_V = 0, 1, 2, 3, 4
+BF_CLOSED = 5  # closed bar: open, high, low, close, volume at 5..9
+BF_NEXT_OPEN = 10  # the first trade of the next bar (NaN after the last bar)
+BF_SIZE = 12
+
+
+def new_bar_state(step_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh ``(bi, bf)`` state of :func:`bar_loop_nb` for bars of ``step_ns``."""
+    if step_ns <= 0:
+        raise ValueError(f"bar interval must be positive, got {step_ns}")
+    bi = np.zeros(BI_SIZE, dtype=np.int64)
+    bi[BI_STEP] = step_ns
+    bi[BI_CUR] = -1
+    bf = np.full(BF_SIZE, np.nan)
+    return bi, bf
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _close_bar(bi: np.ndarray, bf: np.ndarray, next_open: float) -> None:
+    bi[BI_TS] = bi[BI_CUR]
+    for k in range(5):
+        bf[BF_CLOSED + k] = bf[k]
+    bf[BF_NEXT_OPEN] = next_open
+    bi[BI_BARS] += 1
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def bar_loop_nb(s: sn.Sim, ev: np.ndarray, bi: np.ndarray, bf: np.ndarray) -> int:
+    """Build OHLCV bars from the trades the local side receives, bucketed by exchange time on
+    the epoch-aligned grid of ``bi[BI_STEP]`` exactly as the store builds bars from trades
+    (``tradelab.store.bars_nb.trade_bars_nb``: a bucket without trades is no bar). A bar closes
+    when the first trade of a later bucket arrives locally (that trade is the next bar's open)
+    or at the end of the data; the loop then returns ``EL_BAR`` with the closed bar in ``bf``
+    and the caller decides (and may send orders) before calling again."""
+    s.sv[sn.S_STOP_ON_TRADE] = 1
+    step = bi[BI_STEP]
+    while True:
+        r = sn.elapse_nb(s, ev, sn.INF)
+        if r == sn.EL_TRADE:
+            row = ev[s.sv[sn.S_IL] - 1]
+            t = row.exch_ts
+            px = row.px
+            q = row.qty
+            b = (t // step) * step
+            if bi[BI_CUR] >= 0 and b == bi[BI_CUR]:
+                if px > bf[BF_H]:
+                    bf[BF_H] = px
+                if px < bf[BF_L]:
+                    bf[BF_L] = px
+                bf[BF_C] = px
+                bf[BF_V] += q
+                bi[BI_N] += 1
+                continue
+            closed = bi[BI_CUR] >= 0
+            if closed:
+                _close_bar(bi, bf, px)
+            bi[BI_CUR] = b
+            bi[BI_N] = 1
+            bf[BF_O] = px
+            bf[BF_H] = px
+            bf[BF_L] = px
+            bf[BF_C] = px
+            bf[BF_V] = q
+            if closed:
+                return EL_BAR
+            continue
+        if r == sn.EL_END and bi[BI_CUR] >= 0 and bi[BI_FINAL] == 0:
+            _close_bar(bi, bf, np.nan)
+            bi[BI_FINAL] = 1
+            bi[BI_CUR] = -1
+            return EL_BAR
+        return r

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tradelab.backtest.event import sim_nb as sn
-from tradelab.core.events import EV_DEPTH, EV_KIND_MASK, event_dt
+from tradelab.core.events import EV_DEPTH, EV_KIND_MASK, EV_TRADE, event_dt
 from tradelab.matching import core_nb as cn
 from tradelab.matching.types import QUEUE_MODELS
 
@@ -67,8 +67,11 @@ class ReplayResult:
 
 def _window(first: np.ndarray, tick: float, window_pct: float) -> tuple[int, int]:
     depth = first[(first["ev"] & EV_KIND_MASK) == EV_DEPTH]
+    if len(depth) == 0:  # a trades-only stream (bar strategies): centre on its trades
+        depth = first[(first["ev"] & EV_KIND_MASK) == EV_TRADE]
     if len(depth) == 0:
-        raise ValueError("the first chunk has no depth rows: cannot place the book window")
+        raise ValueError("the first chunk has no depth or trade rows: cannot place the book "
+                         "window")
     mid = float(np.median(depth["px"]))
     lo = int(np.floor(mid * (1 - window_pct) / tick))
     hi = int(np.ceil(mid * (1 + window_pct) / tick))
@@ -123,6 +126,22 @@ class Replay:
             chunk["local_ts"] += self.feed_offset
         return chunk
 
+    def refill(self) -> bool:
+        """Append the next chunk (False when there is none: the current one is the last)."""
+        self._refill()
+        return self._more
+
+    def drain(self) -> None:
+        """Move the messages received so far out of the sim's log (see :meth:`result`)."""
+        self._drain()
+
+    def result(self) -> ReplayResult:
+        """Everything received locally so far, after a last drain."""
+        self._drain()
+        log = np.concatenate(self._logs) if self._logs else np.zeros(0, dtype=sn.msg_dt)
+        return ReplayResult(log, int(self.sim.sv[sn.S_EVENTS]),
+                            int(self.sim.ex.iv[cn.I_DROPPED]), self.sim)
+
     def _refill(self) -> None:
         sv = self.sim.sv
         lo = int(min(sv[sn.S_IE], sv[sn.S_IL]))
@@ -142,8 +161,10 @@ class Replay:
             self._logs.append(self.sim.log[:k].copy())
             sv[sn.S_LOG_N] = 0
 
-    def run(self, step: Step = sn.replay_nb) -> ReplayResult:
-        """Run ``step`` to the end of the data."""
+    def run(self, step: Step = sn.replay_nb,
+            on_stop: Callable[[int], None] | None = None) -> ReplayResult:
+        """Run ``step`` to the end of the data. Any other code ``step`` returns (``EL_BOOK``,
+        ``EL_TRADE``, a loop's own) is handed to ``on_stop`` before ``step`` is called again."""
         while True:
             r = step(self.sim, self.ev)
             if r == sn.EL_NEED_DATA:
@@ -152,7 +173,6 @@ class Replay:
                 self._drain()
             elif r == sn.EL_END:
                 break
-        self._drain()
-        log = np.concatenate(self._logs) if self._logs else np.zeros(0, dtype=sn.msg_dt)
-        return ReplayResult(log, int(self.sim.sv[sn.S_EVENTS]),
-                            int(self.sim.ex.iv[cn.I_DROPPED]), self.sim)
+            elif on_stop is not None:
+                on_stop(r)
+        return self.result()

@@ -113,6 +113,8 @@ def run_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
                  run_id: str | None = None) -> EventRun:
     """Run one parameter set (``params`` over ``cfg.params``) and analyse it."""
     merged = {**cfg.params, **(params or {})}
+    if cfg.strategy != mm.NAME:
+        return run_bar_backtest(cfg, store, merged, save, run_id)
     p = mm.Params(**merged)
     pv = p.to_array()
     ic = cfg.instrument
@@ -196,6 +198,110 @@ def run_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
     if save:
         run.path = save_run(run, store)
     return run
+
+
+def _instrument(cfg: EventBacktestConfig) -> np.ndarray:
+    ic = cfg.instrument
+    return instrument(ic.tick, ic.lot, ic.min_qty, ic.min_notional, ic.maker_fee, ic.taker_fee,
+                      ic.contract_size)
+
+
+def run_bar_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
+                     params: dict[str, float], save: bool = True,
+                     run_id: str | None = None) -> EventRun:
+    """A bar strategy (``cfg.strategy``, ``cfg.bar``) over the stored events: fills, orders,
+    equity on the ``equity_interval`` grid (positions marked at the last closed bar's close),
+    the sweep metrics and fees / funding."""
+    from tradelab.backtest.event.bars import run_bar_strategy
+
+    ic = cfg.instrument
+    with Catalog(store) as cat:
+        s, e = _span(cat, cfg)
+        funding = load_funding(cat, cfg.exchange, cfg.symbol, s, e)
+        rp = Replay(cat.iter_events(cfg.exchange, cfg.symbol, s, e, chunk=cfg.chunk),
+                    _instrument(cfg), _latency(cfg), cfg.queue.model, cfg.queue.n, funding,
+                    window_pct=cfg.window_pct,
+                    base_feed_latency=int(cfg.latency.feed_base_ms * 1_000_000))
+        first_local = int(rp.ev["local_ts"][0])
+        br = run_bar_strategy(rp, cfg.strategy, params, cfg.bar.interval, fill=cfg.bar.fill,
+                              execution=cfg.bar.execution, sizing=cfg.bar.sizing,
+                              init_cash=cfg.init_cash)
+        ex = br.replay.sim.ex
+        mts, _, mid = _mids(cat, cfg, s, e, _instrument(cfg), rp.feed_offset,
+                            int(ex.iv[cn.I_BASE]), int(ex.iv[cn.I_N]))
+    log = br.replay.log
+    fl = log[log["what"] == sn.M_FILL]
+    fu = log[log["what"] == sn.M_FUNDING]
+    side = fl["side"].astype(np.float64)
+    bars = br.bars
+    step_bar = interval_ns(cfg.bar.interval)
+    mark_ts = bars["ts"].to_numpy(dtype=np.int64) + step_bar  # a bar's close is known at its end
+    mark = bars["close"].to_numpy(dtype=np.float64)
+    fill_close = _at(mark_ts, mark, fl["exch_ts"])
+    mid_fill = _at_or_nan(mts, mid, fl["exch_ts"] - 1)  # exchange book's mid (NaN: no book)
+    mid_1s = _at_or_nan(mts, mid, fl["exch_ts"] + 1_000_000_000)
+    mid_5s = _at_or_nan(mts, mid, fl["exch_ts"] + 5_000_000_000)
+    fills = pd.DataFrame({
+        "exch_ts": fl["exch_ts"], "local_ts": fl["ts"], "order_id": fl["order_id"],
+        "side": fl["side"], "price": fl["px"], "qty": fl["qty"], "leaves": fl["leaves"],
+        "liquidity": np.where(fl["maker"] == 1, "maker", "taker"), "fee": fl["fee"],
+        "queue_wait_ms": fl["queue_wait"] / 1e6, "decision_ts": fl["req_ts"],
+        "bar_close_at_decision": fill_close, "slippage": side * (fl["px"] - fill_close),
+        "mid_at_fill": mid_fill, "spread_captured": side * (mid_fill - fl["px"]) * fl["qty"],
+        "adverse_1s": side * (mid_1s - mid_fill) * fl["qty"],
+        "adverse_5s": side * (mid_5s - mid_fill) * fl["qty"],
+        "position": fl["position"],
+    })
+    rep = log[log["what"] == sn.M_REPORT]
+    orders = pd.DataFrame({
+        "exch_ts": rep["exch_ts"], "local_ts": rep["ts"], "order_id": rep["order_id"],
+        "report": [REPORT_KINDS.get(int(k), str(k)) for k in rep["kind"]],
+        "reason": [REASONS.get(int(r), str(r)) for r in rep["reason"]],
+        "leaves": rep["leaves"], "price": rep["px"], "decision_ts": rep["req_ts"],
+    })
+    step = interval_ns(cfg.equity_interval)
+    last = int(max(mark_ts[-1] if len(mark_ts) else first_local,
+                   log["ts"].max() if len(log) else 0))
+    grid = np.arange(first_local, last + step, step, dtype=np.int64)
+    flow_ts = np.concatenate([fl["ts"], fu["ts"]])
+    flow_cash = np.concatenate([-side * fl["px"] * fl["qty"] * ic.contract_size - fl["fee"],
+                                -fu["fee"]])
+    flow_pos = np.concatenate([side * fl["qty"], np.zeros(len(fu))])
+    o = np.argsort(flow_ts, kind="stable")
+    flow_ts, flow_cash, flow_pos = flow_ts[o], np.cumsum(flow_cash[o]), np.cumsum(flow_pos[o])
+    pos_g = np.nan_to_num(_at(flow_ts, flow_pos, grid)) if len(flow_ts) else np.zeros(len(grid))
+    cash_g = np.nan_to_num(_at(flow_ts, flow_cash, grid)) if len(flow_ts) else np.zeros(len(grid))
+    mark_g = pd.Series(_at(mark_ts, mark, grid)).ffill().bfill().to_numpy()
+    equity = pd.DataFrame({"ts": grid, "position": pos_g, "cash": cfg.init_cash + cash_g,
+                           "mark": mark_g,
+                           "equity": cfg.init_cash + cash_g + pos_g * mark_g * ic.contract_size})
+    metrics = _metrics(cfg, grid, mark_g, fl, fu, pos_g)
+    pnl = {
+        "total": float(equity["equity"].iloc[-1] - cfg.init_cash) if len(equity) else 0.0,
+        "spread_captured": float(np.nansum(fills["spread_captured"])),
+        "fees": float(fl["fee"].sum()), "funding": float(fu["fee"].sum()),
+        "adverse_selection_1s": float(np.nansum(fills["adverse_1s"])),
+        "adverse_selection_5s": float(np.nansum(fills["adverse_5s"])),
+        "slippage_vs_bar_close": float(np.nansum(fills["slippage"] * fills["qty"])),
+    }
+    stats = {
+        "events": br.replay.events, "bars": int(len(bars)),
+        "target_changes": int(bars["ordered"].sum()), "fills": int(len(fl)),
+        "maker_fills": int((fl["maker"] == 1).sum()),
+        "volume": float(fl["qty"].sum()),
+        "orders": int((orders["report"] == "accepted").sum()),
+        "rejected": int((orders["report"] == "rejected").sum()),
+        "feed_offset_ns": rp.feed_offset, "start": s, "end": e,
+    }
+    run = EventRun(run_id or new_run_id(cfg.name, cfg.symbol), cfg, params, fills, orders,
+                   equity, metrics, pnl, stats)
+    if save:
+        run.path = save_run(run, store)
+    return run
+
+
+def _at_or_nan(ts: np.ndarray, vals: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return _at(ts, vals, t) if len(ts) else np.full(len(t), np.nan)
 
 
 def _metrics(cfg: EventBacktestConfig, grid: np.ndarray, mid: np.ndarray, fl: np.ndarray,

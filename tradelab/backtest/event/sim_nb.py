@@ -70,6 +70,8 @@ EL_NEED_DATA = 1
 EL_LOG_FULL = 2
 EL_END = 3
 EL_BOOK = 4  # a local depth message just completed (only with S_STOP_ON_BOOK set)
+EL_TRADE = 5  # a local trade row was just delivered (only with S_STOP_ON_TRADE set)
+EL_DATA = 6  # a local data row was just delivered (only with S_STOP_ON_DATA set)
 
 # local order flags beyond the core's
 LF_PENDING = 1 << 8  # sent, not acknowledged yet
@@ -135,6 +137,8 @@ S_FUND_I = 14
 S_EVENTS = 15  # events processed (exchange side)
 S_BOOK_MSG = 16  # local depth messages completed
 S_STOP_ON_BOOK = 17  # 1: elapse_nb returns EL_BOOK after each local depth message
+S_STOP_ON_TRADE = 18  # 1: elapse_nb returns EL_TRADE after each local trade row
+S_STOP_ON_DATA = 19  # 1: elapse_nb returns EL_DATA after each local data row (any kind)
 S_SIZE = 24
 
 # float64 state slots (local side, from the responses)
@@ -144,6 +148,7 @@ F_FEES = 2
 F_FUNDING = 3
 F_LAST_PX = 4  # last trade price seen locally
 F_VOLUME = 5
+F_SHORT_COST = 6  # entry value of the open short position (sum of qty x price that opened it)
 F_SIZE = 8
 
 
@@ -294,6 +299,11 @@ def _local_receive(s: Sim) -> None:
         s.fv[F_FUNDING] += m.fee
         return
     if m.what == M_FILL:
+        pos0 = s.fv[F_POS]
+        if m.side > 0 and pos0 < 0.0:  # covering: the short's cost basis shrinks pro rata
+            s.fv[F_SHORT_COST] *= max(0.0, 1.0 - m.qty / -pos0)
+        elif m.side < 0 and m.position < 0.0:  # opening or adding to a short
+            s.fv[F_SHORT_COST] += m.px * (m.qty if pos0 <= 0.0 else -m.position)
         s.fv[F_POS] = m.position
         s.fv[F_CASH] -= m.side * m.px * m.qty + m.fee
         s.fv[F_FEES] += m.fee
@@ -521,6 +531,10 @@ def elapse_nb(s: Sim, ev: np.ndarray, until: int) -> int:
             if (sv[S_STOP_ON_BOOK] != 0 and (e & EV_KIND_MASK) == EV_DEPTH
                     and (e & EV_LAST) != 0 and sv[S_GAP] == 0):
                 return EL_BOOK
+            if sv[S_STOP_ON_TRADE] != 0 and (e & EV_KIND_MASK) == EV_TRADE:
+                return EL_TRADE
+            if sv[S_STOP_ON_DATA] != 0:
+                return EL_DATA
         elif t1 == t:
             _local_receive(s)
         elif tf == t:
