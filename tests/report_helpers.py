@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tradelab.backtest.runs import RunStore
 from tradelab.backtest.vector.config import parse_sweep_config
@@ -26,10 +27,10 @@ def planted_bars(drift: float, seed: int, days: int = DAYS, regime_bars: int = 3
     rng = np.random.default_rng(seed)
     sign = np.where((np.arange(n) // regime_bars) % 2 == 0, 1.0, -1.0)
     logp = np.log(100.0) + np.cumsum(drift * sign + rng.normal(0.0, sigma, n))
-    close = np.exp(logp)
+    close = np.round(np.exp(logp), 2)  # on a 0.01 tick, like the trades below
     open_ = np.r_[100.0, close[:-1]]
-    hi = np.maximum(open_, close) * (1 + 1e-5)
-    lo = np.minimum(open_, close) * (1 - 1e-5)
+    hi = np.maximum(open_, close)
+    lo = np.minimum(open_, close)
     ts = (START.value + np.arange(n, dtype=np.int64) * 60 * 10**9).astype(np.int64)
     return pd.DataFrame({"ts": ts, "open": open_, "high": hi, "low": lo, "close": close,
                          "volume": np.full(n, 10.0), "n_trades": np.full(n, 20, np.int64)})
@@ -37,9 +38,17 @@ def planted_bars(drift: float, seed: int, days: int = DAYS, regime_bars: int = 3
 
 def write_bars(store: Path, bars: pd.DataFrame, symbol: str = "BTC-USDT",
                exchange: str = "BINANCE") -> None:
-    """Write 1m ``ohlcv`` candles (kind ``trade``) into the store."""
+    """Write 1m ``ohlcv`` candles (kind ``trade``) into the store, and the trades they are made
+    of (10 at the open 1 s into the minute, 10 at the close 59 s in), so the event backtester
+    can replay the same market."""
     n = len(bars)
+    ts = np.repeat(bars["ts"].to_numpy(), 2) + np.tile([1, 59], n) * 10**9
+    px = np.column_stack([bars["open"], bars["close"]]).ravel()
     with StoreWriter(store, fsync=False) as w:
+        w.write("trades", exchange, symbol, {
+            "ts": ts, "price": px, "qty": np.full(2 * n, 10.0),
+            "side": pa.array(np.where(np.arange(2 * n) % 2 == 0, "buy", "sell")),
+            "trade_id": pa.array([str(i) for i in range(1, 2 * n + 1)])})
         w.write("ohlcv", exchange, symbol, {
             "ts": bars["ts"].to_numpy(), "interval": ["1m"] * n, "kind": ["trade"] * n,
             "open": bars["open"].to_numpy(), "high": bars["high"].to_numpy(),

@@ -39,7 +39,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result["reports_index"] == str(index.resolve()) and index.is_file()
     assert f"reports: {index.resolve()}" in text.replace("\n", "")
     assert result["promotion"]["passed"] is False and result["promoted"] is None
-    assert "nothing promoted" in text and "FAIL agreement" in text
+    assert "nothing promoted" in text and "FAIL dsr" in text
     # a second run starts from a fresh store, not on top of the first
     again = run_demo(tmp_path / "demo", days=7.0, seed=3, reports=tmp_path / "reports",
                      console=Console(file=io.StringIO()), collect_s=0)

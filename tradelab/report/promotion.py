@@ -10,8 +10,10 @@ Gates (thresholds in ``configs/promotion.yaml``, :class:`PromotionConfig`):
 - ``trades``: trades of the chosen set >= ``min_trades``;
 - ``lookahead`` and ``warmup``: the sweep's bias checks passed;
 - ``agreement``: the event backtester agrees with the sweep on the chosen set within
-  ``agreement_tolerance`` (``tradelab.backtest.event.agreement``). While that module is missing
-  the gate FAILS with "agreement check unavailable"; it never passes by default.
+  ``agreement_tolerance`` (``tradelab.backtest.event.agreement``: the sweep's trades for the
+  chosen set re-created, the stored trades replayed through the event backtester with the
+  same kernel; same trades, all matched, PnL within the tolerance, relative). A check that is
+  unavailable or cannot run FAILS the gate; it never passes by default.
 
 Everything is read from the saved run (``runs/<run_id>/``) and the family's trial registry, so
 the verdict reproduces from them alone.
@@ -54,7 +56,7 @@ class PromotionConfig(BaseModel):
     min_trades: int = Field(20, ge=0)
     lookahead_required: bool = True
     warmup_required: bool = True
-    agreement_tolerance: float = Field(0.25, gt=0)
+    agreement_tolerance: float = Field(0.01, gt=0)
     walkforward: WalkForwardWindows = WalkForwardWindows()
 
 
@@ -167,44 +169,26 @@ def family_dsr(runs: RunStore, family: str, best: dict[str, float]) -> tuple[flo
     return float(dsr), n
 
 
-def agreement_gate(store: Path, run_id: str, params: dict[str, float], tolerance: float) -> Gate:
-    """Event backtest vs sweep on the chosen set. FAILS when the check is unavailable.
-
-    Plugs into ``tradelab.backtest.event.agreement.compare_with_sweep(run, params, store)``,
-    whose result answers ``.agrees(tolerance)``.
-    """
+def agreement_gate(store: Path, run_id: str, params: dict[str, float],
+                   tolerance: float) -> Gate:
+    """Event backtest vs sweep on the chosen set (``tradelab.backtest.event.agreement``): the
+    same trades, all matched, and the event PnL within ``tolerance`` (relative) of the sweep's.
+    FAILS when the check is unavailable or cannot run (e.g. no stored trades to replay)."""
     try:
-        from tradelab.backtest.event import agreement  # type: ignore[attr-defined,unused-ignore]
+        from tradelab.backtest.event import agreement
     except ImportError:
-        return Gate(
-            "agreement",
-            False,
-            None,
-            tolerance,
-            "within",
-            "agreement check unavailable (tradelab.backtest.event.agreement is missing)",
-        )
+        return Gate("agreement", False, None, tolerance, "<=",
+                    "agreement check unavailable (tradelab.backtest.event.agreement is missing)")
     try:
         result = agreement.compare_with_sweep(run_id, params, store)
         ok = bool(result.agrees(tolerance))
     except Exception as exc:  # noqa: BLE001 - any failure of the check is a failed gate
-        return Gate(
-            "agreement",
-            False,
-            None,
-            tolerance,
-            "within",
-            f"agreement check failed to run: {type(exc).__name__}: {exc}",
-        )
-    value = getattr(result, "difference", None)
-    return Gate(
-        "agreement",
-        ok,
-        value if value is not None else ok,
-        tolerance,
-        "within",
-        "" if ok else "the event backtest disagrees with the sweep",
-    )
+        return Gate("agreement", False, None, tolerance, "<=",
+                    f"agreement check could not run: {type(exc).__name__}: {exc}")
+    detail = (f"relative PnL difference; trades sweep {result.n_sweep_trades}, event "
+              f"{result.n_event_trades}, matched {result.n_matched}")
+    return Gate("agreement", ok, float(result.rel_pnl_diff), tolerance, "<=",
+                detail if ok else "the event backtest disagrees with the sweep: " + detail)
 
 
 def evaluate(
