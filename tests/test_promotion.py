@@ -116,10 +116,11 @@ def test_a_pass_writes_the_promoted_config(signal, tmp_path, monkeypatch):
     calls = []
 
     class Result:
-        difference = 0.01
+        rel_pnl_diff = 0.001
+        n_sweep_trades = n_event_trades = n_matched = 47
 
         def agrees(self, tol):
-            return self.difference <= tol
+            return self.rel_pnl_diff <= tol
 
     fake = types.ModuleType("tradelab.backtest.event.agreement")
     fake.compare_with_sweep = lambda run, params, st: calls.append((run, params)) or Result()
