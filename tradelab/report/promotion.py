@@ -169,25 +169,47 @@ def family_dsr(runs: RunStore, family: str, best: dict[str, float]) -> tuple[flo
     return float(dsr), n
 
 
+AGREEMENT_FILE = "agreement.json"
+
+
+def agreement_figures(store: Path, run_id: str, params: dict[str, float]) -> dict[str, Any]:
+    """The agreement check's figures for the chosen set, saved beside the run
+    (``runs/<run_id>/agreement.json``) the first time, so the verdict later reproduces from
+    the saved run alone. Raises ImportError when the check is unavailable."""
+    from tradelab.backtest.event import agreement
+    from tradelab.backtest.runs import write_json
+
+    path = RunStore(store).root / run_id / AGREEMENT_FILE
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("params") == params:
+            return dict(saved)
+    figures = agreement.compare_with_sweep(run_id, params, store).as_dict()
+    figures["params"] = params
+    write_json(figures, path)
+    return dict(json.loads(path.read_text()))
+
+
 def agreement_gate(store: Path, run_id: str, params: dict[str, float],
                    tolerance: float) -> Gate:
     """Event backtest vs sweep on the chosen set (``tradelab.backtest.event.agreement``): the
-    same trades, all matched, and the event PnL within ``tolerance`` (relative) of the sweep's.
-    FAILS when the check is unavailable or cannot run (e.g. no stored trades to replay)."""
+    same trades, all matched, and the event PnL within ``tolerance`` (relative) of the sweep's
+    (the rule of its ``Agreement.agrees``). FAILS when the check is unavailable or cannot run
+    (e.g. no stored trades to replay)."""
     try:
-        from tradelab.backtest.event import agreement
+        fig = agreement_figures(store, run_id, params)
     except ImportError:
         return Gate("agreement", False, None, tolerance, "<=",
                     "agreement check unavailable (tradelab.backtest.event.agreement is missing)")
-    try:
-        result = agreement.compare_with_sweep(run_id, params, store)
-        ok = bool(result.agrees(tolerance))
     except Exception as exc:  # noqa: BLE001 - any failure of the check is a failed gate
         return Gate("agreement", False, None, tolerance, "<=",
                     f"agreement check could not run: {type(exc).__name__}: {exc}")
-    detail = (f"relative PnL difference; trades sweep {result.n_sweep_trades}, event "
-              f"{result.n_event_trades}, matched {result.n_matched}")
-    return Gate("agreement", ok, float(result.rel_pnl_diff), tolerance, "<=",
+    rel = _num(fig.get("rel_pnl_diff"))
+    same = fig.get("n_sweep_trades") == fig.get("n_event_trades") == fig.get("n_matched")
+    ok = bool(same and math.isfinite(rel) and rel <= tolerance)
+    detail = (f"relative PnL difference; trades sweep {fig.get('n_sweep_trades')}, event "
+              f"{fig.get('n_event_trades')}, matched {fig.get('n_matched')}")
+    return Gate("agreement", ok, rel, tolerance, "<=",
                 detail if ok else "the event backtest disagrees with the sweep: " + detail)
 
 
