@@ -67,29 +67,50 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
-        demo = run_demo(work / "demo", days=args.days, seed=7, reports=work / "r" / "demo",
-                        console=Console(file=io.StringIO()), collect_s=0)
+        demo = run_demo(
+            work / "demo",
+            days=args.days,
+            seed=7,
+            reports=work / "r" / "demo",
+            console=Console(file=io.StringIO()),
+            collect_s=0,
+        )
         demo_s = time.perf_counter() - t0
         base = load_nightly_config(root / "configs" / "nightly.yaml")
         out = {}
         for label, parallel in (("parallel", base.parallel), ("sequential", 1)):
-            cfg = base.model_copy(update={"store": work / "demo" / "store",
-                                          "out": work / label, "parallel": parallel})
+            cfg = base.model_copy(
+                update={"store": work / "demo" / "store", "out": work / label, "parallel": parallel}
+            )
             with PeakRss() as mem:
                 t0 = time.perf_counter()
                 s = run_nightly(cfg)
                 wall = time.perf_counter() - t0
-            out[label] = {"parallel": parallel, "wall_s": round(wall, 2),
-                          "peak_rss_mb": round(mem.peak / 2**20, 1), "ok": s["ok"],
-                          "failed": s["failed"],
-                          "jobs_s": {r["name"]: round(r.get("seconds") or 0, 2)
-                                     for r in s["jobs"]}}
-    print(json.dumps({"benchmark": "nightly", "config": "configs/nightly.yaml",
-                      "demo_days": args.days, "demo_build_s": round(demo_s, 1),
-                      "demo_total_s": round(demo["timings"]["total"], 1), **out,
-                      "speedup_vs_sequential": round(out["sequential"]["wall_s"]
-                                                     / out["parallel"]["wall_s"], 2),
-                      "machine": machine()}, indent=2))
+            out[label] = {
+                "parallel": parallel,
+                "wall_s": round(wall, 2),
+                "peak_rss_mb": round(mem.peak / 2**20, 1),
+                "ok": s["ok"],
+                "failed": s["failed"],
+                "jobs_s": {r["name"]: round(r.get("seconds") or 0, 2) for r in s["jobs"]},
+            }
+    print(
+        json.dumps(
+            {
+                "benchmark": "nightly",
+                "config": "configs/nightly.yaml",
+                "demo_days": args.days,
+                "demo_build_s": round(demo_s, 1),
+                "demo_total_s": round(demo["timings"]["total"], 1),
+                **out,
+                "speedup_vs_sequential": round(
+                    out["sequential"]["wall_s"] / out["parallel"]["wall_s"], 2
+                ),
+                "machine": machine(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.data]
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "reports" / "test-artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--remote-debugging-port=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--remote-debugging-port=0",
+]
 
 
 def chromium_binary() -> str:
@@ -47,17 +56,27 @@ def chromium_binary() -> str:
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("BROWSER TEST NOT RUN: Debian's chromium is not installed and cannot be "
-                    "installed here (needs root and apt-get): run `make browser` as root")
-    res = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True,
-                         text=True, timeout=900)
+        pytest.skip(
+            "BROWSER TEST NOT RUN: Debian's chromium is not installed and cannot be "
+            "installed here (needs root and apt-get): run `make browser` as root"
+        )
+    res = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True, timeout=900
+    )
     if res.returncode != 0 or not shutil.which("chromium"):
-        res = subprocess.run("apt-get update -q && apt-get install -y -q chromium", shell=True,
-                             capture_output=True, text=True, timeout=1800)
+        res = subprocess.run(
+            "apt-get update -q && apt-get install -y -q chromium",
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     found = shutil.which("chromium")
     if not found:
-        pytest.skip("BROWSER TEST NOT RUN: `apt-get install chromium` failed: "
-                    + (res.stderr or res.stdout)[-500:])
+        pytest.skip(
+            "BROWSER TEST NOT RUN: `apt-get install chromium` failed: "
+            + (res.stderr or res.stdout)[-500:]
+        )
     return found
 
 
@@ -67,9 +86,11 @@ class Browser:
     def __init__(self, binary: str, profile: Path) -> None:
         from websockets.sync.client import connect
 
-        self.proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}",
-                                      "about:blank"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.exists() and len(port_file.read_text().split()) >= 2):
@@ -83,8 +104,9 @@ class Browser:
         self.events: list[dict] = []
         self.blocked: list[str] = []
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target,
-                                 flatten=True)["sessionId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable", session=True)
         self.call("Fetch.enable", session=True, patterns=[{"urlPattern": "*"}])
@@ -112,14 +134,23 @@ class Browser:
                 self._send("Fetch.continueRequest", requestId=p["requestId"])
             else:  # leaving the machine: record and refuse
                 self.blocked.append(url)
-                self._send("Fetch.failRequest", requestId=p["requestId"],
-                           errorReason="BlockedByClient")
+                self._send(
+                    "Fetch.failRequest", requestId=p["requestId"], errorReason="BlockedByClient"
+                )
             return
         self.events.append(ev)
 
     def _send(self, method: str, **params) -> None:
-        self.ws.send(json.dumps({"id": next(self.ids), "method": method, "params": params,
-                                 "sessionId": self.session}))
+        self.ws.send(
+            json.dumps(
+                {
+                    "id": next(self.ids),
+                    "method": method,
+                    "params": params,
+                    "sessionId": self.session,
+                }
+            )
+        )
 
     def open(self, url: str, settle_s: float = 1.5) -> None:
         self.events.clear()
@@ -187,38 +218,77 @@ def real_nightly(tmp_path_factory, test_data, binance_ws):
     run = ImportRun("freqtrade", store, {})
     FreqtradeImporter(run, "BINANCE").import_dir(test_data / "ohlcv" / "binance_spot_2025q2q3")
     run.finish()
-    cfg = parse_sweep_config({
-        "name": "browser", "strategy": "ma_crossover", "family": "browser_ma",
-        "exchange": "BINANCE", "symbols": ["BTC-USDT"], "start": "2025-06-02",
-        "end": "2025-06-16", "interval": "1m",
-        "grid": {"fast": [5, 20, 60], "slow": [120, 240, 480]}, "period": "1h", "workers": 1})
+    cfg = parse_sweep_config(
+        {
+            "name": "browser",
+            "strategy": "ma_crossover",
+            "family": "browser_ma",
+            "exchange": "BINANCE",
+            "symbols": ["BTC-USDT"],
+            "start": "2025-06-02",
+            "end": "2025-06-16",
+            "interval": "1m",
+            "grid": {"fast": [5, 20, 60], "slow": [120, 240, 480]},
+            "period": "1h",
+            "workers": 1,
+        }
+    )
     (res,) = run_sweep(cfg, store)
     walk_forward_run(res.run_id, train=96, test=24, store=store)
-    run_backtest(EventBacktestConfig.model_validate(dict(
-        name="mm", exchange="BINANCE_FUTURES", symbol="BTC-USDT-PERP",
-        end="2024-08-09T00:00:00Z",
-        params=dict(half_spread_bps=0.0, skew_bps=1.0, max_position=0.02, qty=0.002,
-                    requote_ms=100),
-        instrument=dict(tick=0.1, lot=0.001, maker_fee=0.0002, taker_fee=0.0005),
-        queue=dict(model="power", n=3), latency=dict(entry_ms=10, response_ms=10),
-        chunk="1m")), store)
+    run_backtest(
+        EventBacktestConfig.model_validate(
+            dict(
+                name="mm",
+                exchange="BINANCE_FUTURES",
+                symbol="BTC-USDT-PERP",
+                end="2024-08-09T00:00:00Z",
+                params=dict(
+                    half_spread_bps=0.0, skew_bps=1.0, max_position=0.02, qty=0.002, requote_ms=100
+                ),
+                instrument=dict(tick=0.1, lot=0.001, maker_fee=0.0002, taker_fee=0.0005),
+                queue=dict(model="power", n=3),
+                latency=dict(entry_ms=10, response_ms=10),
+                chunk="1m",
+            )
+        ),
+        store,
+    )
     jobs = [
-        NightlyJob(name="data_tour", notebook=NOTEBOOKS / "data_tour.ipynb",
-                   parameters={"exchange": "BINANCE_FUTURES", "symbol": "BTC-USDT-PERP",
-                               "interval": "5m", "book_exchange": "BINANCE_FUTURES",
-                               "book_symbol": "BTC-USDT-PERP"}),
-        NightlyJob(name="sweep", notebook=NOTEBOOKS / "sweep.ipynb",
-                   parameters={"run_id": res.run_id}),
-        NightlyJob(name="walkforward", notebook=NOTEBOOKS / "walkforward.ipynb",
-                   tearsheet=True, parameters={"run_id": res.run_id, "train": 96, "test": 24}),
-        NightlyJob(name="event_backtest", notebook=NOTEBOOKS / "event_backtest.ipynb",
-                   parameters={"run_id": "latest"}),
-        NightlyJob(name="promotion", notebook=NOTEBOOKS / "promotion.ipynb",
-                   parameters={"run_id": res.run_id}),
+        NightlyJob(
+            name="data_tour",
+            notebook=NOTEBOOKS / "data_tour.ipynb",
+            parameters={
+                "exchange": "BINANCE_FUTURES",
+                "symbol": "BTC-USDT-PERP",
+                "interval": "5m",
+                "book_exchange": "BINANCE_FUTURES",
+                "book_symbol": "BTC-USDT-PERP",
+            },
+        ),
+        NightlyJob(
+            name="sweep", notebook=NOTEBOOKS / "sweep.ipynb", parameters={"run_id": res.run_id}
+        ),
+        NightlyJob(
+            name="walkforward",
+            notebook=NOTEBOOKS / "walkforward.ipynb",
+            tearsheet=True,
+            parameters={"run_id": res.run_id, "train": 96, "test": 24},
+        ),
+        NightlyJob(
+            name="event_backtest",
+            notebook=NOTEBOOKS / "event_backtest.ipynb",
+            parameters={"run_id": "latest"},
+        ),
+        NightlyJob(
+            name="promotion",
+            notebook=NOTEBOOKS / "promotion.ipynb",
+            parameters={"run_id": res.run_id},
+        ),
     ]
     out = tmp_path_factory.mktemp("browser_reports")
-    summary = run_nightly(NightlyConfig(store=store, out=out, parallel=2, jobs=jobs),
-                          date="2026-02-03")
+    summary = run_nightly(
+        NightlyConfig(store=store, out=out, parallel=2, jobs=jobs), date="2026-02-03"
+    )
     return summary, out
 
 
@@ -247,8 +317,10 @@ def test_every_page_of_a_real_nightly_in_chromium(real_nightly, tmp_path):
                 if u.scheme == "file":
                     assert Path(unquote(u.path)).is_file(), (page.name, link)
                 else:  # the only external links allowed are ones nobody follows here
-                    assert u.scheme in ("http", "https") and page.name.endswith(
-                        "tearsheet.html"), (page.name, link)
+                    assert u.scheme in ("http", "https") and page.name.endswith("tearsheet.html"), (
+                        page.name,
+                        link,
+                    )
             if page == out / "index.html":
                 browser.screenshot(ARTIFACTS / "index.png")
             elif page.name == "walkforward.html":

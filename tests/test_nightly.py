@@ -36,8 +36,9 @@ def test_partition_hash_follows_the_files(tmp_path):
     (part / "a.parquet").write_bytes(b"x" * 10)
     (part / ".pending.parquet").write_bytes(b"y")  # hidden: not yet visible
     first = partitions_read(tmp_path)
-    assert [(p["table"], p["symbol"], p["date"], p["parts"]) for p in first] == \
-        [("trades", "BTC-USDT", "2025-01-01", 1)]
+    assert [(p["table"], p["symbol"], p["date"], p["parts"]) for p in first] == [
+        ("trades", "BTC-USDT", "2025-01-01", 1)
+    ]
     prov = stamp({"k": 1}, tmp_path)
     assert not stale(prov)
     (part / "b.parquet").write_bytes(b"z" * 3)
@@ -49,10 +50,12 @@ def test_partition_hash_follows_the_files(tmp_path):
 
 
 def test_external_resources_are_found_and_stripped():
-    page = ('<html><head><script src="https://cdnjs.cloudflare.com/require.min.js"></script>'
-            '<link rel="icon" href="https://qtpylib.io/favicon.ico"><script>var a = '
-            '"https://plotly.com/";</script></head><body><img src="data:image/png;base64,AA">'
-            "</body></html>")
+    page = (
+        '<html><head><script src="https://cdnjs.cloudflare.com/require.min.js"></script>'
+        '<link rel="icon" href="https://qtpylib.io/favicon.ico"><script>var a = '
+        '"https://plotly.com/";</script></head><body><img src="data:image/png;base64,AA">'
+        "</body></html>"
+    )
     assert len(external_resources(page)) == 2
     clean = strip_external(page)
     assert external_resources(clean) == [] and '"https://plotly.com/"' in clean
@@ -95,13 +98,33 @@ def test_committed_notebooks_have_no_outputs_and_a_parameters_cell():
 @pytest.mark.slow
 def test_notebooks_execute_under_nbval(small_store):
     store, _ = small_store
-    env = dict(os.environ, TRADELAB_STORE=str(store),
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    books = [str(NOTEBOOKS / f"{n}.ipynb") for n in ("data_tour", "sweep", "walkforward",
-                                                      "promotion")]
-    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax",
-                          "-p", "no:cacheprovider", "-o", "addopts=", *books],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ,
+        TRADELAB_STORE=str(store),
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    books = [
+        str(NOTEBOOKS / f"{n}.ipynb") for n in ("data_tour", "sweep", "walkforward", "promotion")
+    ]
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            *books,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert re.search(r"\b\d+ passed", res.stdout)
 
@@ -111,16 +134,32 @@ def nightly(small_store, tmp_path_factory):
     store, run_id = small_store
     out = tmp_path_factory.mktemp("reports")
     jobs = [
-        NightlyJob(name="data_tour", notebook=NOTEBOOKS / "data_tour.ipynb",
-                   parameters={"exchange": "BINANCE", "symbol": "BTC-USDT", "interval": "1h"}),
-        NightlyJob(name="sweep", notebook=NOTEBOOKS / "sweep.ipynb", strategy="ma_crossover",
-                   parameters={"run_id": "latest"}),
-        NightlyJob(name="walkforward", notebook=NOTEBOOKS / "walkforward.ipynb",
-                   strategy="ma_crossover", tearsheet=True, parameters={"run_id": run_id}),
-        NightlyJob(name="promotion", notebook=NOTEBOOKS / "promotion.ipynb",
-                   parameters={"run_id": run_id}),
-        NightlyJob(name="broken", notebook=NOTEBOOKS / "data_tour.ipynb",
-                   parameters={"symbol": "NOPE-USDT"}),
+        NightlyJob(
+            name="data_tour",
+            notebook=NOTEBOOKS / "data_tour.ipynb",
+            parameters={"exchange": "BINANCE", "symbol": "BTC-USDT", "interval": "1h"},
+        ),
+        NightlyJob(
+            name="sweep",
+            notebook=NOTEBOOKS / "sweep.ipynb",
+            strategy="ma_crossover",
+            parameters={"run_id": "latest"},
+        ),
+        NightlyJob(
+            name="walkforward",
+            notebook=NOTEBOOKS / "walkforward.ipynb",
+            strategy="ma_crossover",
+            tearsheet=True,
+            parameters={"run_id": run_id},
+        ),
+        NightlyJob(
+            name="promotion", notebook=NOTEBOOKS / "promotion.ipynb", parameters={"run_id": run_id}
+        ),
+        NightlyJob(
+            name="broken",
+            notebook=NOTEBOOKS / "data_tour.ipynb",
+            parameters={"symbol": "NOPE-USDT"},
+        ),
     ]
     cfg = NightlyConfig(store=store, out=out, parallel=2, jobs=jobs)
     seen: list[tuple[str, str]] = []
@@ -132,8 +171,13 @@ def nightly(small_store, tmp_path_factory):
 def test_nightly_runs_every_job_and_a_failure_stops_nothing(nightly):
     summary, out, seen, run_id = nightly
     status = {r["name"]: r["status"] for r in summary["jobs"]}
-    assert status == {"data_tour": "ok", "sweep": "ok", "walkforward": "ok", "promotion": "ok",
-                      "broken": "failed"}
+    assert status == {
+        "data_tour": "ok",
+        "sweep": "ok",
+        "walkforward": "ok",
+        "promotion": "ok",
+        "broken": "failed",
+    }
     broken = next(r for r in summary["jobs"] if r["name"] == "broken")
     assert "NOPE-USDT" in broken["error"]
     assert sorted(n for n, s in seen if s != "queued") == sorted(status)
@@ -175,8 +219,10 @@ def test_nightly_pages_are_offline_with_data_in_every_chart(nightly):
 @pytest.mark.slow
 def test_nightly_indexes_list_jobs_with_figures_and_resolving_links(nightly):
     summary, out, _, _ = nightly
-    for index, prefix in ((out / "2026-01-02" / "index.html", out / "2026-01-02"),
-                          (out / "index.html", out)):
+    for index, prefix in (
+        (out / "2026-01-02" / "index.html", out / "2026-01-02"),
+        (out / "index.html", out),
+    ):
         page = index.read_text()
         assert external_resources(page) == []
         for job in ("data_tour", "sweep", "walkforward", "promotion", "broken"):

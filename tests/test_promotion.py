@@ -98,9 +98,8 @@ def test_the_agreement_gate_runs_the_real_check(noise):
 
 
 def test_a_missing_agreement_module_fails_the_gate(monkeypatch, tmp_path):
-    from tradelab.report.promotion import agreement_gate
-
     import tradelab.backtest.event as ev_pkg
+    from tradelab.report.promotion import agreement_gate
 
     monkeypatch.setitem(sys.modules, "tradelab.backtest.event.agreement", None)
     monkeypatch.delattr(ev_pkg, "agreement", raising=False)
@@ -121,8 +120,12 @@ def test_a_pass_writes_the_promoted_config(signal, tmp_path, monkeypatch):
 
     class Result:
         def as_dict(self):
-            return {"rel_pnl_diff": 0.001, "n_sweep_trades": 47, "n_event_trades": 47,
-                    "n_matched": 47}
+            return {
+                "rel_pnl_diff": 0.001,
+                "n_sweep_trades": 47,
+                "n_event_trades": 47,
+                "n_matched": 47,
+            }
 
     fake = types.ModuleType("tradelab.backtest.event.agreement")
     fake.compare_with_sweep = lambda run, params, st: calls.append((run, params)) or Result()
@@ -141,8 +144,15 @@ def test_a_pass_writes_the_promoted_config(signal, tmp_path, monkeypatch):
     assert path.name == "ma_crossover.yaml"
     assert doc["run_id"] == run_id and doc["symbols"] == ["BTC-USDT"]
     assert doc["params"] == v.params
-    assert {g["name"] for g in doc["gates"]} == {"dsr", "pbo", "oos_sharpe", "trades",
-                                                  "lookahead", "warmup", "agreement"}
+    assert {g["name"] for g in doc["gates"]} == {
+        "dsr",
+        "pbo",
+        "oos_sharpe",
+        "trades",
+        "lookahead",
+        "warmup",
+        "agreement",
+    }
     prov = doc["provenance"]
     assert prov["git"]["commit"] and prov["partitions"]
     assert {p["table"] for p in prov["partitions"]} == {"ohlcv"}
@@ -155,24 +165,38 @@ def test_the_verdict_reproduces_from_the_saved_run_alone(signal, noise, tmp_path
         copy = tmp_path / store.name
         shutil.copytree(store / "runs", copy / "runs")  # no market data: only the run
         a, b = evaluate(run_id, store, CFG), evaluate(run_id, copy, CFG)
-        assert [(g.name, g.passed, g.value) for g in a.gates] == \
-            [(g.name, g.passed, g.value) for g in b.gates]
+        assert [(g.name, g.passed, g.value) for g in a.gates] == [
+            (g.name, g.passed, g.value) for g in b.gates
+        ]
 
 
 @pytest.mark.slow
 def test_cli_promote_prints_each_failed_gate_and_writes_nothing(noise, tmp_path):
     store, run_id = noise
     out = tmp_path / "promoted"
-    res = CliRunner().invoke(app, ["promote", "ma_crossover", "--run", run_id, "--store",
-                                   str(store), "--out", str(out),
-                                   "--config", str(ROOT / "configs" / "promotion.yaml")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "promote",
+            "ma_crossover",
+            "--run",
+            run_id,
+            "--store",
+            str(store),
+            "--out",
+            str(out),
+            "--config",
+            str(ROOT / "configs" / "promotion.yaml"),
+        ],
+    )
     assert res.exit_code == 3, res.output
     assert "FAIL dsr:" in res.output and "needs >= 0.95" in res.output
     assert "FAIL pbo:" in res.output and "needs <= 0.2" in res.output
     assert "agreement:" in res.output
     assert "nothing written" in res.output and not out.exists()
-    res = CliRunner().invoke(app, ["promote", "momentum", "--run", run_id, "--store",
-                                   str(store), "--out", str(out)])
+    res = CliRunner().invoke(
+        app, ["promote", "momentum", "--run", run_id, "--store", str(store), "--out", str(out)]
+    )
     assert res.exit_code == 1 and "not 'momentum'" in res.output
 
 

@@ -790,8 +790,8 @@ def report(
 ) -> None:
     """Render one saved run's report now: the walk-forward notebook for a sweep run (with its
     quantstats tearsheet), the event-backtest notebook for an event run; offline HTML."""
-    from tradelab.report.nightly import NightlyConfig, NightlyJob, run_nightly
     from tradelab.report.figures import run_files
+    from tradelab.report.nightly import NightlyConfig, NightlyJob, run_nightly
     from tradelab.store.paths import resolve_root
 
     with cli_errors():

@@ -277,16 +277,20 @@ def _nightly_and_promotion(store: Path, workdir: Path, run_id: str, reports: Pat
                            con: Console) -> dict:
     """configs/nightly.yaml's jobs on the demo store (reports under ``reports``), then
     ``tradelab promote`` on the sweep: a promoted config only if every gate passes."""
-    from tradelab.report.nightly import load_nightly_config, run_nightly
     from tradelab.report.nb import PROJECT_ROOT
+    from tradelab.report.nightly import load_nightly_config, run_nightly
     from tradelab.report.promotion import evaluate, load_promotion_config, write_promoted
 
     cfg = load_nightly_config(PROJECT_ROOT / "configs" / "nightly.yaml").model_copy(
         update={"store": store.resolve(), "out": reports.resolve()})
     con.print(f"tradelab nightly --config configs/nightly.yaml --store {store}: "
               f"{len(cfg.jobs)} jobs, {cfg.parallel} at once")
-    summary = run_nightly(cfg, progress=lambda name, state: state != "queued" and con.print(
-        f"  {name}: {state}", highlight=False))
+
+    def progress(name: str, state: str) -> None:
+        if state != "queued":
+            con.print(f"  {name}: {state}", highlight=False)
+
+    summary = run_nightly(cfg, progress=progress)
     for r in summary["jobs"]:
         if r["status"] != "ok":
             con.print(f"  [red]{r['name']} failed:[/] {r['error']}", highlight=False)

@@ -54,8 +54,8 @@ class NightlyConfig(BaseModel):
     store: Path | None = None
     """None: ``$TRADELAB_STORE``, else the demo store."""
     out: Path = Path("reports")
-    parallel: int = Field(2, ge=1, le=64)
-    timeout_s: int = Field(900, gt=0)
+    parallel: int = Field(default=2, ge=1, le=64)
+    timeout_s: int = Field(default=900, gt=0)
     promotion: Path = Path("configs/promotion.yaml")
     jobs: list[NightlyJob] = Field(min_length=1)
 

@@ -42,21 +42,21 @@ DEFAULT_OUT = Path("configs/promoted")
 
 class WalkForwardWindows(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    train: int = Field(48, gt=1)
-    test: int = Field(12, gt=0)
+    train: int = Field(default=48, gt=1)
+    test: int = Field(default=12, gt=0)
 
 
 class PromotionConfig(BaseModel):
     """Thresholds of the promotion gates."""
 
     model_config = ConfigDict(extra="forbid")
-    dsr_min: float = Field(0.95, ge=0, le=1)
-    pbo_max: float = Field(0.2, ge=0, le=1)
+    dsr_min: float = Field(default=0.95, ge=0, le=1)
+    pbo_max: float = Field(default=0.2, ge=0, le=1)
     oos_sharpe_min: float = 1.0
-    min_trades: int = Field(20, ge=0)
+    min_trades: int = Field(default=20, ge=0)
     lookahead_required: bool = True
     warmup_required: bool = True
-    agreement_tolerance: float = Field(0.01, gt=0)
+    agreement_tolerance: float = Field(default=0.01, gt=0)
     walkforward: WalkForwardWindows = WalkForwardWindows()
 
 
@@ -190,8 +190,7 @@ def agreement_figures(store: Path, run_id: str, params: dict[str, float]) -> dic
     return dict(json.loads(path.read_text()))
 
 
-def agreement_gate(store: Path, run_id: str, params: dict[str, float],
-                   tolerance: float) -> Gate:
+def agreement_gate(store: Path, run_id: str, params: dict[str, float], tolerance: float) -> Gate:
     """Event backtest vs sweep on the chosen set (``tradelab.backtest.event.agreement``): the
     same trades, all matched, and the event PnL within ``tolerance`` (relative) of the sweep's
     (the rule of its ``Agreement.agrees``). FAILS when the check is unavailable or cannot run
@@ -199,18 +198,38 @@ def agreement_gate(store: Path, run_id: str, params: dict[str, float],
     try:
         fig = agreement_figures(store, run_id, params)
     except ImportError:
-        return Gate("agreement", False, None, tolerance, "<=",
-                    "agreement check unavailable (tradelab.backtest.event.agreement is missing)")
+        return Gate(
+            "agreement",
+            False,
+            None,
+            tolerance,
+            "<=",
+            "agreement check unavailable (tradelab.backtest.event.agreement is missing)",
+        )
     except Exception as exc:  # noqa: BLE001 - any failure of the check is a failed gate
-        return Gate("agreement", False, None, tolerance, "<=",
-                    f"agreement check could not run: {type(exc).__name__}: {exc}")
+        return Gate(
+            "agreement",
+            False,
+            None,
+            tolerance,
+            "<=",
+            f"agreement check could not run: {type(exc).__name__}: {exc}",
+        )
     rel = _num(fig.get("rel_pnl_diff"))
     same = fig.get("n_sweep_trades") == fig.get("n_event_trades") == fig.get("n_matched")
     ok = bool(same and math.isfinite(rel) and rel <= tolerance)
-    detail = (f"relative PnL difference; trades sweep {fig.get('n_sweep_trades')}, event "
-              f"{fig.get('n_event_trades')}, matched {fig.get('n_matched')}")
-    return Gate("agreement", ok, rel, tolerance, "<=",
-                detail if ok else "the event backtest disagrees with the sweep: " + detail)
+    detail = (
+        f"relative PnL difference; trades sweep {fig.get('n_sweep_trades')}, event "
+        f"{fig.get('n_event_trades')}, matched {fig.get('n_matched')}"
+    )
+    return Gate(
+        "agreement",
+        ok,
+        rel,
+        tolerance,
+        "<=",
+        detail if ok else "the event backtest disagrees with the sweep: " + detail,
+    )
 
 
 def evaluate(
