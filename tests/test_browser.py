@@ -276,6 +276,7 @@ def real_nightly(tmp_path_factory, test_data, binance_ws):
         ),
         NightlyJob(
             name="event_backtest",
+            run_kind="event",
             notebook=NOTEBOOKS / "event_backtest.ipynb",
             parameters={"run_id": "latest"},
         ),

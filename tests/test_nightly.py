@@ -237,3 +237,21 @@ def test_nightly_indexes_list_jobs_with_figures_and_resolving_links(nightly):
     assert 'href="2026-01-02/index.html"' in top
     saved = json.loads((out / "2026-01-02" / "summary.json").read_text())
     assert saved["ok"] == 4 and saved["failed"] == 1
+
+
+@pytest.mark.slow
+def test_report_renders_one_saved_run_on_demand(small_store, tmp_path):
+    from typer.testing import CliRunner
+
+    from tradelab.cli import app
+
+    store, run_id = small_store
+    res = CliRunner().invoke(app, ["report", run_id, "--store", str(store), "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    page = tmp_path / run_id / f"{run_id}.html"
+    assert f"report: {page}" in res.output.replace("\n", "")
+    text = page.read_text()
+    assert external_resources(text) == [] and len(plotly_charts(text)) >= 3
+    assert (tmp_path / run_id / f"{run_id}_tearsheet.html").is_file()
+    res = CliRunner().invoke(app, ["report", "no-such-run", "--store", str(store)])
+    assert res.exit_code == 1 and "no run 'no-such-run'" in res.output

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,8 @@ class NightlyJob(BaseModel):
     parameters: dict[str, Any] = {}
     strategy: str | None = None
     """For ``run_id: latest``: the newest sweep of this strategy (else of any)."""
+    run_kind: Literal["sweep", "event"] = "sweep"
+    """What ``run_id: latest`` means: the newest sweep run or the newest event run."""
     tearsheet: bool = False
     """Add a quantstats tearsheet of the run's walk-forward OOS returns."""
 
@@ -229,7 +231,7 @@ def _job_spec(job: NightlyJob, cfg: NightlyConfig, store: Path, out_dir: Path) -
         if not Path(spec["notebook"]).exists():
             raise FileNotFoundError(f"notebook {spec['notebook']} does not exist")
         if params.get("run_id") == "latest":
-            params["run_id"] = F.latest_run(store, job.strategy)
+            params["run_id"] = F.latest_run(store, job.strategy, kind=job.run_kind)
         if params.get("run_id"):
             rep, run_cfg = F.run_files(store, str(params["run_id"]))
             if rep.get("kind") != "event":
