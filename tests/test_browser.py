@@ -110,6 +110,14 @@ class Browser:
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable", session=True)
         self.call("Fetch.enable", session=True, patterns=[{"urlPattern": "*"}])
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=1400,
+            height=1000,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def call(self, method: str, session: bool = False, timeout: float = 120, **params):
         msg_id = next(self.ids)
@@ -202,8 +210,10 @@ class Browser:
 
 CHARTS_JS = """Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
   traces: (gd.data || []).length,
-  points: (gd.data || []).reduce((n, t) => n + ((t.x || t.y || t.z || []).length || 0), 0),
+  points: (gd.calcdata || []).reduce((n, cd) => n + ((cd && cd.length) || 0), 0),
   drawn: gd.querySelectorAll('.main-svg').length > 0}))"""
+"""Per chart: traces, points plotly computed from the data (``calcdata``: decoded arrays,
+including plotly 6's base64 typed arrays), and whether an SVG was drawn."""
 PLOT_DIVS_JS = "document.querySelectorAll('div.plotly-graph-div').length"
 LINKS_JS = "Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
 

@@ -214,6 +214,7 @@ def test_nightly_pages_are_offline_with_data_in_every_chart(nightly):
     sheet = day / next(r["tearsheet"] for r in summary["jobs"] if r["name"] == "walkforward")
     text = sheet.read_text()
     assert external_resources(text) == [] and "<svg" in text and "provenance: commit" in text
+    assert "save()" not in text  # quantstats' onload call of a function it did not define
 
 
 @pytest.mark.slow

@@ -92,7 +92,8 @@ def notebook_html(
 
 def tearsheet(returns: Any, out: Path, title: str, prov: dict[str, Any] | None = None) -> Path:
     """quantstats HTML tearsheet of out-of-sample returns, compounded to daily, 365 periods a
-    year, no benchmark (a ticker would be downloaded), offline (favicon link removed)."""
+    year, no benchmark (a ticker would be downloaded), offline (favicon link removed), and
+    without quantstats' ``onload="save()"`` (undefined in a written file: a console error)."""
     import logging
     import warnings
 
@@ -118,7 +119,9 @@ def tearsheet(returns: Any, out: Path, title: str, prov: dict[str, Any] | None =
             title=title,
             download_filename=out.name,
         )
-    page = strip_external(out.read_text())
+    # quantstats' template calls save() on load, a function it defines only for its browser
+    # download mode (output=None): with output= the page throws "save is not defined"
+    page = strip_external(out.read_text()).replace(' onload="save()"', "")
     if prov is not None:
         page = re.sub(
             r"(<body[^>]*>)", lambda m: m.group(1) + provenance_block(prov), page, count=1
