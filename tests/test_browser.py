@@ -99,7 +99,8 @@ class Browser:
                 raise RuntimeError("chromium did not open its DevTools port")
             time.sleep(0.1)
         port, path = port_file.read_text().split()[:2]
-        self.ws = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30)
+        self._conn = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30)
+        self.ws = self._conn.__enter__()
         self.ids = itertools.count(1)
         self.events: list[dict] = []
         self.blocked: list[str] = []
@@ -338,6 +339,8 @@ def test_every_page_of_a_real_nightly_in_chromium(real_nightly, tmp_path):
                 browser.screenshot(ARTIFACTS / "walkforward.png")
         assert browser.blocked == [], browser.blocked  # nothing tried to leave the machine
         assert seen_charts >= 10
+        ev = next(r for r in summary["jobs"] if r["name"] == "event_backtest")
+        assert {p["table"] for p in ev["provenance"]["partitions"]} >= {"book", "trades"}
     finally:
         browser.close()
     assert (ARTIFACTS / "index.png").stat().st_size > 10_000

@@ -9,8 +9,9 @@ error (the HTML of the partly executed notebook shows it) and never stops the ot
 ``<out>/<date>/index.html`` and ``<out>/index.html`` list every job with status, run time, key
 figures, verdict, provenance and links.
 
-Provenance "partitions read": for a job on a saved run, the ``ohlcv`` and ``funding``
-partitions of the run's exchange and symbols; for a job with ``exchange``/``symbol``
+Provenance "partitions read": for a job on a saved sweep run, the ``ohlcv`` and ``funding``
+partitions of the run's exchange and symbols; on a saved event run, every table's partitions
+of its exchange and symbol; for a job with ``exchange``/``symbol``
 parameters, every table's partitions of that symbol; otherwise the whole store.
 """
 
@@ -234,10 +235,11 @@ def _job_spec(job: NightlyJob, cfg: NightlyConfig, store: Path, out_dir: Path) -
             params["run_id"] = F.latest_run(store, job.strategy, kind=job.run_kind)
         if params.get("run_id"):
             rep, run_cfg = F.run_files(store, str(params["run_id"]))
-            if rep.get("kind") != "event":
-                spec["run_id"] = params["run_id"]
-            tables, exchange = ["ohlcv", "funding"], run_cfg.get("exchange")
+            exchange = run_cfg.get("exchange")
             symbols = list(run_cfg.get("symbols") or [rep.get("symbol")])
+            if rep.get("kind") != "event":  # a sweep reads bars and funding
+                spec["run_id"] = params["run_id"]
+                tables = ["ohlcv", "funding"]
     except Exception as exc:  # noqa: BLE001 - shown as this job's error
         spec["error"] = _error_text(exc)
     spec["parameters"] = params
