@@ -2,7 +2,10 @@
 
 - :mod:`.sim_nb`: the numba replay state and loop (exchange and local sides, latency queues);
 - :mod:`.replay`: the Python driver over chunks of ``Catalog.iter_events`` (bounded memory);
-- :mod:`.loops_nb`: strategy loops (quoting, book intents) on top of the replay;
+- :mod:`.loops_nb`: strategy loops (quoting, book intents, bars from trades) on the replay;
+- :mod:`.bars`: bar strategies (their own ``step`` per bar, market orders via the core);
+- :mod:`.agreement`: ``compare_with_sweep``, the event engine against a saved sweep's set;
+- :mod:`.multi`: several instruments (and venues) in one run, merged by local time;
 - :mod:`.analysis_nb`, :mod:`.run`, :mod:`.config`, :mod:`.funding`: runs from a config, their
   analysis (PnL decomposition, metrics) and how they are saved.
 

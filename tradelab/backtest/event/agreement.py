@@ -24,8 +24,9 @@ its arrival, with ``latency_ms`` of entry and response latency): it will not agr
 book walk is not a bar price; the order arrives after the bar closed), and the result measures
 by how much.
 
-Trades are matched in order: the i-th fill of each side is matched when both have the same side,
-quantities within 1e-6 relative and prices within ``price_tol``.
+Trades are matched in order: the i-th order of each side (an event order's fills taken
+together, at their volume-weighted price: a book walk is one trade of several fills) is matched
+when both have the same side, quantities within 1e-6 relative and prices within ``price_tol``.
 """
 
 from __future__ import annotations
@@ -205,16 +206,22 @@ def compare_with_sweep(
             "fee": rec["fees"],
         }
     )
-    ev = run.fills
+    ev = run.fills.assign(notional=lambda d: d["price"] * d["qty"])
+    per_order = ev.groupby("order_id", sort=False)  # a book walk is one trade of several fills
     event = pd.DataFrame(
         {
-            "exch_ts": ev["exch_ts"],
-            "side": ev["side"],
-            "price": ev["price"],
-            "qty": ev["qty"],
-            "fee": ev["fee"],
+            "exch_ts": per_order["exch_ts"].first(),
+            "side": per_order["side"].first(),
+            "price": np.where(  # one fill: its own price, exactly
+                per_order.size() == 1,
+                per_order["price"].first(),
+                per_order["notional"].sum() / per_order["qty"].sum(),
+            ),
+            "qty": per_order["qty"].sum(),
+            "fee": per_order["fee"].sum(),
+            "fills": per_order.size(),
         }
-    )
+    ).reset_index(drop=True)
     n = min(len(sweep), len(event))
     matched, max_px, max_q = 0, 0.0, 0.0
     for i in range(n):
