@@ -9,12 +9,15 @@ ifneq ($(wildcard ../shared/data),)
 export TRADELAB_TEST_DATA ?= $(abspath ../shared/data)
 endif
 
-.PHONY: demo test test-fast pytest lint typecheck format bench install clean-store help
+.PHONY: demo test test-fast pytest lint typecheck format bench install clean-store help lab nightly browser
 
 help:
 	@echo "make demo       run the end-to-end demo on a synthetic market (fresh store under .demo/)"
 	@echo "make test       run the whole test suite (slow end-to-end checks included)"
 	@echo "make test-fast  the suite without tests marked slow"
+	@echo "make lab        JupyterLab on 127.0.0.1 in the project's venv, notebooks/ open (demo store by default)"
+	@echo "make nightly    run configs/nightly.yaml (reports/index.html)"
+	@echo "make browser    install Debian's chromium for the browser test (root + apt needed)"
 	@echo "make bench      run the benchmarks (JSON on stdout)"
 	@echo "make lint       ruff check (pyflakes, pycodestyle, isort, bugbear, pyupgrade rules)"
 	@echo "make typecheck  mypy over tradelab/ and runners/"
@@ -66,3 +69,18 @@ bench: $(STAMP)
 	$(PY) benchmarks/sweep.py
 	$(PY) benchmarks/synth_zi.py
 	$(PY) benchmarks/validate_pbo.py
+
+# JupyterLab on the loopback only, in the project's venv, opened on notebooks/. The notebooks'
+# `store = None` resolves to $$TRADELAB_STORE, else the demo store (.demo/store, `make demo`).
+LAB_PORT ?= 8888
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --port=$(LAB_PORT) --no-browser \
+		--ServerApp.root_dir=$(CURDIR) notebooks/
+
+nightly: $(STAMP)
+	$(VENV)/bin/tradelab nightly --config configs/nightly.yaml
+
+# The browser test needs a headless Chromium: Debian's package (the test installs it itself
+# when it runs as root with apt reachable; this target does the same ahead of time).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }

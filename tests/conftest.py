@@ -71,3 +71,22 @@ def ohlcv_store(tmp_path_factory, test_data: Path):
     reports = FreqtradeImporter(run, "BINANCE").import_dir(test_data / "ohlcv")
     run.finish()
     return store, reports
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory) -> tuple[Path, str]:
+    """A 1-day demo store (trades, book tickers, candles, funding) plus one MA-crossover sweep
+    with its walk-forward on planted-trend bars of SIG-USDT; built once per session. Returns
+    (store, sweep run id)."""
+    import io
+
+    from rich.console import Console
+
+    from tests.report_helpers import swept_store
+    from tradelab.demo import run_demo
+
+    work = tmp_path_factory.mktemp("small_store")
+    run_demo(work / "demo", days=1.0, seed=5, reports=work / "r",
+             console=Console(file=io.StringIO()), collect_s=0)
+    store = work / "demo" / "store"
+    return store, swept_store(store, drift=1e-4, seed=3, family="sig", symbol="SIG-USDT")

@@ -32,6 +32,14 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result["backfilled_candles"] == 96
     html = (tmp_path / "reports" / "store.html").read_text()
     assert "plotly" in html.lower() and "BTC-USDT 1h" in html
+    # the nightly on the demo data, then promotion: the demo's Keltner sweep on a random market
+    # has no edge, so nothing is promoted and the demo says which gates failed
+    assert result["nightly"] == result["nightly"] | {"ok": 4, "failed": 0}
+    index = tmp_path / "index.html"
+    assert result["reports_index"] == str(index.resolve()) and index.is_file()
+    assert f"reports: {index.resolve()}" in text.replace("\n", "")
+    assert result["promotion"]["passed"] is False and result["promoted"] is None
+    assert "nothing promoted" in text and "FAIL dsr" in text
     # a second run starts from a fresh store, not on top of the first
     again = run_demo(tmp_path / "demo", days=7.0, seed=3, reports=tmp_path / "reports",
                      console=Console(file=io.StringIO()), collect_s=0)

@@ -113,7 +113,8 @@ ALLOWED: dict[str, set[str]] = {
     "validate": _GROUND,  # and only numpy / scipy outside the standard library
     "compute": _GROUND,  # knows nothing of what it runs
     "report": _GROUND
-    | {"store", "strategies", "backtest", "backtest.vector", "backtest.event", "validate"},
+    | {"store", "strategies", "backtest", "backtest.vector", "backtest.event", "validate",
+       "yamlconfig"},
     # live: never the venue (only over the network, through cryptofeed / ccxt)
     "live": _GROUND
     | {"strategies", "features", "matching", "adapters", "store", "net", "yamlconfig", "report"},

@@ -696,6 +696,134 @@ def runs(store: StoreOpt = None) -> None:
 
 
 @app.command()
+def promote(
+    strategy: Annotated[str, typer.Argument(help="The strategy (or family) to promote.")],
+    run: Annotated[str, typer.Option("--run", help="The sweep run whose chosen set is judged.")],
+    config: Annotated[Path, typer.Option(help="Promotion gates (YAML).")
+                      ] = Path("configs/promotion.yaml"),
+    out: Annotated[Path, typer.Option(help="Where a promoted config is written.")
+                   ] = Path("configs/promoted"),
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Judge a sweep run by the gates of configs/promotion.yaml (DSR over every trial of the
+    family, PBO, OOS Sharpe, trades, look-ahead and warm-up checks, event backtest agreement).
+    A pass writes <out>/<strategy>.yaml; a failure prints each failed gate and writes nothing
+    (exit code 3)."""
+    from tradelab.report.promotion import evaluate, load_promotion_config, write_promoted
+    from tradelab.store.paths import resolve_root
+
+    with cli_errors():
+        cfg = load_promotion_config(config)
+        root = resolve_root(store)
+        verdict = evaluate(run, root, cfg, strategy=strategy)
+        path = write_promoted(verdict, root, cfg, out) if verdict.passed else None
+    if as_json:
+        console.print_json(json.dumps(verdict.as_dict() | {"written": str(path) if path else None},
+                                      default=str))
+    else:
+        for g in verdict.gates:
+            mark = "[green]pass[/]" if g.passed else "[bold red]FAIL[/]"
+            console.print(f"{mark} {g.line()}", highlight=False)
+        if path:
+            console.print(f"[green]promoted[/] {strategy} ({run}): {path}")
+        else:
+            console.print(f"[bold red]not promoted[/] {strategy} ({run}): "
+                          f"{len(verdict.failed)} gate(s) failed; nothing written")
+    if not verdict.passed:
+        raise typer.Exit(3)
+
+
+@app.command()
+def nightly(
+    config: Annotated[Path, typer.Option(help="Nightly jobs (YAML).")
+                      ] = Path("configs/nightly.yaml"),
+    store: StoreOpt = None,
+    parallel: Annotated[int | None, typer.Option(help="Jobs at once [default: the "
+                                                      "config's].")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the nightly: every notebook job with papermill (several at once), exported to
+    offline HTML with the code hidden, tearsheets, reports/<date>/index.html and
+    reports/index.html. A failing job is shown with its error; the others still run (exit
+    code 1 when any failed)."""
+    from rich.progress import SpinnerColumn
+
+    from tradelab.report.nightly import load_nightly_config, run_nightly
+
+    with cli_errors():
+        cfg = load_nightly_config(config)
+        upd: dict = {}
+        if store is not None:
+            upd["store"] = store
+        if parallel:
+            upd["parallel"] = parallel
+        cfg = cfg.model_copy(update=upd)
+        with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} jobs"), TimeElapsedColumn(),
+                      console=err, transient=False) as prog:
+            overall = prog.add_task("nightly", total=len(cfg.jobs))
+
+            def progress(name: str, state: str) -> None:
+                if state != "queued":
+                    prog.advance(overall)
+                    colour = "green" if state == "ok" else "red"
+                    prog.console.print(f"[{colour}]{state}[/] {name}")
+
+            summary = run_nightly(cfg, progress=progress)
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        tbl = Table(title=f"nightly {summary['date']}")
+        for col in ("job", "status", "seconds", "OOS Sharpe", "DSR", "PBO", "promotion"):
+            tbl.add_column(col)
+        for r in summary["jobs"]:
+            f = r.get("figures") or {}
+            v = r.get("verdict")
+            tbl.add_row(r["name"], r["status"], f"{r.get('seconds') or 0:.1f}",
+                        *(f"{f[k]:.3f}" if isinstance(f.get(k), float) else "-"
+                          for k in ("oos_sharpe", "dsr", "pbo")),
+                        "-" if v is None else ("PROMOTE" if v["passed"] else "refused"))
+        console.print(tbl)
+        for r in summary["jobs"]:
+            if r.get("error"):
+                console.print(f"[bold red]{r['name']} failed:[/] {r['error']}", highlight=False)
+        console.print(f"index: {summary['index']}")
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="A saved run (see 'tradelab runs').")],
+    out: Annotated[Path, typer.Option(help="Where the HTML is written.")] = Path("reports/runs"),
+    store: StoreOpt = None,
+) -> None:
+    """Render one saved run's report now: the walk-forward notebook for a sweep run (with its
+    quantstats tearsheet), the event-backtest notebook for an event run; offline HTML."""
+    from tradelab.report.figures import run_files
+    from tradelab.report.nightly import NightlyConfig, NightlyJob, run_nightly
+    from tradelab.store.paths import resolve_root
+
+    with cli_errors():
+        root = resolve_root(store)
+        rep, _ = run_files(root, run_id)
+        event = rep.get("kind") == "event"
+        job = NightlyJob(name=run_id, notebook=Path("notebooks") / (
+            "event_backtest.ipynb" if event else "walkforward.ipynb"),
+            parameters={"run_id": run_id}, tearsheet=not event)
+        summary = run_nightly(NightlyConfig(store=root, out=out, parallel=1, jobs=[job]),
+                              date=run_id)
+    r = summary["jobs"][0]
+    if r["status"] != "ok":
+        err.print(f"[bold red]error:[/] {r['error']}")
+        raise typer.Exit(1)
+    console.print(f"report: {Path(summary['index']).parent / run_id / r['html']}")
+    if r.get("tearsheet"):
+        console.print(f"tearsheet: {Path(summary['index']).parent / run_id / r['tearsheet']}")
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path,

@@ -127,6 +127,13 @@ def run_demo(
         figures.update(asyncio.run(_live(store, market, collect_s, seed, con)))
         timings["live"] = time.perf_counter() - t0
 
+    if "sweep" in figures:
+        con.print(Rule("9. the nightly: notebooks to offline HTML, then promotion"))
+        t0 = time.perf_counter()
+        figures.update(_nightly_and_promotion(store, workdir, figures["sweep_run_id"],
+                                              reports.parent, con))
+        timings["nightly"] = time.perf_counter() - t0
+
     timings["total"] = time.perf_counter() - t_start
     con.print(Rule("summary"))
     con.print(
@@ -151,6 +158,8 @@ def run_demo(
     con.print(
         f'explore it: tradelab sql "SELECT symbol, count(*) FROM trades GROUP BY 1" --store {store}'
     )
+    if "reports_index" in figures:
+        con.print(f"reports: {figures['reports_index']}")
     return {"report": report, "timings": timings, **figures}
 
 
@@ -261,7 +270,48 @@ def _research(store: Path, workdir: Path, market, con: Console) -> dict:
     con.print(f"tradelab walkforward {res.run_id} --train 48 --test 12 --store {store}")
     wf = walk_forward_run(res.run_id, train=48, test=12, store=store)
     print_walkforward(wf, console=con)
-    return {"sweep": res.scores, "walkforward": wf["scores"]}
+    return {"sweep": res.scores, "walkforward": wf["scores"], "sweep_run_id": res.run_id}
+
+
+def _nightly_and_promotion(store: Path, workdir: Path, run_id: str, reports: Path,
+                           con: Console) -> dict:
+    """configs/nightly.yaml's jobs on the demo store (reports under ``reports``), then
+    ``tradelab promote`` on the sweep: a promoted config only if every gate passes."""
+    from tradelab.report.nb import PROJECT_ROOT
+    from tradelab.report.nightly import load_nightly_config, run_nightly
+    from tradelab.report.promotion import evaluate, load_promotion_config, write_promoted
+
+    cfg = load_nightly_config(PROJECT_ROOT / "configs" / "nightly.yaml").model_copy(
+        update={"store": store.resolve(), "out": reports.resolve()})
+    con.print(f"tradelab nightly --config configs/nightly.yaml --store {store}: "
+              f"{len(cfg.jobs)} jobs, {cfg.parallel} at once")
+
+    def progress(name: str, state: str) -> None:
+        if state != "queued":
+            con.print(f"  {name}: {state}", highlight=False)
+
+    summary = run_nightly(cfg, progress=progress)
+    for r in summary["jobs"]:
+        if r["status"] != "ok":
+            con.print(f"  [red]{r['name']} failed:[/] {r['error']}", highlight=False)
+    con.print(f"nightly: {summary['ok']} ok, {summary['failed']} failed in "
+              f"{summary['seconds']:.1f} s")
+    pcfg = load_promotion_config(PROJECT_ROOT / "configs" / "promotion.yaml")
+    verdict = evaluate(run_id, store, pcfg)
+    con.print(f"tradelab promote {verdict.strategy} --run {run_id} --store {store}")
+    promoted = None
+    if verdict.passed:
+        promoted = write_promoted(verdict, store, pcfg, workdir / "promoted")
+        con.print(f"[green]promoted[/] {verdict.strategy}: {promoted}")
+    else:
+        con.print(f"[bold]nothing promoted[/]: {verdict.strategy} ({run_id}) failed "
+                  f"{len(verdict.failed)} of {len(verdict.gates)} gates:")
+        for g in verdict.failed:
+            con.print(f"  FAIL {g.line()}", highlight=False)
+    return {"nightly": {"ok": summary["ok"], "failed": summary["failed"],
+                        "seconds": summary["seconds"]},
+            "promotion": verdict.as_dict(), "promoted": str(promoted) if promoted else None,
+            "reports_index": summary["index"]}
 
 
 async def _live(store: Path, market, seconds: float, seed: int, con: Console) -> dict:
