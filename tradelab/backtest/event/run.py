@@ -62,6 +62,35 @@ class EventRun:
     path: Path | None = None
 
 
+def _fills_frame(fl, reference: str, ref_px: np.ndarray, mid_fill: np.ndarray,
+                 mid_1s: np.ndarray, mid_5s: np.ndarray) -> pd.DataFrame:
+    """One row per execution: slippage against ``ref_px`` (saved as column ``reference``), and
+    spread captured and adverse selection against the mid at, 1 s and 5 s after the fill."""
+    side = fl["side"].astype(np.float64)
+    return pd.DataFrame({
+        "exch_ts": fl["exch_ts"], "local_ts": fl["ts"], "order_id": fl["order_id"],
+        "side": fl["side"], "price": fl["px"], "qty": fl["qty"], "leaves": fl["leaves"],
+        "liquidity": np.where(fl["maker"] == 1, "maker", "taker"), "fee": fl["fee"],
+        "queue_wait_ms": fl["queue_wait"] / 1e6, "decision_ts": fl["req_ts"],
+        reference: ref_px, "slippage": side * (fl["px"] - ref_px),
+        "mid_at_fill": mid_fill, "spread_captured": side * (mid_fill - fl["px"]) * fl["qty"],
+        "adverse_1s": side * (mid_1s - mid_fill) * fl["qty"],
+        "adverse_5s": side * (mid_5s - mid_fill) * fl["qty"],
+        "position": fl["position"],
+    })
+
+
+def _orders_frame(log) -> pd.DataFrame:
+    """One row per order report (accepted, filled, canceled, rejected ...) with its reason."""
+    rep = log[log["what"] == sn.M_REPORT]
+    return pd.DataFrame({
+        "exch_ts": rep["exch_ts"], "local_ts": rep["ts"], "order_id": rep["order_id"],
+        "report": [REPORT_KINDS.get(int(k), str(k)) for k in rep["kind"]],
+        "reason": [REASONS.get(int(r), str(r)) for r in rep["reason"]],
+        "leaves": rep["leaves"], "price": rep["px"], "decision_ts": rep["req_ts"],
+    })
+
+
 def _latency(cfg: EventBacktestConfig) -> Latency:
     lc = cfg.latency
     ms = 1_000_000
@@ -140,24 +169,8 @@ def run_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
     mid_dec = _at(mlts, mid, fl["req_ts"])
     mid_1s = _at(mts, mid, fl["exch_ts"] + 1_000_000_000)
     mid_5s = _at(mts, mid, fl["exch_ts"] + 5_000_000_000)
-    fills = pd.DataFrame({
-        "exch_ts": fl["exch_ts"], "local_ts": fl["ts"], "order_id": fl["order_id"],
-        "side": fl["side"], "price": fl["px"], "qty": fl["qty"], "leaves": fl["leaves"],
-        "liquidity": np.where(fl["maker"] == 1, "maker", "taker"), "fee": fl["fee"],
-        "queue_wait_ms": fl["queue_wait"] / 1e6, "decision_ts": fl["req_ts"],
-        "mid_at_decision": mid_dec, "slippage": side * (fl["px"] - mid_dec),
-        "mid_at_fill": mid_fill, "spread_captured": side * (mid_fill - fl["px"]) * fl["qty"],
-        "adverse_1s": side * (mid_1s - mid_fill) * fl["qty"],
-        "adverse_5s": side * (mid_5s - mid_fill) * fl["qty"],
-        "position": fl["position"],
-    })
-    rep = log[log["what"] == sn.M_REPORT]
-    orders = pd.DataFrame({
-        "exch_ts": rep["exch_ts"], "local_ts": rep["ts"], "order_id": rep["order_id"],
-        "report": [REPORT_KINDS.get(int(k), str(k)) for k in rep["kind"]],
-        "reason": [REASONS.get(int(r), str(r)) for r in rep["reason"]],
-        "leaves": rep["leaves"], "price": rep["px"], "decision_ts": rep["req_ts"],
-    })
+    fills = _fills_frame(fl, "mid_at_decision", mid_dec, mid_fill, mid_1s, mid_5s)
+    orders = _orders_frame(log)
     fu = log[log["what"] == sn.M_FUNDING]
     # equity on a grid of local time
     step = interval_ns(cfg.equity_interval)
@@ -241,24 +254,8 @@ def run_bar_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
     mid_fill = _at_or_nan(mts, mid, fl["exch_ts"] - 1)  # exchange book's mid (NaN: no book)
     mid_1s = _at_or_nan(mts, mid, fl["exch_ts"] + 1_000_000_000)
     mid_5s = _at_or_nan(mts, mid, fl["exch_ts"] + 5_000_000_000)
-    fills = pd.DataFrame({
-        "exch_ts": fl["exch_ts"], "local_ts": fl["ts"], "order_id": fl["order_id"],
-        "side": fl["side"], "price": fl["px"], "qty": fl["qty"], "leaves": fl["leaves"],
-        "liquidity": np.where(fl["maker"] == 1, "maker", "taker"), "fee": fl["fee"],
-        "queue_wait_ms": fl["queue_wait"] / 1e6, "decision_ts": fl["req_ts"],
-        "bar_close_at_decision": fill_close, "slippage": side * (fl["px"] - fill_close),
-        "mid_at_fill": mid_fill, "spread_captured": side * (mid_fill - fl["px"]) * fl["qty"],
-        "adverse_1s": side * (mid_1s - mid_fill) * fl["qty"],
-        "adverse_5s": side * (mid_5s - mid_fill) * fl["qty"],
-        "position": fl["position"],
-    })
-    rep = log[log["what"] == sn.M_REPORT]
-    orders = pd.DataFrame({
-        "exch_ts": rep["exch_ts"], "local_ts": rep["ts"], "order_id": rep["order_id"],
-        "report": [REPORT_KINDS.get(int(k), str(k)) for k in rep["kind"]],
-        "reason": [REASONS.get(int(r), str(r)) for r in rep["reason"]],
-        "leaves": rep["leaves"], "price": rep["px"], "decision_ts": rep["req_ts"],
-    })
+    fills = _fills_frame(fl, "bar_close_at_decision", fill_close, mid_fill, mid_1s, mid_5s)
+    orders = _orders_frame(log)
     step = interval_ns(cfg.equity_interval)
     last = int(max(mark_ts[-1] if len(mark_ts) else first_local,
                    log["ts"].max() if len(log) else 0))
