@@ -61,6 +61,42 @@ def test_external_resources_are_found_and_stripped():
     assert external_resources(clean) == [] and '"https://plotly.com/"' in clean
 
 
+def test_a_notebook_with_widget_state_exports_offline(tmp_path):
+    """A widget (DuckDB's progress bar on a slow machine) saved by papermill must not make the
+    report load nbconvert's widget renderer from unpkg; the widget's text fallback stays."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from tradelab.report.html import notebook_html
+
+    view = "application/vnd.jupyter.widget-view+json"
+    book = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("q()")
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={view: {"model_id": "m1", "version_major": 2}, "text/plain": "FloatProgress"},
+        ),
+        nbformat.v4.new_output("stream", name="stdout", text="12 partitions\n"),
+    ]
+    book.cells.append(cell)
+    book.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    raw, _ = HTMLExporter(exclude_input=True).from_notebook_node(book)
+    assert any("unpkg.com" in r for r in external_resources(raw))  # the trap is real
+    path = tmp_path / "w.ipynb"
+    nbformat.write(book, path)
+    page = notebook_html(path, tmp_path / "w.html").read_text()
+    assert external_resources(page) == []
+    assert "FloatProgress" in page and "12 partitions" in page
+
+
+def test_the_catalog_turns_duckdb_progress_bars_off(tmp_path):
+    from tradelab.store.catalog import Catalog
+
+    con = Catalog(tmp_path).con
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+
+
 def test_the_renderer_sends_plotly_js_once_and_data_every_time():
     import plotly.graph_objects as go
 

@@ -24,13 +24,38 @@ _CDN_SCRIPT = re.compile(
 _EXT_LINK = re.compile(r"""<link[^>]*\bhref\s*=\s*["']https?://[^"']*["'][^>]*>""", re.IGNORECASE)
 
 
+# nbconvert's widget renderer is not a <script src> tag: inline JavaScript that builds one
+# pointing at unpkg whenever the notebook's metadata carries widget state.
+_WIDGET_LOADER = re.compile(r"https?://unpkg\.com/@jupyter-widgets/[^'\"\s]*")
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
 def external_resources(page: str) -> list[str]:
     """Tags that would make a browser fetch from another machine (empty for an offline page)."""
     out = []
     for m in _EXTERNAL.finditer(page):
         end = page.find(">", m.start())
         out.append(page[m.start() : end + 1][:200])
+    out += [f"widget renderer {m.group(0)}" for m in _WIDGET_LOADER.finditer(page)]
     return out
+
+
+def drop_widgets(nb: Any) -> int:
+    """Strip ipywidgets from an executed notebook, in place: the saved widget state (whose
+    presence makes nbconvert load a renderer from unpkg) and widget views in outputs, which keep
+    their text fallback. A widget here is incidental (a library's progress bar, e.g. DuckDB's);
+    the report's content is its figures and tables. Returns how many widget views were dropped."""
+    nb.metadata.pop("widgets", None)
+    dropped = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if data and _WIDGET_MIME in data:
+                del data[_WIDGET_MIME]
+                dropped += 1
+        if dropped:
+            cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("data", True)]
+    return dropped
 
 
 def strip_external(page: str) -> str:
@@ -74,7 +99,9 @@ def notebook_html(
     exporter = HTMLExporter(
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    nb = nbformat.read(executed, as_version=4)
+    drop_widgets(nb)
+    body, _ = exporter.from_notebook_node(nb)
     body = strip_external(body)
     head = ""
     if error:

@@ -86,6 +86,9 @@ class Catalog:
                 **({"memory_limit": memory_limit} if memory_limit else {}),
             }
         )
+        # DuckDB draws its own progress bar for queries over ~2 s: an ipywidget in Jupyter,
+        # whose saved state would make an HTML report fetch a renderer from the network.
+        self.con.execute("SET enable_progress_bar = false")
         self._view_state: dict[str, tuple[bool, tuple[str, ...]]] = {}
         self._hidden: tuple[str, ...] = ()
 
