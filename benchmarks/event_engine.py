@@ -89,11 +89,15 @@ def _peak_rss_mib() -> float:
 
 
 def _copies(base: np.ndarray, copies: int):
+    """The base stream ``copies`` times, each shifted by its span + 1 s. Like a file reader
+    reusing its read buffer, one array is shifted in place and yielded again: the replay has
+    copied the previous chunk into its own buffers by the time it asks for the next one."""
     span = int(base["exch_ts"][-1] - base["exch_ts"][0]) + 1_000_000_000
+    c = base.copy()
     for k in range(copies):
-        c = base.copy()
-        c["exch_ts"] += k * span
-        c["local_ts"] += k * span
+        if k:
+            c["exch_ts"] += span
+            c["local_ts"] += span
         yield c
 
 

@@ -79,7 +79,8 @@ class MultiReplay:
                 code = self._advance(r, t)
                 if code != sn.EL_DATA:
                     raise RuntimeError(f"instrument {k}: expected a data row at {t}, got {code}")
-                on_event(k, r.ev[int(r.sim.sv[sn.S_IL]) - 1], t)
+                # a copy: the replay reuses its chunk buffers, a kept row must not change
+                on_event(k, r.ev[int(r.sim.sv[sn.S_IL]) - 1].copy(), t)
         finally:
             for s in self.sims:
                 s.sv[sn.S_STOP_ON_DATA] = 0
