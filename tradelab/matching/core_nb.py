@@ -219,6 +219,7 @@ def _report(c: Core, ts: int, oid: int, kind: int, status: int, reason: int, lea
 def _finish(c: Core, j: int, ts: int, status: int, kind: int, reason: int) -> None:
     o = c.orders[j]
     o.status = status
+    _trim_hi(c)
     px = to_px_nb(c, o.px) if o.kind == LIMIT else 0.0
     _report(c, ts, o.id, kind, status, reason, o.leaves, px)
 
@@ -226,6 +227,16 @@ def _finish(c: Core, j: int, ts: int, status: int, kind: int, reason: int) -> No
 @njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def _live(status: int) -> bool:
     return status == ST_NEW or status == ST_PARTIAL
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _trim_hi(c: Core) -> None:
+    """Lower the slot high-water mark past finished orders at the top, so the per-event order
+    loops stay as short as the live orders (a requoting strategy churns through slots)."""
+    h = c.iv[I_HI]
+    while h > 0 and not _live(c.orders[h - 1].status):
+        h -= 1
+    c.iv[I_HI] = h
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
@@ -318,6 +329,7 @@ def _fill(c: Core, j: int, ts: int, t: int, q: float, maker: bool) -> float:
     if o.leaves <= 0.5 * lot:
         o.leaves = 0.0
         o.status = ST_FILLED
+        _trim_hi(c)
         _report(c, ts, o.id, RP_FILLED, ST_FILLED, R_NONE, 0.0, px)
     else:
         o.status = ST_PARTIAL

@@ -523,28 +523,57 @@ def elapse_nb(s: Sim, ev: np.ndarray, until: int) -> int:
             return EL_UNTIL
         sv[S_NOW] = t
         if t0 == t:
-            sv[S_LOCAL_LAST] = t
-            r = ev[il]
-            e = np.int64(r.ev)
-            _local_data(s, e, r.px, r.qty)
-            sv[S_IL] = il + 1
-            if (sv[S_STOP_ON_BOOK] != 0 and (e & EV_KIND_MASK) == EV_DEPTH
-                    and (e & EV_LAST) != 0 and sv[S_GAP] == 0):
-                return EL_BOOK
-            if sv[S_STOP_ON_TRADE] != 0 and (e & EV_KIND_MASK) == EV_TRADE:
-                return EL_TRADE
-            if sv[S_STOP_ON_DATA] != 0:
-                return EL_DATA
+            # a run of local rows: they go first up to the other sources' next time (local
+            # data never changes those), so the five-way choice is made once per run
+            bound = min(min(min(t1, t2), min(tf, t3)), until)
+            while True:
+                sv[S_LOCAL_LAST] = t
+                r = ev[il]
+                e = np.int64(r.ev)
+                _local_data(s, e, r.px, r.qty)
+                il += 1
+                sv[S_IL] = il
+                if (sv[S_STOP_ON_BOOK] != 0 and (e & EV_KIND_MASK) == EV_DEPTH
+                        and (e & EV_LAST) != 0 and sv[S_GAP] == 0):
+                    return EL_BOOK
+                if sv[S_STOP_ON_TRADE] != 0 and (e & EV_KIND_MASK) == EV_TRADE:
+                    return EL_TRADE
+                if sv[S_STOP_ON_DATA] != 0:
+                    return EL_DATA
+                if il >= n:
+                    break
+                tn = ev[il].local_ts
+                if tn < t:
+                    tn = t
+                if tn > bound:
+                    break
+                t = tn
+                sv[S_NOW] = t
         elif t1 == t:
             _local_receive(s)
         elif tf == t:
             _settle_funding(s, t)
         elif t2 == t:
-            r = ev[ie]
-            cn.on_event_nb(s.ex, np.int64(r.ev), t, r.px, r.qty)
-            _forward(s, t, A_PLACE)
-            sv[S_IE] = ie + 1
-            sv[S_EVENTS] += 1
+            # a run of exchange rows, before the next local row, response or settlement and
+            # not after the next order's arrival, until one of them produces a response
+            before = min(min(t0, t1), tf)
+            upto = min(t3, until)
+            while True:
+                r = ev[ie]
+                cn.on_event_nb(s.ex, np.int64(r.ev), t, r.px, r.qty)
+                ie += 1
+                sv[S_IE] = ie
+                sv[S_EVENTS] += 1
+                if s.ex.iv[I_N_FILLS] != 0 or s.ex.iv[I_N_REPORTS] != 0:
+                    _forward(s, t, A_PLACE)
+                    break
+                if ie >= n:
+                    break
+                tn = ev[ie].exch_ts
+                if tn >= before or tn > upto:
+                    break
+                t = tn
+                sv[S_NOW] = t
         else:
             _exchange_order(s, t)
 
