@@ -47,9 +47,10 @@ from tradelab.store.catalog import Catalog
 from tradelab.strategies.contract import StrategyModule
 
 YEAR_NS = 365 * 86_400 * 10**9
-POOL_MIN_CELLS = 50_000_000
+POOL_MIN_CELLS = 400_000_000
 """Below this many bars x sets the sweep runs in-process: starting worker processes (a fork
-server importing vectorbt and loading kernels, a few seconds) costs more than it saves."""
+server importing vectorbt and loading kernels, 4 s or more) costs more than it saves on work
+that one process does in about 10 s (a chunk of 64 sets over 130k bars takes ~0.2 s)."""
 _WORKER: dict = {}
 
 
@@ -105,6 +106,11 @@ def _init_worker(module_name: str, inputs: dict, market: Market, costs: Costs, f
     set_simulator_args(costs, market.execution, sim_args)  # no vectorbt import in workers
     _WORKER.update(module=strategies.get(module_name), inputs=inputs, market=market,
                    costs=costs, freq=freq)
+
+
+def _pid() -> int:
+    """A no-op task: its result says the pool's workers are up."""
+    return os.getpid()
 
 
 def _run_chunk(args: tuple[int, np.ndarray]) -> tuple[int, np.ndarray, np.ndarray, int, float]:
@@ -177,15 +183,18 @@ def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: _Init, workers: int,
     """Chunks on a pool of ``workers`` processes, started lazily.
 
     Starting the pool takes seconds (the fork server imports vectorbt before the workers can
-    fork from it), so a feeder thread starts it and keeps two chunks in flight per worker while
-    this thread works through chunks itself, from the other end of the queue, until the pool
-    returns its first result; from then on it only collects. The simulator and metrics kernels
-    release the GIL, so the feeder is not held up. Each worker receives the market arrays once,
-    in its initializer.
+    fork from it), so a feeder thread starts it, waits for a no-op task to come back (no chunk
+    is handed to a pool that is not up yet) and then keeps two chunks in flight per worker,
+    while this thread works through chunks itself, from the other end of the queue, until the
+    pool returns its first result; from then on it only collects. If this thread finishes every
+    chunk before the pool is up, the sweep returns without waiting for it. The simulator and
+    metrics kernels release the GIL, so the feeder is not held up. Each worker receives the
+    market arrays once, in its initializer.
     """
     pending = deque(chunks)
     lock = threading.Lock()
     results: queue.Queue = queue.Queue()
+    up = threading.Event()
 
     def pop(front: bool) -> tuple[int, np.ndarray] | None:
         with lock:
@@ -197,6 +206,8 @@ def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: _Init, workers: int,
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
                                      initializer=_init_worker, initargs=(*init, 1)) as pool:
+                pool.submit(_pid).result()
+                up.set()
                 running = set()
                 for _ in range(2 * workers):
                     c = pop(True)
@@ -216,8 +227,9 @@ def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: _Init, workers: int,
     thread = threading.Thread(target=feeder, name="sweep-pool-feeder", daemon=True)
     thread.start()
     pool_ready = local_ready = False
+    n_done = 0
     try:
-        while True:
+        while n_done < len(chunks):
             try:
                 item = results.get_nowait() if not pool_ready else results.get()
             except queue.Empty:
@@ -229,17 +241,22 @@ def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: _Init, workers: int,
                         _init_worker(*init, os.cpu_count() or 1)
                         local_ready = True
                     take(_run_chunk(c))
+                    n_done += 1
                     continue
             if item is None:
                 break
             if isinstance(item, BaseException):
                 raise item
             take(item)
+            n_done += 1
             pool_ready = True
     finally:
         with lock:
             pending.clear()  # on an error: let the feeder finish what is running, and stop
-        thread.join()
+        if up.is_set():
+            thread.join()
+        # else no chunk went to the pool, still starting: the feeder shuts it down once it is
+        # up, in the background
 
 
 # -- a configured sweep on the store --------------------------------------------------------

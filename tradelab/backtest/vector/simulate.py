@@ -188,28 +188,64 @@ def _column(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(-1, 1))
 
 
+def _changes(targets: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every target change as (set, fill bar, new target), ordered by set then bar: the same
+    signals as :func:`signals_from_targets`, without the ``(n_bars, n_sets)`` matrices."""
+    t = np.ascontiguousarray(targets)
+    n = t.shape[1]
+    chg = np.zeros(t.shape, dtype=bool)
+    if n > lag:
+        chg[:, 0] = t[:, 0] != 0
+        np.not_equal(t[:, 1:n - lag], t[:, :n - 1 - lag], out=chg[:, 1:n - lag])
+    sets, bars = np.nonzero(chg)
+    return sets, bars + lag, t[sets, bars]
+
+
 def order_records(targets: np.ndarray, market: Market, costs: Costs) -> np.ndarray:
     """vectorbt's order records of target positions ``(n_sets, n_bars)``, equal to
-    ``simulate(...).order_records`` (see the note above), ordered by set then bar."""
+    ``simulate(...).order_records`` (see the note above), ordered by set then bar.
+
+    Without stops, vectorbt's from-signals simulator does nothing on a bar without a signal
+    (an all-in market order sizes from cash and position, which change only at orders, and
+    values at the order price), so each set is simulated on its own signal bars only and the
+    records are mapped back (bar index, column, record id): the cost follows the orders, not
+    bars x sets. ``tests/test_sweep.py`` holds the result to ``Portfolio.from_signals``."""
     from tradelab.backtest.vector.vbt_nb import PARAMS, simulate_from_signals_nb
 
-    kw = dict(simulator_args(costs, market.execution))
-    entries, exits, short_entries, short_exits, n_changes = signals_from_targets(
-        targets, LAG[market.execution])
-    n_sets = entries.shape[1]
-    kw.update(
-        target_shape=entries.shape,
-        group_lens=np.ones(n_sets, dtype=np.int64),  # every set is its own group ...
-        init_cash=np.full(n_sets, float(costs.init_cash)),
-        # ... so its call sequence is all zeros: np.zeros maps untouched zero pages, which
-        # cost no resident memory
-        call_seq=np.zeros(entries.shape, dtype=np.int64),
-        long_entries=entries, long_exits=exits, short_entries=short_entries,
-        short_exits=short_exits, close=_column(market.close), max_orders=max(n_changes, 1))
-    if market.execution == "next_open":
-        kw["price"] = _column(market.fill_price)
-    records, _ = simulate_from_signals_nb(*(kw[name] for name in PARAMS))
-    return records
+    base = simulator_args(costs, market.execution)
+    if base["use_stops"]:
+        raise RuntimeError("the sweep's simulator arguments carry stops: every bar matters")
+    sets, bars, side = _changes(targets, LAG[market.execution])
+    edges = np.searchsorted(sets, np.arange(targets.shape[0] + 1))
+    close, fill = market.close, market.fill_price
+    kw = dict(base)
+    kw.update(group_lens=np.ones(1, dtype=np.int64),
+              init_cash=np.full(1, float(costs.init_cash)))
+    parts = []
+    for j in range(targets.shape[0]):
+        lo, hi = edges[j], edges[j + 1]
+        if hi == lo:
+            continue
+        rows, sd = bars[lo:hi], side[lo:hi]
+        exits = (sd == 0).reshape(-1, 1)
+        kw.update(
+            target_shape=(hi - lo, 1), call_seq=np.zeros((hi - lo, 1), dtype=np.int64),
+            long_entries=(sd == 1).reshape(-1, 1), long_exits=exits,
+            short_entries=(sd == -1).reshape(-1, 1), short_exits=exits,
+            close=_column(close[rows]), max_orders=hi - lo)
+        if market.execution == "next_open":
+            kw["price"] = _column(fill[rows])
+        rec, _ = simulate_from_signals_nb(*(kw[name] for name in PARAMS))
+        rec["col"] = j
+        rec["idx"] = rows[rec["idx"]]
+        parts.append(rec)
+    if not parts:
+        from vectorbt.portfolio.enums import order_dt
+
+        return np.empty(0, dtype=order_dt)
+    out = np.concatenate(parts)
+    out["id"] = np.arange(len(out))
+    return out
 
 
 def _sorted_by_set_then_bar(rec: np.ndarray) -> np.ndarray:
