@@ -9,6 +9,8 @@ market order of 2 is sent then and, with 5 ms entry latency, reaches the exchang
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -312,3 +314,23 @@ def test_the_backtest_config_names_what_it_can_run() -> None:
     assert EventBacktestConfig.model_validate({**base, "strategy": "momentum"}).bar.fill == "book"
     with pytest.raises(ValueError, match="or a bar strategy .*not 'imbalance_microprice'"):
         EventBacktestConfig.model_validate({**base, "strategy": "imbalance_microprice"})
+
+
+def test_a_fine_lot_accepts_large_whole_quantities() -> None:
+    """The planted-signal agreement lost 6 of 47 trades to this: an equity-sized order of
+    263.920663 units, rounded down to the agreement's 1e-9 lot, is 263920663000 lots, but
+    ``qty / lot`` carries float rounding of 3e-5 lot at that size and an absolute 1e-6 lot
+    tolerance rejected it as off-lot. Whole quantities pass; half a lot off is still refused."""
+    from tradelab.matching import BUY, IOC, MARKET, RP_REJECTED, MatchingCore
+
+    lot = 1e-9
+    qty = math.floor(263.920663 / lot + 1e-9) * lot
+    k = qty / lot
+    assert abs(k - round(k)) > 1e-6  # the float quotient is not a whole number ...
+    c = MatchingCore(instrument(0.01, lot), 50.0, 150.0)
+    c.on_book(0, [(99.0, 1000.0)], [(100.0, 1000.0)])
+    ex = c.place(1, 1, BUY, qty, kind=MARKET, tif=IOC)
+    assert RP_REJECTED not in ex.reports["kind"].tolist()  # ... but it is whole lots
+    assert ex.fills["qty"].sum() == pytest.approx(qty, rel=1e-15)
+    ex = c.place(2, 2, BUY, qty + lot / 2, kind=MARKET, tif=IOC)
+    assert ex.reports["kind"].tolist() == [RP_REJECTED] and len(ex.fills) == 0
