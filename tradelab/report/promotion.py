@@ -317,7 +317,11 @@ def write_promoted(
         "gates": [asdict(g) for g in verdict.gates],
         "thresholds": cfg.model_dump(mode="json"),
         "provenance": stamp(
-            run_cfg, store, ["ohlcv", "funding"], run_cfg.get("exchange"), verdict.symbols
+            run_cfg,
+            store,
+            ["ohlcv", "trades", "funding"],  # the agreement gate replays the trades
+            run_cfg.get("exchange"),
+            verdict.symbols,
         ),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
