@@ -153,6 +153,26 @@ def test_a_trade_received_after_its_bar_closed_is_late_unless_the_close_waits() 
     assert waited.bars["volume"].tolist() == pytest.approx([0.1, 0.1, 0.1, 0.3, 0.1])
 
 
+def test_a_bar_whose_trades_arrive_after_its_end_closes_when_they_are_in() -> None:
+    """Bar 3's two trades (exchange 3.1 s and 3.5 s) reach the local side at 5.5 s, after bar
+    3's timer (4 s): the bar closes at 5.5 s with both in, never at 4 s (before the data it is
+    made of had arrived), and the order walks the book at 5.505 s."""
+    ev = _stream()
+    late = ev["exch_ts"] // S == 3
+    ev["local_ts"][late] = 5_500 * MS
+    ev["local_ts"][ev["exch_ts"] == 4_200 * MS] = 5_600 * MS
+    inst = instrument(0.5, 0.001, taker_fee=0.0005)
+    rp = Replay([ev], inst, Latency(*L.constant(5 * MS, 5 * MS)), feed_offset=0)
+    run = run_bar_strategy(rp, "momentum", MOM, "1s", sizing=2.0)
+    assert run.bars["close"].tolist() == [100.0, 100.0, 100.0, 101.0, 102.0]
+    assert run.bars["volume"].tolist() == pytest.approx([0.1, 0.1, 0.1, 0.2, 0.1])
+    assert run.late_trades == 0
+    f = run.fills
+    assert f["decision_ts"].tolist() == [5_500 * MS, 5_500 * MS]
+    assert f["exch_ts"].tolist() == [5_505 * MS, 5_505 * MS]
+    assert f["price"].tolist() == [101.0, 102.0]
+
+
 def test_a_rejected_order_is_tried_again_on_the_next_bar() -> None:
     """With a minimum notional of 1,000 the order of 2 (about 204) is rejected at 4 s; the
     target was not reached, so the closes of bars 4 and 5 (5 s, 6 s) send it again, and again

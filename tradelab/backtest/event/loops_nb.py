@@ -278,11 +278,15 @@ def bar_loop_nb(s: sn.Sim, ev: np.ndarray, bi: np.ndarray, bf: np.ndarray) -> in
     a later bar then returns ``EL_OPEN`` with its price in ``bf[BF_NEXT_OPEN]``. Two other
     closes: a trade of a later bucket received before the timer (the bar is over on the
     exchange's clock; that trade is the next open, known at once), and the end of the data.
-    A trade received after its bar closed is counted in ``bi[BI_LATE]`` and is in no bar."""
+    A bar whose first trade arrives after its timer closes as soon as the trades received at
+    that moment are in (the clock never goes back). A trade received after its bar closed is
+    counted in ``bi[BI_LATE]`` and is in no bar."""
     s.sv[sn.S_STOP_ON_TRADE] = 1
     step = bi[BI_STEP]
     while True:
         until = bi[BI_CUR] + step + bi[BI_DELAY] if bi[BI_CUR] >= 0 else sn.INF
+        if until < s.sv[sn.S_NOW]:  # the bar's trades came in after its timer: close now
+            until = s.sv[sn.S_NOW]
         r = sn.elapse_nb(s, ev, until)
         if r == sn.EL_UNTIL:
             _close_bar(bi, bf, np.nan)
