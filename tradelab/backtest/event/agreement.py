@@ -133,8 +133,9 @@ def _chosen(module, metrics: pd.DataFrame | None, params) -> dict[str, float]:
 
 def _stored_trades(cat: Catalog, exchange: str, symbol: str, s: int, e: int) -> tuple[int, int]:
     """(stored trades of ``symbol`` in ``[s, e)``, the worst feed lag of its trade and book rows
-    up to ``e`` in ns: receipt minus exchange time, 0 where no receipt time is stored)."""
-    n, lag = 0, 0
+    up to ``e`` in ns: receipt minus exchange time, 0 where no receipt time is stored; negative
+    when the recording's clock runs behind the exchange's)."""
+    n, lag = 0, None
     for table in ("trades", "book"):
         if not (cat.root / table / f"exchange={exchange}" / f"symbol={symbol}").is_dir():
             continue
@@ -145,8 +146,9 @@ def _stored_trades(cat: Catalog, exchange: str, symbol: str, s: int, e: int) -> 
         cnt, worst = row if row is not None else (0, 0)
         if table == "trades":
             n = int(cnt or 0)
-        lag = max(lag, int(worst or 0))
-    return n, lag
+        if worst is not None:
+            lag = int(worst) if lag is None else max(lag, int(worst))
+    return n, lag or 0
 
 
 def compare_with_sweep(
@@ -230,7 +232,7 @@ def compare_with_sweep(
             execution=cfg.execution,
             sizing="equity",
             init_cash=cfg.init_cash,
-            close_delay=lag + replay.feed_offset,
+            close_delay=max(0, lag + replay.feed_offset),  # the feed lag after the shift
         )
     close_last = float(bars["close"].iloc[-1])
     paid = float(run.replay.funding["fee"].sum())
