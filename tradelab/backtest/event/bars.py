@@ -186,9 +186,7 @@ def run_bar_strategy(
             last[0] = 0
         if target == held[0] or _in_flight(sim):
             return
-        if not at_price:
-            send(target, float(bar[3]))
-        elif execution == "close":
+        if not at_price or execution == "close":  # sized (book) or filled (bar price) at it
             send(target, float(bar[3]))
         elif not math.isnan(bf[lp.BF_NEXT_OPEN]):  # closed by the next bar's first trade
             send(target, float(bf[lp.BF_NEXT_OPEN]))
