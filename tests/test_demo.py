@@ -40,6 +40,14 @@ def test_demo_runs_end_to_end(tmp_path):
     assert f"reports: {index.resolve()}" in text.replace("\n", "")
     assert result["promotion"]["passed"] is False and result["promoted"] is None
     assert "nothing promoted" in text and "FAIL dsr" in text
+    # the agreement gate ran the real check on the stored BTC-USDT trades the swept bars are
+    # made of (not "no events to replay"): the event backtest makes the sweep's trades
+    gates = {g["name"]: g for g in result["promotion"]["gates"]}
+    agreement = gates["agreement"]
+    assert agreement["passed"] and agreement["value"] < 1e-6, agreement
+    n = int(gates["trades"]["value"])
+    assert f"trades sweep {n}, event {n}, matched {n}" in agreement["reason"]
+    assert "PASS agreement" in text and "no events" not in text
     # a second run starts from a fresh store, not on top of the first
     again = run_demo(tmp_path / "demo", days=7.0, seed=3, reports=tmp_path / "reports",
                      console=Console(file=io.StringIO()), collect_s=0)

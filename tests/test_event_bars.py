@@ -3,11 +3,14 @@
 The hand-built stream: a 1 s bar grid, one book snapshot (bid 100 x 5; asks 101 x 1, 102 x 2,
 tick 0.5) and trades closing at 100, 100, 100, 101 and 102. ``momentum`` with returns over 1, 2
 and 3 bars (threshold 0) goes long on bar 3 (all three returns are +1 %) and stays long on bar 4.
-Bar 3 closes when bar 4's first trade (exchange 4.2 s, received 4.201 s) arrives locally; the
-market order of 2 is sent then and, with 5 ms entry latency, reaches the exchange at 4.206 s.
+Bar 3 closes on its timer at its end, 4 s local time (not when bar 4's first trade, exchange
+4.2 s, arrives at 4.201 s); the market order of 2 is sent then and, with 5 ms entry latency,
+reaches the exchange at 4.005 s.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -36,32 +39,28 @@ MS = 1_000_000
 MOM = {"fast_bars": 1, "mid_bars": 2, "slow_bars": 3, "threshold": 0.0, "allow_short": 1}
 
 
-def _stream() -> np.ndarray:
+TRADES = ((0.1, 100.0), (1.1, 100.0), (2.1, 100.0), (3.1, 101.0), (3.5, 101.0), (4.2, 102.0))
+
+
+def _stream(trades=TRADES, feed_ms: float = 1.0) -> np.ndarray:
     snap = EV_DEPTH | EV_SNAPSHOT
     rows = [
         (snap | EV_BID, 0, 100.0, 5.0),
         (snap | EV_ASK, 0, 101.0, 1.0),
         (snap | EV_ASK | EV_LAST, 0, 102.0, 2.0),
     ]
-    for t, px in (
-        (0.1, 100.0),
-        (1.1, 100.0),
-        (2.1, 100.0),
-        (3.1, 101.0),
-        (3.5, 101.0),
-        (4.2, 102.0),
-    ):
-        rows.append((EV_TRADE | EV_LAST | EV_BUY, int(t * S), px, 0.1))
+    for t, px in trades:
+        rows.append((EV_TRADE | EV_LAST | EV_BUY, round(t * S), px, 0.1))
     ev = np.zeros(len(rows), dtype=event_dt)
     for i, (e, ts, px, q) in enumerate(rows):
-        ev[i]["ev"], ev[i]["exch_ts"], ev[i]["local_ts"] = e, ts, ts + MS
+        ev[i]["ev"], ev[i]["exch_ts"], ev[i]["local_ts"] = e, ts, ts + round(feed_ms * MS)
         ev[i]["px"], ev[i]["qty"] = px, q
     return ev
 
 
-def _replay(entry_ms: int = 5) -> Replay:
+def _replay(entry_ms: int = 5, trades=TRADES, feed_ms: float = 1.0) -> Replay:
     inst = instrument(0.5, 0.001, taker_fee=0.0005, maker_fee=0.0002)
-    return Replay([_stream()], inst, Latency(*L.constant(entry_ms * MS, 5 * MS)))
+    return Replay([_stream(trades, feed_ms)], inst, Latency(*L.constant(entry_ms * MS, 5 * MS)))
 
 
 def test_bars_targets_and_a_market_order_walking_the_book() -> None:
@@ -73,21 +72,29 @@ def test_bars_targets_and_a_market_order_walking_the_book() -> None:
     assert b["target"].tolist() == [0, 0, 0, 1, 1]
     assert b["ordered"].tolist() == [False, False, False, True, False]
     f = run.fills
-    # the order walks the asks: 1 at 101, then 1 at 102, both as taker, at 4.206 s
+    # bar 3 closes at its end (4 s local); the order walks the asks: 1 at 101, then 1 at
+    # 102, both as taker, at 4.005 s
     assert f["price"].tolist() == [101.0, 102.0]
     assert f["qty"].tolist() == pytest.approx([1.0, 1.0])
     assert (f["maker"] == 0).all()
-    assert f["exch_ts"].tolist() == [4_206 * MS, 4_206 * MS]
-    assert f["local_ts"].tolist() == [4_211 * MS, 4_211 * MS]
-    assert f["decision_ts"].tolist() == [4_201 * MS, 4_201 * MS]
+    assert f["exch_ts"].tolist() == [4_005 * MS, 4_005 * MS]
+    assert f["local_ts"].tolist() == [4_010 * MS, 4_010 * MS]
+    assert f["decision_ts"].tolist() == [4_000 * MS, 4_000 * MS]
+    assert run.late_trades == 0 and run.rejected.empty
     assert f["fee"].tolist() == pytest.approx([0.0005 * 101, 0.0005 * 102])
     assert f["position"].tolist() == pytest.approx([1.0, 2.0])
     # cash 10,000 - 203 - fees, plus 2 x the last close 102
     assert run.final_equity() == pytest.approx(10_000 - 203 - 0.0005 * 203 + 204)
 
 
-@pytest.mark.parametrize("execution,price", [("next_open", 102.0), ("close", 101.0)])
-def test_bar_price_fill_is_the_sweep_price_whatever_the_book(execution, price) -> None:
+@pytest.mark.parametrize(
+    "execution,price,at_ms",
+    [
+        ("next_open", 102.0, 4_201),  # sent when bar 4's first trade (its open) arrives
+        ("close", 101.0, 4_000),  # sent at bar 3's close, its end on the local clock
+    ],
+)
+def test_bar_price_fill_is_the_sweep_price_whatever_the_book(execution, price, at_ms) -> None:
     run = run_bar_strategy(
         _replay(entry_ms=0),
         "momentum",
@@ -100,7 +107,83 @@ def test_bar_price_fill_is_the_sweep_price_whatever_the_book(execution, price) -
     f = run.fills
     assert f["price"].tolist() == [price] and f["qty"].tolist() == pytest.approx([2.0])
     assert f["fee"].tolist() == pytest.approx([0.0005 * 2 * price])
-    assert f["exch_ts"].tolist() == [4_201 * MS]  # zero latency: at the decision
+    assert f["exch_ts"].tolist() == [at_ms * MS]  # zero latency: as sent
+
+
+# bar 4's trade comes five seconds late: buckets 4 to 8 have no trade (no bars, as in the store)
+QUIET = (*TRADES[:-1], (9.2, 102.0))
+
+
+def test_a_bar_closes_at_its_end_not_when_the_next_trade_arrives() -> None:
+    """The engine that closed a bar on the next trade decided bar 3 at 9.201 s here and its
+    order walked the book at 9.206 s; a live runner's clock closes bar 3 at 4 s."""
+    run = run_bar_strategy(_replay(trades=QUIET), "momentum", MOM, "1s", fill="book", sizing=2.0)
+    assert run.bars["ts"].tolist() == [0, S, 2 * S, 3 * S, 9 * S]
+    assert run.bars["ordered"].tolist() == [False, False, False, True, False]
+    f = run.fills
+    assert f["decision_ts"].tolist() == [4_000 * MS, 4_000 * MS]
+    assert f["exch_ts"].tolist() == [4_005 * MS, 4_005 * MS]
+    assert f["price"].tolist() == [101.0, 102.0]
+
+
+@pytest.mark.parametrize("execution,price,at_ms", [("next_open", 102.0, 9_201),
+                                                    ("close", 101.0, 4_000)])
+def test_bar_price_after_empty_buckets_is_the_next_bars_open(execution, price, at_ms) -> None:
+    """The sweep's next bar after bar 3 is bar 9 (empty buckets are no bars): ``next_open``
+    fills at its open, 102, when that trade arrives; ``close`` at 101 when bar 3 closes."""
+    run = run_bar_strategy(_replay(entry_ms=0, trades=QUIET), "momentum", MOM, "1s",
+                           fill="bar_price", execution=execution, sizing=2.0)
+    f = run.fills
+    assert f["price"].tolist() == [price] and f["exch_ts"].tolist() == [at_ms * MS]
+    assert f["decision_ts"].tolist() == [at_ms * MS]
+
+
+def test_a_trade_received_after_its_bar_closed_is_late_unless_the_close_waits() -> None:
+    """A trade at exchange 3.9995 s, received 1 ms later (4.0005 s), belongs to bar 3 but
+    arrives after bar 3's timer (4 s): it is counted late and is in no bar. A 2 ms close
+    delay waits for it."""
+    trades = (*TRADES[:-1], (3.9995, 99.0), TRADES[-1])
+    on_time = run_bar_strategy(_replay(trades=trades), "momentum", MOM, "1s")
+    assert on_time.late_trades == 1
+    assert on_time.bars["close"].tolist() == [100.0, 100.0, 100.0, 101.0, 102.0]
+    waited = run_bar_strategy(_replay(trades=trades), "momentum", MOM, "1s", close_delay="2ms")
+    assert waited.late_trades == 0
+    assert waited.bars["close"].tolist() == [100.0, 100.0, 100.0, 99.0, 102.0]
+    assert waited.bars["low"].tolist()[3] == 99.0
+    assert waited.bars["volume"].tolist() == pytest.approx([0.1, 0.1, 0.1, 0.3, 0.1])
+
+
+def test_a_bar_whose_trades_arrive_after_its_end_closes_when_they_are_in() -> None:
+    """Bar 3's two trades (exchange 3.1 s and 3.5 s) reach the local side at 5.5 s, after bar
+    3's timer (4 s): the bar closes at 5.5 s with both in, never at 4 s (before the data it is
+    made of had arrived), and the order walks the book at 5.505 s."""
+    ev = _stream()
+    late = ev["exch_ts"] // S == 3
+    ev["local_ts"][late] = 5_500 * MS
+    ev["local_ts"][ev["exch_ts"] == 4_200 * MS] = 5_600 * MS
+    inst = instrument(0.5, 0.001, taker_fee=0.0005)
+    rp = Replay([ev], inst, Latency(*L.constant(5 * MS, 5 * MS)), feed_offset=0)
+    run = run_bar_strategy(rp, "momentum", MOM, "1s", sizing=2.0)
+    assert run.bars["close"].tolist() == [100.0, 100.0, 100.0, 101.0, 102.0]
+    assert run.bars["volume"].tolist() == pytest.approx([0.1, 0.1, 0.1, 0.2, 0.1])
+    assert run.late_trades == 0
+    f = run.fills
+    assert f["decision_ts"].tolist() == [5_500 * MS, 5_500 * MS]
+    assert f["exch_ts"].tolist() == [5_505 * MS, 5_505 * MS]
+    assert f["price"].tolist() == [101.0, 102.0]
+
+
+def test_a_rejected_order_is_tried_again_on_the_next_bar() -> None:
+    """With a minimum notional of 1,000 the order of 2 (about 204) is rejected at 4 s; the
+    target was not reached, so the closes of bars 4 and 5 (5 s, 6 s) send it again, and again
+    it is refused: every rejection is listed (received 5 ms later) and no fill is invented."""
+    inst = instrument(0.5, 0.001, taker_fee=0.0005, min_notional=1000.0)
+    rp = Replay([_stream((*TRADES, (5.5, 103.0)))], inst, Latency(*L.constant(5 * MS, 5 * MS)))
+    run = run_bar_strategy(rp, "momentum", MOM, "1s", sizing=2.0)
+    assert run.bars["target"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert run.bars["ordered"].tolist() == [False, False, False, True, True, True]
+    assert run.rejected["local_ts"].tolist() == [4_010 * MS, 5_010 * MS, 6_010 * MS]
+    assert run.fills.empty
 
 
 def test_equity_sizing_is_vectorbts_all_in() -> None:
@@ -312,3 +395,23 @@ def test_the_backtest_config_names_what_it_can_run() -> None:
     assert EventBacktestConfig.model_validate({**base, "strategy": "momentum"}).bar.fill == "book"
     with pytest.raises(ValueError, match="or a bar strategy .*not 'imbalance_microprice'"):
         EventBacktestConfig.model_validate({**base, "strategy": "imbalance_microprice"})
+
+
+def test_a_fine_lot_accepts_large_whole_quantities() -> None:
+    """The planted-signal agreement lost 6 of 47 trades to this: an equity-sized order of
+    263.920663 units, rounded down to the agreement's 1e-9 lot, is 263920663000 lots, but
+    ``qty / lot`` carries float rounding of 3e-5 lot at that size and an absolute 1e-6 lot
+    tolerance rejected it as off-lot. Whole quantities pass; half a lot off is still refused."""
+    from tradelab.matching import BUY, IOC, MARKET, RP_REJECTED, MatchingCore
+
+    lot = 1e-9
+    qty = math.floor(263.920663 / lot + 1e-9) * lot
+    k = qty / lot
+    assert abs(k - round(k)) > 1e-6  # the float quotient is not a whole number ...
+    c = MatchingCore(instrument(0.01, lot), 50.0, 150.0)
+    c.on_book(0, [(99.0, 1000.0)], [(100.0, 1000.0)])
+    ex = c.place(1, 1, BUY, qty, kind=MARKET, tif=IOC)
+    assert RP_REJECTED not in ex.reports["kind"].tolist()  # ... but it is whole lots
+    assert ex.fills["qty"].sum() == pytest.approx(qty, rel=1e-15)
+    ex = c.place(2, 2, BUY, qty + lot / 2, kind=MARKET, tif=IOC)
+    assert ex.reports["kind"].tolist() == [RP_REJECTED] and len(ex.fills) == 0

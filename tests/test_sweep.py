@@ -280,6 +280,15 @@ def test_walk_forward_over_a_saved_run(synth_store):
         chosen = pr[row["chosen_set_id"]].to_numpy()[a:b]
         np.testing.assert_array_equal(oos[i * 12:(i + 1) * 12], chosen)
     assert json.loads((RunStore(synth_store).root / res.run_id / "walkforward.json").read_text())
+    # the saved OOS returns carry each period's real timestamp (int64 ns UTC), not its position
+    times = np.concatenate([pr.index[int(r["test_start"]):int(r["test_stop"])].as_unit("ns").asi8
+                            for _, r in wf["windows"].iterrows()])
+    saved = pd.read_parquet(RunStore(synth_store).root / res.run_id / "walkforward_oos.parquet")
+    assert saved["ts"].dtype == np.int64 and saved["ts"].tolist() == times.tolist()
+    assert saved["ts"].iloc[0] == pr.index[24].value  # the first test period: after 24 of train
+    assert saved["ts"].iloc[0] >= pd.Timestamp("2020-01-01", tz="UTC").value
+    np.testing.assert_array_equal(saved["ret"].to_numpy(), oos)
+    assert wf["oos_returns"].index.equals(pr.index[24:24 + len(oos)])
 
 
 # -- bias checks ------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ from tradelab.store import Catalog
 from tradelab.store.quality import quality_report
 from tradelab.synth import SynthConfig, generate_market, write_binance_ws, write_freqtrade
 
+SWEPT = "BTC-USDT"
+"""The symbol the demo sweeps and promotes; its trades are recorded over the whole market."""
+
 
 def run_demo(
     workdir: Path = Path(".demo"),
@@ -61,12 +64,18 @@ def run_demo(
     con.print(Rule("2. written as real data arrives"))
     t0 = time.perf_counter()
     ft_files = write_freqtrade(market, raw / "freqtrade")
-    ws_files = write_binance_ws(market, raw / "binance_ws", hours=6)
+    # the swept symbol's trades over the whole market (the promotion gate replays the swept
+    # bars' own trades through the event backtester); the other spot symbols' first 6 h
+    others = [s for s in market.spot_symbols if s != SWEPT]
+    ws_files = write_binance_ws(market, raw / "binance_ws", symbols=[SWEPT])
+    if others:
+        ws_files += write_binance_ws(market, raw / "binance_ws", symbols=others, hours=6)
     timings["export"] = time.perf_counter() - t0
     con.print(f"{len(ft_files)} freqtrade feather files under {raw / 'freqtrade'}")
     con.print(
-        f"{len(ws_files)} Binance websocket recordings (first 6 h of spot trades and "
-        f"bookTicker) under {raw / 'binance_ws'}"
+        f"{len(ws_files)} Binance websocket recordings of spot trades and bookTicker under "
+        f"{raw / 'binance_ws'}: {SWEPT} over all {days:g} days"
+        + (f", {', '.join(others)} over the first 6 h" if others else "")
     )
 
     con.print(Rule("3. imported into a fresh store"))
@@ -260,7 +269,7 @@ def _research(store: Path, workdir: Path, market, con: Console) -> dict:
     cfg_path = workdir / "sweep_keltner.yaml"
     cfg_path.write_text(yaml.safe_dump({
         "name": "demo_keltner", "strategy": "keltner_breakout", "exchange": "BINANCE",
-        "symbols": ["BTC-USDT"], "start": str(start), "end": str(end), "interval": "1m",
+        "symbols": [SWEPT], "start": str(start), "end": str(end), "interval": "1m",
         "grid": {"ema_period": [20, 40, 80, 160, 320], "atr_period": [14, 60],
                  "k": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]},
         "fees": {"taker": 0.0004}, "execution": "next_open", "period": "1h", "top_n": 10}))
@@ -299,15 +308,16 @@ def _nightly_and_promotion(store: Path, workdir: Path, run_id: str, reports: Pat
     pcfg = load_promotion_config(PROJECT_ROOT / "configs" / "promotion.yaml")
     verdict = evaluate(run_id, store, pcfg)
     con.print(f"tradelab promote {verdict.strategy} --run {run_id} --store {store}")
+    for g in verdict.gates:  # the agreement gate replays the swept bars' stored trades
+        con.print(f"  {'PASS' if g.passed else 'FAIL'} {g.line()}", highlight=False)
     promoted = None
     if verdict.passed:
         promoted = write_promoted(verdict, store, pcfg, workdir / "promoted")
         con.print(f"[green]promoted[/] {verdict.strategy}: {promoted}")
     else:
         con.print(f"[bold]nothing promoted[/]: {verdict.strategy} ({run_id}) failed "
-                  f"{len(verdict.failed)} of {len(verdict.gates)} gates:")
-        for g in verdict.failed:
-            con.print(f"  FAIL {g.line()}", highlight=False)
+                  f"{len(verdict.failed)} of {len(verdict.gates)} gates: "
+                  + ", ".join(g.name for g in verdict.failed), highlight=False)
     return {"nightly": {"ok": summary["ok"], "failed": summary["failed"],
                         "seconds": summary["seconds"]},
             "promotion": verdict.as_dict(), "promoted": str(promoted) if promoted else None,

@@ -419,12 +419,21 @@ def _take(c: Core, j: int, ts: int, limit_t: int, maker: bool, fill_t: int) -> N
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
+def off_lot_nb(qty: float, lot: float) -> bool:
+    """True when ``qty`` is not a whole number of lots. The tolerance is 1e-6 lot, widened to
+    the float rounding of ``qty / lot`` itself: with a fine lot (1e-9) and a large quantity
+    (hundreds of units) the quotient is ~1e11 and carries rounding of ~1e-5, and an absolute
+    1e-6 would refuse quantities that are exact multiples of the lot."""
+    k = qty / lot
+    return abs(k - round(k)) > max(1e-6, 8.0 * 2.220446049250313e-16 * abs(k))
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _check_new(c: Core, side: int, kind: int, flags: int, t: int, qty: float) -> int:
     inst = c.inst[0]
     if not qty > 0.0:
         return R_BAD_QTY
-    k = qty / inst.lot
-    if abs(k - round(k)) > 1e-6:
+    if off_lot_nb(qty, inst.lot):
         return R_OFF_LOT
     if qty < inst.min_qty - 1e-12:
         return R_MIN_QTY
@@ -573,9 +582,7 @@ def modify_nb(c: Core, ts: int, oid: int, px_t: int, leaves: float) -> bool:
         _report(c, ts, oid, RP_REJECTED, ST_REJECTED, R_UNKNOWN_ORDER, 0.0, 0.0)
         return False
     o = c.orders[j]
-    lot = c.inst[0].lot
-    k = leaves / lot
-    if not leaves > 0.0 or abs(k - round(k)) > 1e-6:
+    if not leaves > 0.0 or off_lot_nb(leaves, c.inst[0].lot):
         _report(c, ts, oid, RP_REJECTED, o.status, R_OFF_LOT, o.leaves, 0.0)
         return False
     if o.kind != LIMIT:

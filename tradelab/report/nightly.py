@@ -197,8 +197,8 @@ def _tearsheet(store: Path, run_id: str, out: Path, prov: dict[str, Any]) -> Pat
     ts = oos["ts"].to_numpy()
     periods = RunStore(store).load(run_id)["period_returns"].index
     if len(ts) and ts.max() < len(periods):
-        # walkforward_oos.parquet stores row positions of the run's periods in ``ts`` (not
-        # times); map them to the periods' timestamps
+        # runs saved before the walk-forward wrote timestamps hold row positions of the
+        # run's periods in ``ts``; map them to the periods' timestamps
         index = periods[ts]
     else:
         index = pd.to_datetime(ts, unit="ns", utc=True)

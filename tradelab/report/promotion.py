@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from tradelab.backtest.runs import RunStore
-from tradelab.errors import ConfigError
+from tradelab.errors import ConfigError, TradelabError
 from tradelab.report.provenance import stamp
 from tradelab.yamlconfig import load_model
 
@@ -206,6 +206,9 @@ def agreement_gate(store: Path, run_id: str, params: dict[str, float], tolerance
             "<=",
             "agreement check unavailable (tradelab.backtest.event.agreement is missing)",
         )
+    except TradelabError as exc:  # the check says why it cannot run (e.g. no stored trades)
+        reason = f"agreement check could not run: {exc}"
+        return Gate("agreement", False, None, tolerance, "<=", reason)
     except Exception as exc:  # noqa: BLE001 - any failure of the check is a failed gate
         return Gate(
             "agreement",
@@ -314,7 +317,11 @@ def write_promoted(
         "gates": [asdict(g) for g in verdict.gates],
         "thresholds": cfg.model_dump(mode="json"),
         "provenance": stamp(
-            run_cfg, store, ["ohlcv", "funding"], run_cfg.get("exchange"), verdict.symbols
+            run_cfg,
+            store,
+            ["ohlcv", "trades", "funding"],  # the agreement gate replays the trades
+            run_cfg.get("exchange"),
+            verdict.symbols,
         ),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

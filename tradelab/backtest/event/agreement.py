@@ -13,7 +13,10 @@ the same strategy kernel (:mod:`.bars`), and returns an :class:`Agreement`::
 
 Like for like (``fill="bar_price"``, the default): zero latency, market orders filled whole at
 the bar price the sweep uses (``execution: next_open``: the next bar's open; ``close``: the
-deciding bar's close), the sweep's taker fee, and the sweep's all-in sizing. What may still
+deciding bar's close), the sweep's taker fee, and the sweep's all-in sizing. Each bar closes
+on its timer (:mod:`.bars`) with a close delay equal to the worst feed lag (receipt minus
+exchange time) stored over the span, so every trade is in its bar when the bar closes and the
+event bars are the store's bars (``late_trades`` counts any that were not). What may still
 differ, and why: quantities are rounded down to ``lot`` (the sweep's are not), so PnL agrees
 "within fee rounding" rather than bit for bit; funding of perpetuals is paid at the stored
 mark price at settlement in the event engine and at the bar close in the sweep. A sweep with
@@ -49,6 +52,7 @@ from tradelab.backtest.vector.config import parse_sweep_config
 from tradelab.backtest.vector.engine import load_market
 from tradelab.backtest.vector.simulate import Costs, chunk_metrics, order_records
 from tradelab.core.timeutil import interval_ns
+from tradelab.errors import StoreError
 from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L
 from tradelab.store.catalog import Catalog
@@ -74,6 +78,11 @@ class Agreement:
     pnl_event: float
     rel_pnl_diff: float
     """``|pnl_event - pnl_sweep| / max(|pnl_sweep|, 1% of the initial cash)``."""
+    late_trades: int = 0
+    """Trades received after their event bar had closed (0 when the close delay covers the
+    feed lag)."""
+    rejected: int = 0
+    """Event orders the matching core rejected."""
     sweep_trades: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
     event_trades: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
 
@@ -100,6 +109,8 @@ class Agreement:
             "pnl_sweep",
             "pnl_event",
             "rel_pnl_diff",
+            "late_trades",
+            "rejected",
         )
         return {k: getattr(self, k) for k in keys}
 
@@ -118,6 +129,26 @@ def _chosen(module, metrics: pd.DataFrame | None, params) -> dict[str, float]:
     if unknown:
         raise ValueError(f"{module.NAME} has no parameters {unknown}; it has {names}")
     return {n: float(v) for n, v in chosen.items()}
+
+
+def _stored_trades(cat: Catalog, exchange: str, symbol: str, s: int, e: int) -> tuple[int, int]:
+    """(stored trades of ``symbol`` in ``[s, e)``, the worst feed lag of its trade and book rows
+    up to ``e`` in ns: receipt minus exchange time, 0 where no receipt time is stored; negative
+    when the recording's clock runs behind the exchange's)."""
+    n, lag = 0, None
+    for table in ("trades", "book"):
+        if not (cat.root / table / f"exchange={exchange}" / f"symbol={symbol}").is_dir():
+            continue
+        row = cat.con.execute(
+            f"SELECT count(*) FILTER (WHERE ts >= {s}), max(coalesce(recv_ts, ts) - ts) "
+            f"FROM {cat.scan(table, exchange, symbol, None, e)}"
+        ).fetchone()
+        cnt, worst = row if row is not None else (0, 0)
+        if table == "trades":
+            n = int(cnt or 0)
+        if worst is not None:
+            lag = int(worst) if lag is None else max(lag, int(worst))
+    return n, lag or 0
 
 
 def compare_with_sweep(
@@ -173,6 +204,14 @@ def compare_with_sweep(
         pnl_sweep = float(m[0, METRICS.index("total_return")]) * cfg.init_cash
         ts = bars["ts"].to_numpy(dtype=np.int64)
         s, e = int(ts[0]), int(ts[-1]) + step
+        n_trades, lag = _stored_trades(cat, cfg.exchange, symbol, s, e)
+        if n_trades == 0:
+            raise StoreError(
+                f"the store has no {cfg.exchange} {symbol} trades between "
+                f"{pd.Timestamp(s, unit='ns', tz='UTC')} and {pd.Timestamp(e, unit='ns', tz='UTC')}"
+                f", the span of sweep {run_id}'s bars: the event backtest has nothing to replay "
+                "(store the trades the bars are made of)"
+            )
         funding = Funding()
         if cfg.funding and symbol.endswith("-PERP") and market.funding_idx.size:
             funding = load_funding(cat, cfg.exchange, symbol, s, e)
@@ -193,6 +232,7 @@ def compare_with_sweep(
             execution=cfg.execution,
             sizing="equity",
             init_cash=cfg.init_cash,
+            close_delay=max(0, lag + replay.feed_offset),  # the feed lag after the shift
         )
     close_last = float(bars["close"].iloc[-1])
     paid = float(run.replay.funding["fee"].sum())
@@ -246,6 +286,8 @@ def compare_with_sweep(
         pnl_sweep,
         pnl_event,
         rel,
+        run.late_trades,
+        len(run.rejected),
         sweep,
         event,
     )

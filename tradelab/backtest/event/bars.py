@@ -3,28 +3,33 @@ own ``step`` once per closed bar, target changes sent as market orders through t
 
 ``run_bar_strategy(replay, "keltner_breakout", params, "1m")`` drives a :class:`~.replay.Replay`
 with :func:`~.loops_nb.bar_loop_nb`, which builds OHLCV bars from the trades the local side
-receives (bucketed by exchange time like the store's bars from trades) and stops when one
-closes: when the first trade of a later bucket arrives, or at the end of the data. The
-strategy module's ``step`` (the kernel its sweeps run, unchanged) then advances by that bar; a
-new target becomes one market order at the current local time, which reaches the exchange after
-the entry latency.
+receives (bucketed by exchange time like the store's bars from trades) and closes each one on a
+timer, as a live runner's clock would: at the bar's end plus ``close_delay`` of local time (the
+grace a feed's latency needs; a trade that arrives after its bar closed is counted in
+``late_trades`` and is in no bar), or earlier when a trade of a later bar arrives first, or at
+the end of the data. Buckets without trades are no bars, as in the store. The strategy
+module's ``step`` (the kernel its sweeps run, unchanged) then advances by that bar; a new
+target becomes one market order.
 
 Two fill modes:
 
-- ``fill="book"`` (realistic): the market order walks the exchange's book at its arrival, pays
-  the taker fee per level; slippage and latency are real.
+- ``fill="book"`` (realistic): the market order is sent at the close (local time), reaches
+  the exchange after the entry latency and walks the exchange's book there, paying the taker
+  fee per level; slippage and latency are real.
 - ``fill="bar_price"`` (agreement checks only): the order fills whole at the bar price a
   vectorized sweep uses (:data:`tradelab.matching.types.F_AT_PRICE`): with ``execution=
-  "next_open"`` the next bar's open (the trade that closed the bar; a change on the last bar is
-  not filled, as in the sweep), with ``"close"`` the deciding bar's close. It ignores the book
-  and exists so that :mod:`.agreement` can compare like with like.
+  "close"`` the deciding bar's close, sent at the close; with ``"next_open"`` the next bar's
+  open, sent when that bar's first trade arrives (a change on the last bar is not filled, as
+  in the sweep). It ignores the book and exists so that :mod:`.agreement` can compare like
+  with like.
 
 Sizing: ``sizing="equity"`` trades the whole account the way the sweep's vectorbt simulation
 does (``size=inf``: a long entry buys ``cash / (price x (1 + fee))``, a short entry sells the
 long position plus ``free cash / (price x (1 + fee))``, an exit closes the position; free cash
 is cash minus twice the short's entry value), rounded down to the lot; a number trades that
 many base units per unit of target. A target change while an earlier order is still on its way
-waits for the next bar.
+waits for the next bar; an order the exchange rejects leaves the target unreached, so the
+next bar tries again (``BarRun.rejected`` lists the rejections).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from tradelab.backtest.event import loops_nb as lp
 from tradelab.backtest.event import sim_nb as sn
 from tradelab.backtest.event.replay import Replay, ReplayResult
 from tradelab.matching import core_nb as cn
-from tradelab.matching.types import BUY, F_AT_PRICE, IOC, MARKET, SELL
+from tradelab.matching.types import BUY, F_AT_PRICE, IOC, MARKET, RP_REJECTED, SELL, ST_REJECTED
 from tradelab.strategies import BAR, StrategyParams, get
 from tradelab.strategies.params import as_vector
 
@@ -55,6 +60,16 @@ class BarRun:
     bars: pd.DataFrame  # ts, open, high, low, close, volume, target, ordered (bool)
     replay: ReplayResult
     init_cash: float
+    late_trades: int = 0
+    """Trades received after their bar had closed (in no bar; raise ``close_delay``)."""
+
+    @property
+    def rejected(self) -> pd.DataFrame:
+        """Orders the exchange rejected: local time, order id, reason code."""
+        r = self.replay.reports
+        r = r[r["kind"] == RP_REJECTED]
+        return pd.DataFrame({"local_ts": r["ts"], "order_id": r["order_id"],
+                             "reason": r["reason"]})
 
     @property
     def fills(self) -> pd.DataFrame:
@@ -110,8 +125,11 @@ def run_bar_strategy(
     execution: str = "next_open",
     sizing: str | float = "equity",
     init_cash: float = 10_000.0,
+    close_delay: str | int = 0,
 ) -> BarRun:
-    """Run bar strategy ``strategy`` over ``replay`` (see the module docstring)."""
+    """Run bar strategy ``strategy`` over ``replay`` (see the module docstring).
+    ``close_delay`` (ns, or a duration such as ``"250ms"``) is how long after its end, in
+    local time, a bar closes."""
     from tradelab.core.timeutil import interval_ns
 
     module = get(strategy)
@@ -133,35 +151,57 @@ def run_bar_strategy(
     state = module.init_state_nb(p)
     cols = [BAR_COLUMNS.index(c) for c in module.INPUTS]
     step_ns = interval_ns(interval) if isinstance(interval, str) else int(interval)
-    bi, bf = lp.new_bar_state(step_ns)
+    delay_ns = interval_ns(close_delay) if isinstance(close_delay, str) else int(close_delay)
+    bi, bf = lp.new_bar_state(step_ns, delay_ns)
     sim = replay.sim
     inst = sim.ex.inst[0]
     lot, fee = float(inst["lot"]), float(inst["taker_fee"])
-    rows: list[tuple] = []
+    at_price = fill == "bar_price"
+    rows: list[list] = []
     held = [0]  # the target the orders sent so far aim at
+    last = [0, 0]  # id of the last order sent, and the target held before it
+    waiting: list[int | None] = [None]  # next_open at bar price: the target waiting for its open
     next_id = [1]
 
-    def on_bar(code: int) -> None:
+    def send(target: int, price: float) -> None:
+        if _send(sim, target, price, sizing, init_cash, lot, fee, at_price, next_id):
+            last[0], last[1] = next_id[0] - 1, held[0]
+            rows[-1][-1] = True
+        held[0] = target
+
+    def on_stop(code: int) -> None:
+        if code == lp.EL_OPEN:
+            want = waiting[0]
+            if want is not None:
+                send(want, float(bf[lp.BF_NEXT_OPEN]))
+                waiting[0] = None
+            return
         if code != lp.EL_BAR:
             return
         bar = bf[lp.BF_CLOSED : lp.BF_CLOSED + 5]
         target = int(module.step(p, state, *(float(bar[k]) for k in cols)))
-        ordered = False
-        if target != held[0] and not _in_flight(sim):
-            if fill == "bar_price":
-                price = float(bar[3]) if execution == "close" else float(bf[lp.BF_NEXT_OPEN])
-            else:
-                price = float(bar[3])
-            if not math.isnan(price):
-                ordered = _send(
-                    sim, target, price, sizing, init_cash, lot, fee, fill == "bar_price", next_id
-                )
-                held[0] = target
-        rows.append((int(bi[lp.BI_TS]), *(float(x) for x in bar), target, ordered))
+        rows.append([int(bi[lp.BI_TS]), *(float(x) for x in bar), target, False])
+        if last[0] and _rejected(sim, last[0]):
+            held[0] = last[1]  # the rejected order's target was not reached
+            last[0] = 0
+        if target == held[0] or _in_flight(sim):
+            return
+        if not at_price or execution == "close":  # sized (book) or filled (bar price) at it
+            send(target, float(bar[3]))
+        elif not math.isnan(bf[lp.BF_NEXT_OPEN]):  # closed by the next bar's first trade
+            send(target, float(bf[lp.BF_NEXT_OPEN]))
+        else:
+            waiting[0] = target
 
-    res = replay.run(lambda s, ev: lp.bar_loop_nb(s, ev, bi, bf), on_stop=on_bar)
+    res = replay.run(lambda s, ev: lp.bar_loop_nb(s, ev, bi, bf), on_stop=on_stop)
     bars = pd.DataFrame(rows, columns=["ts", *BAR_COLUMNS, "target", "ordered"])
-    return BarRun(bars, res, init_cash)
+    bars["ordered"] = bars["ordered"].astype(bool)
+    return BarRun(bars, res, init_cash, int(bi[lp.BI_LATE]))
+
+
+def _rejected(sim: sn.Sim, oid: int) -> bool:
+    lo = sim.lorders
+    return bool(np.any((lo["id"] == oid) & (lo["status"] == ST_REJECTED)))
 
 
 def _in_flight(sim: sn.Sim) -> bool:

@@ -57,6 +57,8 @@ class BarCfg(BaseModel):
     fill: Literal["book", "bar_price"] = "book"
     execution: Literal["next_open", "close"] = "next_open"
     sizing: Literal["equity"] | float = "equity"
+    close_delay_ms: float = Field(default=0.0, ge=0)
+    """Local time after a bar's end at which it closes (the grace the feed's latency needs)."""
 
     @field_validator("interval")
     @classmethod

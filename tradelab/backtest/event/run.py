@@ -238,7 +238,8 @@ def run_bar_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
         first_local = int(rp.ev["local_ts"][0])
         br = run_bar_strategy(rp, cfg.strategy, params, cfg.bar.interval, fill=cfg.bar.fill,
                               execution=cfg.bar.execution, sizing=cfg.bar.sizing,
-                              init_cash=cfg.init_cash)
+                              init_cash=cfg.init_cash,
+                              close_delay=int(cfg.bar.close_delay_ms * 1_000_000))
         ex = br.replay.sim.ex
         mts, _, mid = _mids(cat, cfg, s, e, _instrument(cfg), rp.feed_offset,
                             int(ex.iv[cn.I_BASE]), int(ex.iv[cn.I_N]))
@@ -289,6 +290,7 @@ def run_bar_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
         "orders": int((orders["report"] == "accepted").sum()),
         "rejected": int((orders["report"] == "rejected").sum()),
         "feed_offset_ns": rp.feed_offset, "start": s, "end": e,
+        "late_trades": br.late_trades,
     }
     run = EventRun(run_id or new_run_id(cfg.name, cfg.symbol), cfg, params, fills, orders,
                    equity, metrics, pnl, stats)

@@ -5,7 +5,7 @@ walk_forward` picks the best set in each training window and trades it in the ne
 The stitched out-of-sample returns are scored with the PSR and with the Deflated Sharpe Ratio
 counting every trial of the family (the most conservative reading: the walk-forward's choices
 were made among all of them). Results are saved beside the run (``walkforward.json``,
-``walkforward_oos.parquet``).
+``walkforward_oos.parquet``: ``ts``, each OOS period's timestamp in int64 ns UTC, and ``ret``).
 """
 
 from __future__ import annotations
@@ -56,15 +56,16 @@ def walk_forward_run(run_id: str, train: int, test: int, *, step: int | None = N
         scores["oos_dsr"] = float(v.deflated_sharpe_ratio(
             *args, n_trials=max(len(trials), 1),
             sr_variance=float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0))
+    # the OOS periods' own timestamps (the walk-forward's oos_index holds row positions)
+    oos_ts = (pd.DatetimeIndex(wf.oos_labels) if wf.oos_labels is not None
+              and isinstance(prets.index, pd.DatetimeIndex) else None)
     windows = wf.windows.copy()
     windows["chosen_set_id"] = [int(params["set_id"].iloc[int(c)]) for c in windows["chosen"]] \
         if "chosen" in windows else None
     result = {"run_id": run_id, "train": train, "test": test, "step": step or test,
               "anchored": anchored, "select": select, "scores": scores,
               "summary": _plain(wf.summary), "stability": _plain(wf.stability),
-              "windows": windows, "oos_returns": pd.Series(oos, index=wf.oos_index
-                                                           if wf.oos_index is not None
-                                                           else None)}
+              "windows": windows, "oos_returns": pd.Series(oos, index=oos_ts)}
     if save:
         folder = runs.root / run_id
         write_json({k: val for k, val in result.items() if k not in ("windows", "oos_returns")}
@@ -72,8 +73,8 @@ def walk_forward_run(run_id: str, train: int, test: int, *, step: int | None = N
                                                              default_handler=str))},
                     folder / "walkforward.json")
         oos_df = pd.DataFrame({"ret": oos})
-        if wf.oos_index is not None:
-            oos_df.insert(0, "ts", pd.to_datetime(wf.oos_index).asi8)
+        if oos_ts is not None:  # int64 ns UTC, the store's convention
+            oos_df.insert(0, "ts", oos_ts.tz_convert("UTC").as_unit("ns").asi8)
         write_parquet(oos_df, folder / "walkforward_oos.parquet")
         result["path"] = str(Path(folder))
     return result
