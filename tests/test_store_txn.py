@@ -251,6 +251,38 @@ def test_a_commit_after_a_writer_died_with_its_commit_recorded_stores_nothing_tw
     assert later.recovered == {"rolled_back": 0, "rolled_forward": 0, "files_removed": 0}
 
 
+def test_a_marker_removed_by_a_recovery_before_its_lock_is_taken_is_made_again(
+    tmp_path, monkeypatch
+):
+    """A new marker exists unlocked for a moment (created, not yet locked); a recovery in
+    another process then removes it as a dead writer's. The writer must not go on with a
+    marker that is no longer on disk (it failed with FileNotFoundError at the rename)."""
+    from tradelab.store import txn
+
+    real_flock = txn.fcntl.flock
+    armed = [True]
+
+    def flock(fd, op):
+        if armed[0] and op & txn.fcntl.LOCK_EX and os.fstat(fd).st_nlink == 1:
+            armed[0] = False
+            assert [p.name for p in (tmp_path / "_txn").iterdir()][0].endswith(".pending.tmp")
+            txn.recover(tmp_path)  # what a starting writer elsewhere does at this moment
+            assert list((tmp_path / "_txn").iterdir()) == []
+        return real_flock(fd, op)
+
+    w = StoreWriter(tmp_path, deferred=True, batch_rows=1)
+    monkeypatch.setattr(txn.fcntl, "flock", flock)
+    w.write("trades", "BINANCE", "BTC-USDT", {
+        "ts": [1_723_161_255_000_000_000], "price": [1.0], "qty": [1.0], "side": ["buy"],
+        "trade_id": ["1"]})
+    monkeypatch.setattr(txn.fcntl, "flock", real_flock)
+    assert not armed[0]
+    assert [p.name for p in (tmp_path / "_txn").iterdir()] == [f"{w.writer_id}.pending"]
+    assert StoreWriter(tmp_path).recovered["rolled_back"] == 0  # it is live and locked
+    w.commit()
+    assert counts(tmp_path)["trades"] == 1
+
+
 # -- the same data by any path is stored once ----------------------------------------------------
 
 

@@ -83,6 +83,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _open_locked(path: Path) -> IO[str]:
+    """Create ``path`` and lock it. Between the two steps the new file is unlocked, and a
+    recovery running in another process may lock it (so this waits instead of failing) and
+    remove it as the leftover of a dead writer: a file found unlinked once locked is made
+    again."""
+    while True:
+        fh: IO[str] = open(path, "x", encoding="utf-8")  # noqa: SIM115 - held open
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        if os.fstat(fh.fileno()).st_nlink > 0:
+            return fh  # locked and still in place: recovery leaves it alone from now on
+        fh.close()
+
+
 class Marker:
     """A writer's registration in ``_txn/``; holds its liveness lock until closed."""
 
@@ -96,8 +109,7 @@ class Marker:
         # locked under a hidden name, then renamed into place: recovery never sees an unlocked
         # marker of a live writer, so creating one needs no store-wide lock
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        fh: IO[str] = open(tmp, "x", encoding="utf-8")  # noqa: SIM115 - held open
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh = _open_locked(tmp)
         fh.write(json.dumps({"pid": os.getpid(), **header}) + "\n")
         fh.flush()
         if fsync:
