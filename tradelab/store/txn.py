@@ -14,10 +14,13 @@ The owner holds an ``fcntl`` lock on its marker for as long as it lives, so live
 depend on pids (which are reused). The first line of a marker is a JSON header (pid, run id,
 the record that proves a commit); each later line is a partition directory the writer touched.
 
-:func:`recover` (run by every writer when it starts, under the store's commit lock) rolls back
-dead transactions: a dead ``.pending`` writer's parts are deleted unless its record (an import
-manifest) lists the transaction as committed, in which case the commit is completed; a dead
-writer's hidden temporary files are deleted. A live writer's files are never touched.
+:func:`recover` (run under the store's commit lock by every writer when it starts, by every
+commit before it drops already-stored rows, and by an importer before it trusts a manifest's
+"committed") rolls back dead transactions: a dead ``.pending`` writer's parts are deleted
+unless its record (an import manifest) lists the transaction as committed, in which case the
+commit is completed; a dead writer's hidden temporary files are deleted. A live writer's files
+are never touched. A child process that inherits a marker's open file (``fork`` without
+``exec``) keeps its lock, so its writer looks alive until the child exits too.
 """
 
 from __future__ import annotations
@@ -80,6 +83,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _open_locked(path: Path) -> IO[str]:
+    """Create ``path`` and lock it. Between the two steps the new file is unlocked, and a
+    recovery running in another process may lock it (so this waits instead of failing) and
+    remove it as the leftover of a dead writer: a file found unlinked once locked is made
+    again."""
+    while True:
+        fh: IO[str] = open(path, "x", encoding="utf-8")  # noqa: SIM115 - held open
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        if os.fstat(fh.fileno()).st_nlink > 0:
+            return fh  # locked and still in place: recovery leaves it alone from now on
+        fh.close()
+
+
 class Marker:
     """A writer's registration in ``_txn/``; holds its liveness lock until closed."""
 
@@ -93,8 +109,7 @@ class Marker:
         # locked under a hidden name, then renamed into place: recovery never sees an unlocked
         # marker of a live writer, so creating one needs no store-wide lock
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        fh: IO[str] = open(tmp, "x", encoding="utf-8")  # noqa: SIM115 - held open
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh = _open_locked(tmp)
         fh.write(json.dumps({"pid": os.getpid(), **header}) + "\n")
         fh.flush()
         if fsync:
@@ -195,39 +210,48 @@ def _remove_if_unlocked(path: Path) -> None:
 def recover(root: Path) -> dict[str, int]:
     """Roll back (or finish committing) the transactions of dead writers; see the module doc.
 
-    Returns counts: ``rolled_back``, ``rolled_forward``, ``files_removed``.
+    Takes the store's commit lock. Returns counts: ``rolled_back``, ``rolled_forward``,
+    ``files_removed``.
     """
+    if not txn_dir(root).is_dir():
+        return {"rolled_back": 0, "rolled_forward": 0, "files_removed": 0}
+    with commit_lock(root):
+        return recover_locked(root)
+
+
+def recover_locked(root: Path) -> dict[str, int]:
+    """:func:`recover` for a caller that already holds :func:`commit_lock` (``flock`` is per
+    open file: taking it again from the same process would wait forever)."""
     d = txn_dir(root)
     out = {"rolled_back": 0, "rolled_forward": 0, "files_removed": 0}
     if not d.is_dir():
         return out
-    with commit_lock(root):
-        for name in sorted(os.listdir(d)):
-            if name.startswith(".") and name.endswith(".tmp"):
-                _remove_if_unlocked(d / name)  # a marker whose writer died while creating it
-                continue
-            if not (name.endswith(PENDING) or name.endswith(STREAM)):
-                continue
-            path = d / name
+    for name in sorted(os.listdir(d)):
+        if name.startswith(".") and name.endswith(".tmp"):
+            _remove_if_unlocked(d / name)  # a marker whose writer died while creating it
+            continue
+        if not (name.endswith(PENDING) or name.endswith(STREAM)):
+            continue
+        path = d / name
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
             try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a live writer
-                header, dirs = _read_marker(path)
-                writer_id = name.rsplit(".", 1)[0]
-                deferred = name.endswith(PENDING)
-                if deferred and _committed_by_record(root, header, writer_id):
-                    out["files_removed"] += _remove_files_of(root, dirs, writer_id, False)
-                    out["rolled_forward"] += 1
-                else:
-                    out["files_removed"] += _remove_files_of(root, dirs, writer_id, deferred)
-                    out["rolled_back"] += int(deferred)
-                path.unlink(missing_ok=True)
-            finally:
-                os.close(fd)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer
+            header, dirs = _read_marker(path)
+            writer_id = name.rsplit(".", 1)[0]
+            deferred = name.endswith(PENDING)
+            if deferred and _committed_by_record(root, header, writer_id):
+                out["files_removed"] += _remove_files_of(root, dirs, writer_id, False)
+                out["rolled_forward"] += 1
+            else:
+                out["files_removed"] += _remove_files_of(root, dirs, writer_id, deferred)
+                out["rolled_back"] += int(deferred)
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
     return out

@@ -15,7 +15,8 @@ parts stay hidden until :meth:`StoreWriter.commit`, which, under the store's com
 rows already stored, links the parts under their final names, lets the caller record the commit
 (the import manifest) and then removes the transaction's marker: all parts become visible to the
 catalog at once. :meth:`abort` removes what it wrote; a killed writer's leftovers are removed by
-the next writer that starts.
+the next writer that starts, and again by each commit (under the same lock, before the dedup), so
+a commit never stores rows that a writer dead since it started had already recorded.
 """
 
 from __future__ import annotations
@@ -214,6 +215,10 @@ class StoreWriter:
         self._marker.sync()
         published: list[Path] = []
         with txn.commit_lock(self.root):
+            # a writer that died since this one started may have recorded its commit without
+            # removing its marker: finish (or undo) it first, or its rows, hidden now and
+            # visible after a later recovery, would not count as stored and would be doubled
+            self._add_recovered(txn.recover_locked(self.root))
             try:
                 self._drop_stored()
                 for pending, final, _table in self._pending:
@@ -274,6 +279,10 @@ class StoreWriter:
         for day, date in zip(uniq, days_since_epoch_to_date(uniq)):
             mask = pa.array(days == day)
             self._write_part(table, exchange, symbol, date, pc.filter(tbl, mask))
+
+    def _add_recovered(self, counts: dict[str, int]) -> None:
+        for key, n in counts.items():
+            self.recovered[key] = self.recovered.get(key, 0) + n
 
     def _begin(self, directory: Path) -> txn.Marker:
         """The transaction marker (made before the first file is written); notes ``directory``."""

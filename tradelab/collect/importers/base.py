@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tradelab.store import txn
 from tradelab.store.paths import new_run_id, resolve_root
 from tradelab.store.writer import StoreWriter
 
@@ -119,7 +120,18 @@ class ImportRun:
 
     def already_imported(self, sha: str) -> str | None:
         """Run id of an earlier committed, complete import of a file with this sha256, if any
-        (a file whose book never synced is not complete: see ``FileReport.book_unsynced``)."""
+        (a file whose book never synced is not complete: see ``FileReport.book_unsynced``).
+
+        A manifest lists a file as committed a moment before its transaction's marker goes (both
+        under the store's commit lock). A run killed in between leaves a record whose rows are
+        still hidden; so the manifests are read under that lock, after dead transactions are
+        recovered (such a commit is finished): "already imported" then means "visible".
+        """
+        with txn.commit_lock(self.root):
+            txn.recover_locked(self.root)
+            return self._committed_run_of(sha)
+
+    def _committed_run_of(self, sha: str) -> str | None:
         for mf in self.dir.glob("*.json"):
             try:
                 doc = json.loads(mf.read_text())
