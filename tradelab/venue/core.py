@@ -20,10 +20,12 @@ import orjson
 
 from tradelab.adapters.binance.encode import agg_trade_of_trade, envelope, mark_price_update
 from tradelab.adapters.binance.schema import stream_kind
+from tradelab.venue.accounts import Accounts
 from tradelab.venue.book import VenueBook
 from tradelab.venue.history import History
 from tradelab.venue.instruments import Instrument, instrument
 from tradelab.venue.sources import MarketSource, VenueMessage
+from tradelab.venue.trading import Trading
 
 log = logging.getLogger("tradelab.venue")
 
@@ -95,7 +97,7 @@ class Venue:
                  wait_clients: int = 1, pause_when_idle: bool | None = None,
                  queue_size: int = 5000,
                  default_funding_rate: float = 1e-4, stop_at_end: bool = False,
-                 slow_client: str = "wait") -> None:
+                 slow_client: str = "wait", accounts: list[dict] | None = None) -> None:
         if slow_client not in ("wait", "disconnect"):
             raise ValueError("slow_client must be 'wait' or 'disconnect'")
         self.source = source
@@ -112,6 +114,8 @@ class Venue:
         for key in self.history.by_key:  # instruments known only from history (REST only)
             self.instruments.setdefault(key, instrument(*key))
         self.books = {k: VenueBook(usdm=k[0] == "usdm") for k in self.instruments}
+        self.accounts = Accounts(accounts)
+        self.trading = Trading(self.accounts, self.instruments, self.books, lambda: self.now_ms)
         self.conns: set[Conn] = set()
         self.connections = 0  # websocket connections accepted so far
         self.faults = Faults()
@@ -189,6 +193,8 @@ class Venue:
             book = self.books.get((market, symbol))
             if book is not None and not book.synced:
                 book.load_snapshot(snap)
+                if market == "spot":
+                    self.trading.on_snapshot(symbol)
                 log.info("%s %s: venue book synced from snapshot %s", market, symbol,
                          snap["lastUpdateId"])
 
@@ -202,7 +208,10 @@ class Venue:
         self._sync_from_source_snapshots()
         if msg.kind == "depth":
             book = self.books[key]
-            if book.apply(data, msg.market == "usdm") == "gap":
+            applied = book.apply(data, msg.market == "usdm")
+            if applied == "applied" and msg.market == "spot":
+                self.trading.on_depth(msg.symbol, data)
+            if applied == "gap":
                 log.warning("%s %s: the source itself has a gap at U=%s; REST snapshots are "
                             "stale until the next snapshot in the source", *key, data["U"])
             if self.faults.drop_diff[msg.symbol] > 0:
@@ -211,6 +220,8 @@ class Venue:
                 return
         elif msg.kind in ("trade", "aggTrade"):
             self._record_trade(key, msg)
+            if msg.market == "spot" and (msg.kind == "trade" or not self.source.provides("trade")):
+                self.trading.on_trade(msg.symbol, data)  # each market trade once
         if self.faults.malformed > 0:
             self.faults.malformed -= 1
             self.faults.fired["malformed"] += 1

@@ -35,6 +35,7 @@ from aiohttp import WSMsgType, web
 from tradelab.net.tls import self_signed_context
 from tradelab.venue.core import Conn, Venue
 from tradelab.venue.rest import RateLimiter, routes
+from tradelab.venue.signed import signed_routes
 
 log = logging.getLogger("tradelab.venue")
 VENUE_KEY = web.AppKey("venue", Venue)
@@ -207,7 +208,9 @@ def make_app(venue: Venue, rate_limit_per_min: int = 6000) -> web.Application:
     """The aiohttp application: REST, websockets and admin."""
     app = web.Application()
     app[VENUE_KEY] = venue
-    app.add_routes(routes(venue, RateLimiter(rate_limit_per_min)))
+    limiter = RateLimiter(rate_limit_per_min)
+    app.add_routes(routes(venue, limiter))
+    app.add_routes(signed_routes(venue, limiter.charge))
     ws_routes = []
     for base in ("", "/{market:spot|usdm}"):
         ws_routes += [web.get(f"{base}/{{kind:stream}}", _ws_handler),

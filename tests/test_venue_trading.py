@@ -1,0 +1,225 @@
+"""Spot order entry on the local venue: signing, accounts, matching on the shared core.
+
+Truth: Binance's published signing example, and a hand-made book and order timeline whose
+fills, fees and balances are worked out by hand below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from tests.venue_helpers import StaticSource
+from tradelab.adapters.binance import trading as wire
+from tradelab.venue.accounts import Accounts
+from tradelab.venue.core import Venue
+from tradelab.venue.sources import VenueMessage
+
+D = Decimal
+KEY = ("spot", "BTCUSDT")
+BOOK = {"lastUpdateId": 100, "bids": [["100.00", "2.00000"], ["99.99", "3.00000"]],
+        "asks": [["100.02", "1.00000"], ["100.03", "4.00000"]]}
+ACCOUNT = {"api_key": "k1", "secret": "s1", "balances": {"USDT": "10000", "BTC": "1"},
+           "maker_fee": "0.001", "taker_fee": "0.002"}
+
+
+def test_binance_signing_example_reproduces():
+    # Binance spot API docs, "SIGNED endpoint examples for POST /api/v3/order"
+    secret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+    query = ("symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1"
+             "&recvWindow=5000&timestamp=1499827319559")
+    sig = "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
+    assert wire.sign(secret, query) == sig
+    # the same request as a query string, as a body, and split between them: then the query
+    # and the body are concatenated without a separator (the docs' third example)
+    split_sig = "0fd168b8ddb4876a0358a8d14d0c9f3da0e9b20c5d52b2a00fcf7d1c602f9a77"
+    for q, b, s in ((f"{query}&signature={sig}", "", sig), ("", f"{query}&signature={sig}", sig),
+                    ("symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC",
+                     "quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559"
+                     f"&signature={split_sig}", split_sig)):
+        req = wire.parse_signed(q, b)
+        assert req.signature == s
+        wire.check_signature(req, secret)
+        assert req.params["price"] == "0.1" and req.params["timestamp"] == "1499827319559"
+        with pytest.raises(wire.TradingError) as err:
+            wire.check_signature(req, secret + "x")
+        assert err.value.code == -1022
+    wire.check_timestamp({"timestamp": "1499827319559", "recvWindow": "5000"}, 1499827320000)
+
+
+@pytest.mark.parametrize(("ts", "window", "server", "code"), [
+    (10_000, None, 15_001, -1021),  # older than the default 5000 ms window
+    (10_000, "6000", 15_001, None),
+    (16_000, None, 15_000, -1021),  # 1 s ahead
+    (15_999, None, 15_000, None),
+    (10_000, "60001", 10_000, -1131),
+])
+def test_timestamp_and_recv_window_rules(ts, window, server, code):
+    params = {"timestamp": str(ts)} | ({"recvWindow": window} if window else {})
+    if code is None:
+        wire.check_timestamp(params, server)
+        return
+    with pytest.raises(wire.TradingError) as err:
+        wire.check_timestamp(params, server)
+    assert err.value.code == code
+
+
+def test_accounts_config_and_secrets_stay_hidden():
+    accs = Accounts([ACCOUNT])
+    acc = accs.get("k1")
+    assert acc is not None and acc.balances()["USDT"] == (D(10000), D(0))
+    assert "s1" not in repr(acc) and "k1" not in repr(acc)
+    assert accs.get("nope") is None
+    with pytest.raises(ValueError, match="negative"):
+        Accounts([{**ACCOUNT, "balances": {"USDT": "-1"}}])
+    with pytest.raises(ValueError, match="unknown fields"):
+        Accounts([{**ACCOUNT, "fee": "0.1"}])
+    with pytest.raises(ValueError, match="duplicate api_key"):
+        Accounts([ACCOUNT, ACCOUNT])
+    assert Accounts().get("tradelab-demo-api-key") is not None  # built-in demo pair
+
+
+def _order(**kw: str) -> wire.OrderRequest:
+    return wire.parse_order({"symbol": "BTCUSDT", **kw})
+
+
+def test_hand_made_book_and_order_timeline():
+    """Fills, fees and balances of a short session, worked out by hand.
+
+    Book: bids 100.00 x 2, 99.99 x 3; asks 100.02 x 1, 100.03 x 4. Maker fee 0.1 %, taker 0.2 %.
+    """
+
+    async def session() -> None:
+        venue = Venue(StaticSource({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
+        t = venue.trading
+        acc = venue.accounts.get("k1")
+        assert acc is not None
+
+        def bal(asset: str) -> tuple[Decimal, Decimal]:
+            return acc.balances()[asset]
+
+        # 1. buy 0.5 @ 100.00 rests behind the 2.0 visible there; 50 USDT locked
+        o1 = t.new_order(acc, _order(side="BUY", type="LIMIT", timeInForce="GTC",
+                                     quantity="0.5", price="100.00"))
+        assert o1 is not None and o1.status == "NEW" and not o1.fills
+        assert bal("USDT") == (D("9950"), D("50"))
+
+        # 2. the market sells 2.2 at 100.00: 2.0 ahead of us, so 0.2 reaches us (maker)
+        await venue.publish(VenueMessage(0, "spot", "BTCUSDT", "trade", {
+            "e": "trade", "E": 1_000, "s": "BTCUSDT", "t": 1, "p": "100.00", "q": "2.20000",
+            "T": 1_000, "m": True}))
+        assert o1.status == "PARTIALLY_FILLED" and o1.executed == D("0.2")
+        f = o1.fills[0]
+        assert (f.price, f.qty, f.commission, f.commission_asset, f.maker) == (
+            D("100.00"), D("0.20000"), D("0.0002"), "BTC", True)
+        assert bal("USDT") == (D("9950"), D("30"))  # 20 of the lock spent
+        assert bal("BTC") == (D("1.1998"), D(0))  # + 0.2 - 0.0002 fee
+
+        # 3. market buy 1.5 walks the asks: 1 @ 100.02 and 0.5 @ 100.03, taker fee in BTC
+        o2 = t.new_order(acc, _order(side="BUY", type="MARKET", quantity="1.5"))
+        assert o2 is not None and o2.status == "FILLED"
+        assert [(x.price, x.qty, x.commission) for x in o2.fills] == [
+            (D("100.02"), D("1.00000"), D("0.002")), (D("100.03"), D("0.50000"), D("0.001"))]
+        assert o2.cum_quote == D("150.035")
+        assert bal("USDT") == (D("9799.965"), D("30"))
+        assert bal("BTC") == (D("2.6968"), D(0))  # 1.1998 + 1.5 - 0.003
+
+        # 4. a post-only sell at the best bid would take: refused, nothing moves
+        with pytest.raises(wire.TradingError) as err:
+            t.new_order(acc, _order(side="SELL", type="LIMIT_MAKER", quantity="1",
+                                    price="100.00"))
+        assert (err.value.code, err.value.msg) == (-2010, "Order would immediately match and take.")
+        assert bal("BTC") == (D("2.6968"), D(0))
+
+        # 5. sell 1 @ 100.05 rests and locks 1 BTC
+        o3 = t.new_order(acc, _order(side="SELL", type="LIMIT", timeInForce="GTC",
+                                     quantity="1", price="100.05"))
+        assert o3 is not None and o3.status == "NEW"
+        assert bal("BTC") == (D("1.6968"), D("1"))
+
+        # 6. the market's bid jumps to 100.06 (a depth diff): the book crosses our ask, which
+        #    fills whole at its price as maker; the fee is in USDT
+        await venue.publish(VenueMessage(0, "spot", "BTCUSDT", "depth", {
+            "e": "depthUpdate", "E": 2_000, "s": "BTCUSDT", "U": 101, "u": 101,
+            "b": [["100.06", "3.00000"]], "a": []}))
+        assert o3.status == "FILLED"
+        assert [(x.price, x.qty, x.commission, x.commission_asset) for x in o3.fills] == [
+            (D("100.05"), D("1.00000"), D("0.10005"), "USDT")]
+        assert bal("BTC") == (D("1.6968"), D(0))
+        assert bal("USDT") == (D("9899.91495"), D("30"))  # + 100.05 - 0.10005
+
+        # 7. cancel the rest of the buy: its 30 USDT come back
+        assert t.cancel(acc, "BTCUSDT", o1.order_id, None).status == "CANCELED"
+        assert bal("USDT") == (D("9929.91495"), D(0))
+        with pytest.raises(wire.TradingError) as err:
+            t.cancel(acc, "BTCUSDT", o1.order_id, None)
+        assert err.value.code == -2011
+
+        trades = t.my_trades(acc, "BTCUSDT")
+        assert [(x.order_id, x.qty, x.is_buyer, x.is_maker) for x in trades] == [
+            (o1.order_id, D("0.20000"), True, True), (o2.order_id, D("1.00000"), True, False),
+            (o2.order_id, D("0.50000"), True, False), (o3.order_id, D("1.00000"), False, True)]
+        assert [x.trade_id for x in trades] == [1, 2, 3, 4]
+
+    asyncio.run(session())
+
+
+def test_order_checks_name_the_problem():
+    venue = Venue(StaticSource({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
+    t, acc = venue.trading, venue.accounts.get("k1")
+    assert acc is not None
+
+    def code(**kw: str) -> tuple[int, str]:
+        with pytest.raises(wire.TradingError) as err:
+            t.new_order(acc, _order(**kw))
+        return err.value.code, err.value.msg
+
+    assert code(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.5",
+                price="100.001") == (-1013, "Filter failure: PRICE_FILTER")
+    assert code(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.000015",
+                price="100") == (-1013, "Filter failure: LOT_SIZE")
+    assert code(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01",
+                price="100") == (-1013, "Filter failure: NOTIONAL")
+    assert code(side="BUY", type="LIMIT", timeInForce="GTC", quantity="102",
+                price="99") == (-2010, wire.MSG_INSUFFICIENT)
+    assert code(side="SELL", type="MARKET", quantity="2") == (-2010, wire.MSG_INSUFFICIENT)
+    assert code(side="BUY", type="MARKET", quantity="5.1") == (-2010, wire.MSG_INSUFFICIENT)
+    with pytest.raises(wire.TradingError) as err:
+        t.new_order(acc, wire.parse_order({"symbol": "DOGEUSDT", "side": "BUY",
+                                           "type": "MARKET", "quantity": "1"}))
+    assert err.value.code == -1121
+    with pytest.raises(wire.TradingError) as err:
+        wire.parse_order({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+                          "quantity": "1", "price": "1"})
+    assert (err.value.code, err.value.msg) == (
+        -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
+    # a duplicate client id of an open order is refused; nothing was locked by the refusals
+    t.new_order(acc, _order(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1",
+                            price="99.00", newClientOrderId="mine-1"))
+    assert code(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1", price="99.00",
+                newClientOrderId="mine-1") == (-2010, "Duplicate order sent.")
+    assert acc.balances()["USDT"] == (D("9990.1"), D("9.9"))
+
+
+def test_ioc_fok_and_quote_quantity_market():
+    venue = Venue(StaticSource({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
+    t, acc = venue.trading, venue.accounts.get("k1")
+    assert acc is not None
+    # FOK for 2 at 100.02 sees only 1 there: expires whole, nothing fills, nothing stays locked
+    fok = t.new_order(acc, _order(side="BUY", type="LIMIT", timeInForce="FOK", quantity="2",
+                                  price="100.02"))
+    assert fok is not None and fok.status == "EXPIRED" and not fok.fills
+    # IOC for 2 at 100.02 takes the 1 there and expires the rest
+    ioc = t.new_order(acc, _order(side="BUY", type="LIMIT", timeInForce="IOC", quantity="2",
+                                  price="100.02"))
+    assert ioc is not None and ioc.status == "EXPIRED" and ioc.executed == D("1")
+    # the IOC took the 1 at 100.02 (until the market's next update the venue does not offer it
+    # again), so 10.0 USDT of quote buys 10 / 100.03 = 0.09997 (step 0.00001, truncated)
+    mkt = t.new_order(acc, _order(side="BUY", type="MARKET", quoteOrderQty="10"))
+    assert mkt is not None and mkt.status == "FILLED" and mkt.executed == D("0.09997")
+    assert mkt.cum_quote == D("9.9999991")
+    assert mkt.orig_quote_qty == D("10")
+    usdt = D(10000) - D("100.02") - D("9.9999991")
+    assert acc.balances()["USDT"] == (usdt, D(0))

@@ -1,0 +1,414 @@
+"""Spot order entry on the venue: orders, balances and fills on the shared matching core.
+
+Each spot instrument gets a :class:`~tradelab.matching.MatchingCore` the first time an order
+arrives, seeded with the venue's book; from then on every depth diff and trade the venue
+publishes is fed to it, so resting orders keep a queue position and fill from the market's
+trades and crossings, and takers walk the book. The core sees prices and quantities as floats on
+the tick/lot grid; balances, fees and everything on the wire are Decimal.
+
+Balances: a limit buy locks ``price * quantity`` of the quote asset, a sell locks the quantity
+of the base asset; a market buy by quantity needs the cost of walking the book free. Fees are
+charged per fill at the account's maker or taker rate, in the asset received (Binance spot:
+a buy pays in the base asset, a sell in the quote asset).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+
+import numpy as np
+
+from tradelab.adapters.binance import trading as wire
+from tradelab.adapters.binance.filters import FilterFailure
+from tradelab.matching import (
+    BUY,
+    FOK,
+    GTC,
+    GTX,
+    I_BASE,
+    IOC,
+    LIMIT,
+    MARKET,
+    R_OUT_OF_RANGE,
+    R_POST_ONLY,
+    RP_CANCELED,
+    RP_EXPIRED,
+    RP_REJECTED,
+    SELL,
+    Executions,
+    MatchingCore,
+    instrument,
+)
+from tradelab.venue.accounts import Account, Accounts, InsufficientBalance
+from tradelab.venue.book import VenueBook
+from tradelab.venue.instruments import Instrument
+
+PRICE_WINDOW = 0.10
+"""The matching core's dense book spans the mid price +-10 % (orders outside are refused)."""
+EIGHT = Decimal("0.00000001")
+TIF = {"GTC": GTC, "IOC": IOC, "FOK": FOK}
+MAX_WALK = 1000
+"""Price levels a market order's cost or quantity is worked out over (Binance walks at most
+this deep too, in practice)."""
+
+
+@dataclass
+class Fill:
+    """One execution of a venue order."""
+
+    trade_id: int
+    price: Decimal
+    qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    maker: bool
+    time_ms: int
+
+
+@dataclass
+class Order:
+    """A venue order and where it stands."""
+
+    account: Account
+    inst: Instrument
+    order_id: int
+    client_id: str
+    side: str
+    type: str
+    tif: str
+    price: Decimal  # limit price (0 for market orders)
+    orig_qty: Decimal
+    orig_quote_qty: Decimal
+    time_ms: int
+    status: str = "NEW"
+    executed: Decimal = Decimal(0)
+    cum_quote: Decimal = Decimal(0)
+    update_ms: int = 0
+    lock_asset: str = ""
+    locked: Decimal = Decimal(0)  # still locked for this order
+    fills: list[Fill] = field(default_factory=list)
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("NEW", "PARTIALLY_FILLED")
+
+    def view(self) -> wire.OrderView:
+        return wire.OrderView(self.inst.symbol, self.order_id, self.client_id, self.price,
+                              self.orig_qty, self.executed, self.cum_quote, self.orig_quote_qty,
+                              self.status, self.tif, self.type, self.side, self.time_ms,
+                              self.update_ms or self.time_ms, self.open)
+
+    def fill_views(self) -> list[wire.FillView]:
+        return [wire.FillView(f.price, f.qty, f.commission, f.commission_asset, f.trade_id)
+                for f in self.fills]
+
+
+class Trading:
+    """Orders of every account on the venue's spot instruments."""
+
+    def __init__(self, accounts: Accounts, instruments: dict[tuple[str, str], Instrument],
+                 books: dict[tuple[str, str], VenueBook], clock_ms: Callable[[], int]) -> None:
+        self.accounts = accounts
+        self.instruments = instruments
+        self.books = books
+        self.clock_ms = clock_ms
+        self.cores: dict[str, MatchingCore] = {}
+        self.orders: dict[int, Order] = {}
+        self.trades: dict[int, list[tuple[Order, Fill]]] = {}  # account uid -> its trades
+        self._order_ids = itertools.count(1)
+        self._trade_ids: dict[str, itertools.count] = {}
+        self._client_ids = itertools.count(1)
+        self._reject_error = wire.rejected("Order rejected.")
+
+    # -- market data ----------------------------------------------------------------------
+
+    def on_depth(self, symbol: str, diff: dict) -> None:
+        """A depth diff the venue applied to its book (spot)."""
+        core = self.cores.get(symbol)
+        if core is None:
+            return
+        rows = [(BUY, p, q) for p, q in diff.get("b", [])] + [
+            (SELL, p, q) for p, q in diff.get("a", [])]
+        ts = self._ns()
+        for k, (side, p, q) in enumerate(rows):
+            self._apply(symbol, core.on_depth(ts, side, float(p), float(q),
+                                              last=k == len(rows) - 1))
+
+    def on_trade(self, symbol: str, data: dict) -> None:
+        """A market trade (``m``: the buyer was the maker, so the taker sold)."""
+        core = self.cores.get(symbol)
+        if core is None:
+            return
+        taker = SELL if data["m"] else BUY
+        self._apply(symbol, core.on_trade(self._ns(), taker, float(data["p"]), float(data["q"])))
+
+    def on_snapshot(self, symbol: str) -> None:
+        """The venue's book was (re)loaded from a snapshot: the core takes it whole."""
+        core = self.cores.get(symbol)
+        if core is not None:
+            self._seed(symbol, core)
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def new_order(self, acc: Account, req: wire.OrderRequest, test: bool = False) -> Order | None:
+        """Validate, lock and match a new order; raises :class:`wire.TradingError` when Binance
+        would refuse it. ``test`` validates only (``order/test``) and returns None."""
+        inst = self._instrument(req.symbol)
+        if not acc.can_trade:
+            raise wire.TradingError(401, -2015, wire.MSG_BAD_KEY)
+        cid = req.client_id or f"venue-{next(self._client_ids)}"
+        if any(o.open and o.client_id == cid and o.account is acc for o in self.orders.values()):
+            raise wire.rejected(wire.MSG_DUPLICATE)
+        core = self._core(inst)
+        qty = req.quantity
+        lock_asset, lock = "", Decimal(0)
+        if req.type == "MARKET":
+            qty = self._market_qty(inst, req)
+            self._check(inst, None, qty, market=True)
+            if req.side == "BUY":
+                cost = self._walk_cost(inst, qty)
+                if cost is None or cost > acc.free.get(inst.quote, Decimal(0)):
+                    raise wire.rejected(wire.MSG_INSUFFICIENT)
+            else:
+                lock_asset, lock = inst.base, qty
+        else:
+            assert req.price is not None and qty is not None
+            self._check(inst, req.price, qty, market=False)
+            if req.side == "BUY":
+                lock_asset, lock = inst.quote, req.price * qty
+            else:
+                lock_asset, lock = inst.base, qty
+        if lock_asset and lock > acc.free.get(lock_asset, Decimal(0)):
+            raise wire.rejected(wire.MSG_INSUFFICIENT)
+        if test:
+            return None
+        now = self.clock_ms()
+        order = Order(acc, inst, next(self._order_ids), cid, req.side, req.type, req.time_in_force,
+                      req.price or Decimal(0), qty, req.quote_qty or Decimal(0), now,
+                      update_ms=now)
+        if lock_asset:
+            acc.lock(lock_asset, lock)
+            order.lock_asset, order.locked = lock_asset, lock
+        self.orders[order.order_id] = order
+        side = BUY if req.side == "BUY" else SELL
+        tif = GTX if req.type == "LIMIT_MAKER" else TIF[req.time_in_force]
+        kind = MARKET if req.type == "MARKET" else LIMIT
+        px = float(req.price) if kind == LIMIT and req.price is not None else None
+        ex = core.place(self._ns(), order.order_id, side, float(qty), px, kind=kind, tif=tif)
+        self._apply(inst.symbol, ex)
+        if order.status == "REJECTED":
+            del self.orders[order.order_id]
+            raise self._reject_error
+        return order
+
+    def cancel(self, acc: Account, symbol: str, order_id: int | None,
+               client_id: str | None) -> Order:
+        """Cancel one open order (-2011 if unknown or finished)."""
+        inst = self._instrument(symbol)
+        order = self._find(acc, inst, order_id, client_id)
+        if order is None or not order.open:
+            raise wire.TradingError(400, -2011, wire.MSG_UNKNOWN_ORDER)
+        core = self.cores[inst.symbol]
+        self._apply(inst.symbol, core.cancel(self._ns(), order.order_id))
+        return order
+
+    def cancel_all(self, acc: Account, symbol: str) -> list[Order]:
+        """Cancel every open order of ``symbol`` (-2011 if there is none)."""
+        inst = self._instrument(symbol)
+        mine = [o for o in self.orders.values()
+                if o.account is acc and o.inst is inst and o.open]
+        if not mine:
+            raise wire.TradingError(400, -2011, wire.MSG_UNKNOWN_ORDER)
+        return [self.cancel(acc, symbol, o.order_id, None) for o in mine]
+
+    def query(self, acc: Account, symbol: str, order_id: int | None,
+              client_id: str | None) -> Order:
+        """One of the account's orders (-2013 if unknown)."""
+        inst = self._instrument(symbol)
+        order = self._find(acc, inst, order_id, client_id)
+        if order is None:
+            raise wire.TradingError(400, -2013, wire.MSG_NO_SUCH_ORDER)
+        return order
+
+    def open_orders(self, acc: Account, symbol: str | None) -> list[Order]:
+        inst = self._instrument(symbol) if symbol else None
+        return [o for o in self.orders.values() if o.account is acc and o.open
+                and (inst is None or o.inst is inst)]
+
+    def my_trades(self, acc: Account, symbol: str, order_id: int | None = None,
+                  from_id: int | None = None, limit: int = 500) -> list[wire.TradeView]:
+        inst = self._instrument(symbol)
+        out = []
+        for order, f in self.trades.get(acc.uid, []):
+            if order.inst is not inst or (order_id is not None and order.order_id != order_id):
+                continue
+            if from_id is not None and f.trade_id < from_id:
+                continue
+            out.append(wire.TradeView(inst.symbol, f.trade_id, order.order_id, f.price, f.qty,
+                                      f.price * f.qty, f.commission, f.commission_asset,
+                                      f.time_ms, order.side == "BUY", f.maker))
+        return out[:limit]
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _instrument(self, symbol: str) -> Instrument:
+        inst = self.instruments.get(("spot", symbol.upper()))
+        if inst is None:
+            raise wire.TradingError(400, -1121, wire.MSG_BAD_SYMBOL)
+        return inst
+
+    def _find(self, acc: Account, inst: Instrument, order_id: int | None,
+              client_id: str | None) -> Order | None:
+        if order_id is not None:
+            o = self.orders.get(order_id)
+            return o if o is not None and o.account is acc and o.inst is inst else None
+        hits = [o for o in self.orders.values()
+                if o.account is acc and o.inst is inst and o.client_id == client_id]
+        return hits[-1] if hits else None
+
+    @staticmethod
+    def _check(inst: Instrument, price: Decimal | None, qty: Decimal, market: bool) -> None:
+        failure: FilterFailure | None = inst.filters.reject_reason(price, qty, market)
+        if failure is not None:
+            raise wire.filter_failure(failure.reason)
+
+    def _ns(self) -> int:
+        return self.clock_ms() * 1_000_000
+
+    def _core(self, inst: Instrument) -> MatchingCore:
+        core = self.cores.get(inst.symbol)
+        if core is not None:
+            return core
+        book = self.books[inst.key]
+        bid, ask = book.best()
+        if not book.synced or bid is None or ask is None:
+            raise wire.rejected("Market is closed.")
+        mid = (bid + ask) / 2
+        core = MatchingCore(instrument(float(inst.tick), float(inst.step)),
+                            mid * (1 - PRICE_WINDOW), mid * (1 + PRICE_WINDOW))
+        self._seed(inst.symbol, core)
+        self.cores[inst.symbol] = core
+        return core
+
+    def _seed(self, symbol: str, core: MatchingCore) -> None:
+        book = self.books[("spot", symbol)]
+        bids = [(float(p), float(q)) for p, q in book.bids.items()]
+        asks = [(float(p), float(q)) for p, q in book.asks.items()]
+        self._apply(symbol, core.on_book(self._ns(), bids, asks))
+
+    def _levels(self, inst: Instrument, side: str) -> list[tuple[Decimal, Decimal]]:
+        """What a taker on ``side`` can take, best first: the matching core's book less what
+        the venue's own orders already took from it (until the market's next update)."""
+        c = self.cores[inst.symbol].core
+        q, used = (c.ask_q, c.ask_c) if side == "BUY" else (c.bid_q, c.bid_c)
+        avail = q - used
+        idx = np.flatnonzero(avail > 0)
+        if side == "SELL":
+            idx = idx[::-1]
+        base, tick, qd = int(c.iv[I_BASE]), Decimal(inst.tick), inst.qty_decimals()
+        return [((base + int(i)) * tick, Decimal(f"{avail[i]:.{qd}f}")) for i in idx[:MAX_WALK]]
+
+    def _walk_cost(self, inst: Instrument, qty: Decimal) -> Decimal | None:
+        """Quote cost of buying ``qty`` from the asks (None if they hold less)."""
+        left, cost = qty, Decimal(0)
+        for p, q in self._levels(inst, "BUY"):
+            take = min(left, q)
+            cost += take * p
+            left -= take
+            if left <= 0:
+                return cost
+        return None
+
+    def _market_qty(self, inst: Instrument, req: wire.OrderRequest) -> Decimal:
+        """A market order's base quantity: as sent, or what ``quoteOrderQty`` buys / sells
+        walking the book, truncated to the step."""
+        if req.quantity is not None:
+            return req.quantity
+        assert req.quote_qty is not None
+        left, qty = req.quote_qty, Decimal(0)
+        for p, q in self._levels(inst, req.side):
+            take = min(q, left / p)
+            qty += take
+            left -= take * p
+            if left <= 0:
+                break
+        return inst.filters.round_qty(qty, market_order=True)
+
+    def _apply(self, symbol: str, ex: Executions) -> None:
+        """Book the core's fills and reports (in the order they happened)."""
+        events = [(int(r["rec"]), 0, r) for r in ex.fills] + [
+            (int(r["rec"]), 1, r) for r in ex.reports]
+        for _rec, is_report, r in sorted(events, key=lambda e: e[0]):
+            order = self.orders.get(int(r["order_id"]))
+            if order is None:
+                continue
+            if is_report:
+                self._report(order, int(r["kind"]), int(r["reason"]))
+            else:
+                self._fill(order, r)
+
+    def _fill(self, order: Order, r) -> None:
+        inst, acc = order.inst, order.account
+        px = Decimal(f"{float(r['px']):.{inst.price_decimals()}f}")
+        qty = Decimal(f"{float(r['qty']):.{inst.qty_decimals()}f}")
+        maker = bool(r["maker"])
+        rate = acc.maker_fee if maker else acc.taker_fee
+        quote = px * qty
+        if order.side == "BUY":
+            fee = (qty * rate).quantize(EIGHT, ROUND_DOWN)
+            if order.lock_asset:  # limit buy: spend from the lock at the limit price
+                acc.spend_locked(inst.quote, order.price * qty)
+                order.locked -= order.price * qty
+                acc.credit(inst.quote, (order.price - px) * qty)
+            else:
+                acc.credit(inst.quote, -quote)
+            acc.credit(inst.base, qty - fee)
+            fee_asset = inst.base
+        else:
+            fee = (quote * rate).quantize(EIGHT, ROUND_DOWN)
+            acc.spend_locked(inst.base, qty)
+            order.locked -= qty
+            acc.credit(inst.quote, quote - fee)
+            fee_asset = inst.quote
+        now = self.clock_ms()
+        ids = self._trade_ids.setdefault(inst.symbol, itertools.count(1))
+        fill = Fill(next(ids), px, qty, fee, fee_asset, maker, now)
+        order.fills.append(fill)
+        order.executed += qty
+        order.cum_quote += quote
+        order.update_ms = now
+        order.status = "FILLED" if order.executed >= order.orig_qty else "PARTIALLY_FILLED"
+        if order.status == "FILLED":
+            self._release(order)
+        self.trades.setdefault(acc.uid, []).append((order, fill))
+
+    def _report(self, order: Order, kind: int, reason: int) -> None:
+        if kind == RP_CANCELED:
+            order.status = "CANCELED"
+        elif kind == RP_EXPIRED:
+            order.status = "EXPIRED"
+        elif kind == RP_REJECTED:
+            order.status = "REJECTED"
+            if reason == R_POST_ONLY:
+                self._reject_error = wire.rejected(wire.MSG_WOULD_TAKE)
+            elif reason == R_OUT_OF_RANGE:
+                self._reject_error = wire.filter_failure("PERCENT_PRICE_BY_SIDE")
+            else:
+                self._reject_error = wire.rejected("Order rejected by the matching engine.")
+        else:
+            return
+        order.update_ms = self.clock_ms()
+        self._release(order)
+
+    @staticmethod
+    def _release(order: Order) -> None:
+        """Unlock what a finished order still holds."""
+        if order.lock_asset and order.locked:
+            order.account.unlock(order.lock_asset, order.locked)
+            order.locked = Decimal(0)
+
+
+__all__ = ["Fill", "InsufficientBalance", "Order", "Trading"]
