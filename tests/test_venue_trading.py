@@ -223,3 +223,26 @@ def test_ioc_fok_and_quote_quantity_market():
     assert mkt.orig_quote_qty == D("10")
     usdt = D(10000) - D("100.02") - D("9.9999991")
     assert acc.balances()["USDT"] == (usdt, D(0))
+
+
+def test_accounts_file_loads_and_bad_files_are_named(tmp_path):
+    from pathlib import Path
+
+    from tradelab.errors import ConfigError
+    from tradelab.venue.accounts import load_accounts
+
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "venue_accounts.yaml"
+    accs = Accounts(load_accounts(shipped))
+    trader = accs.get("local-trader-key")
+    assert trader is not None and trader.balances()["BTC"] == (D("0.5"), D(0))
+    ro = accs.get("local-readonly-key")
+    assert ro is not None and not ro.can_trade
+    bad = tmp_path / "a.yaml"
+    bad.write_text("accounts:\n  - api_key: k\n    secret: s\n    balances: {USDT: lots}\n")
+    with pytest.raises(ConfigError, match="a.yaml: account #1 balance of USDT: 'lots' is not"):
+        load_accounts(bad)
+    bad.write_text("accounts: []\n")
+    with pytest.raises(ConfigError, match="non-empty list"):
+        load_accounts(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_accounts(tmp_path / "missing.yaml")

@@ -412,11 +412,15 @@ def venue(
         help="A client that cannot keep up: 'disconnect' drops it (close 1008) as Binance "
              "does, without slowing anyone else; 'wait' slows the replay to it. [default: "
              "disconnect, or wait with --speed 0]")] = None,
+    accounts: Annotated[Path | None, typer.Option(
+        help="YAML file of trading accounts (api_key, secret, balances, maker_fee, taker_fee, "
+             "can_trade) [default: the built-in demo account].")] = None,
 ) -> None:
     """A local exchange on 127.0.0.1 speaking the Binance spot and USD-M protocol.
 
     REST: /api/v3 and /fapi/v1 (exchangeInfo, depth, klines, aggTrades, premiumIndex,
-    fundingRate, openInterest). Websockets: /spot/stream?streams=... and /usdm/stream?streams=...
+    fundingRate, openInterest); signed spot trading on /api/v3 (order, order/test, openOrders,
+    account, myTrades). Websockets: /spot/stream?streams=... and /usdm/stream?streams=...
     (also /ws and SUBSCRIBE), plain and TLS. Faults: POST /venue/fault {"kind": "drop_diff" |
     "disconnect" | "stall" | "malformed" | "rate_limit", "symbol": "BTCUSDT"}.
     """
@@ -438,7 +442,7 @@ def venue(
             history=history, synth_history_days=synth_history_days,
             wait_clients=wait_clients, exit_at_end=exit_at_end, rate_limit=rate_limit,
             slow_client=slow_client or ("wait" if speed <= 0 else "disconnect"),
-            console=err))
+            accounts=accounts, console=err))
 
 
 @app.command()
