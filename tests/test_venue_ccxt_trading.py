@@ -126,11 +126,13 @@ def test_ccxt_errors_arrive_as_ccxt_classes(venue_url):
     assert time.time() > 0
 
 
-def test_raw_signed_request_rules(venue_url):
-    """Wire details ccxt does not show: ACK/RESULT/FULL, order/test, cancel-all, -1102."""
+def test_raw_signed_request_rules(venue_url, caplog):
+    """Wire details ccxt does not show: ACK/RESULT/FULL, order/test, cancel-all, -1102; and
+    neither key nor secret in the venue's log."""
     import hashlib
     import hmac
     import json
+    import logging
     import urllib.error
     import urllib.request
 
@@ -148,6 +150,7 @@ def test_raw_signed_request_rules(venue_url):
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read()), exc.headers
 
+    caplog.set_level(logging.DEBUG)
     base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
             "quantity": "0.1", "price": "90.00"}
     status, body, headers = call("POST", "order", {**base, "newOrderRespType": "ACK"}, True)
@@ -172,3 +175,5 @@ def test_raw_signed_request_rules(venue_url):
     assert (status, body["code"]) == (400, -2011)
     status, body, _ = call("GET", "openOrders", {"symbol": "NOPEUSDT"})
     assert (status, body) == (400, {"code": -1121, "msg": "Invalid symbol."})
+    assert "signed GET openOrders refused: -1121" in caplog.text  # the venue did log
+    assert "key-a" not in caplog.text and "secret-a" not in caplog.text
