@@ -246,3 +246,67 @@ def test_accounts_file_loads_and_bad_files_are_named(tmp_path):
         load_accounts(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_accounts(tmp_path / "missing.yaml")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_orders_on_the_replayed_spot_recording(binance_ws):
+    """A resting bid 3.00 under the market and a market sell, on the real recording.
+
+    Truth from the recorded messages themselves: the bid cannot fill before the market trades
+    (or offers) at its price, must be filled whole once a trade prints below it, and fills at
+    its own price as maker; the market sell fills at the recorded best bid of that moment."""
+    from tradelab.venue.accounts import DEMO_API_KEY
+    from tradelab.venue.sources import RecordingSource
+
+    async def run() -> None:
+        venue = Venue(RecordingSource([binance_ws / "spot_btcusdt_20240808.gz"]), speed=0,
+                      wait_clients=0)
+        acc = venue.accounts.get(DEMO_API_KEY)
+        assert acc is not None
+        book = venue.books[KEY]
+        src = venue.source
+        n, order, price = 0, None, D(0)
+        reachable_at = through_at = filled_at = None
+        while batch := src.take(None):
+            for msg in batch:
+                await venue.publish(msg)
+                n += 1
+                if order is None and n > 3000 and book.synced:
+                    bid, ask = book.best()
+                    assert bid is not None and ask is not None
+                    sell = venue.trading.new_order(acc, _order(side="SELL", type="MARKET",
+                                                               quantity="0.01"))
+                    assert sell is not None and sell.status == "FILLED"
+                    best_bid_qty = D(book.bids[max(book.bids, key=D)])
+                    assert best_bid_qty >= D("0.01")  # so one fill at the best bid
+                    assert [(f.price, f.maker) for f in sell.fills] == [
+                        (D(f"{bid:.2f}"), False)]
+                    price = D(f"{bid:.2f}") - 3
+                    order = venue.trading.new_order(acc, _order(
+                        side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01",
+                        price=str(price)))
+                    assert order is not None and order.status == "NEW"
+                    continue
+                if order is None:
+                    continue
+                if reachable_at is None:
+                    best_ask = book.best()[1]
+                    if (msg.kind == "trade" and D(msg.data["p"]) <= price) or (
+                            best_ask is not None and D(f"{best_ask:.2f}") <= price):
+                        reachable_at = n
+                if through_at is None and msg.kind == "trade" and D(msg.data["p"]) < price:
+                    through_at = n
+                if filled_at is None and order.fills:
+                    filled_at = n
+        assert order is not None and reachable_at is not None and through_at is not None
+        assert filled_at is not None and reachable_at <= filled_at <= through_at
+        assert order.status == "FILLED"
+        assert [(f.price, f.qty, f.maker, f.commission) for f in order.fills] == [
+            (price, D("0.01000"), True, D("0.00001"))]
+        sell_quote = venue.trading.my_trades(acc, "BTCUSDT")[0].quote_qty
+        fee = (sell_quote * D("0.001")).quantize(D("0.00000001"), rounding="ROUND_DOWN")
+        assert acc.balances()["USDT"] == (D(100000) + sell_quote - fee - price * D("0.01"), 0)
+        assert acc.balances()["BTC"] == (D(1) - D("0.01") + D("0.01") - D("0.00001"), 0)
+
+    asyncio.run(run())
