@@ -117,6 +117,18 @@ def test_ccxt_errors_arrive_as_ccxt_classes(venue_url):
     with pytest.raises(ccxt.DDoSProtection, match="-2015"):
         read_only.create_order("BTC/USDT", "limit", "buy", 0.06, 99.0)
 
+    # a rate_limit fault refuses the next signed request with a 429
+    import json
+    import urllib.request
+
+    fault = urllib.request.Request(f"{venue_url}/venue/fault", method="POST",
+                                   data=json.dumps({"kind": "rate_limit"}).encode())
+    with urllib.request.urlopen(fault) as resp:
+        assert resp.status == 200
+    with pytest.raises(ccxt.DDoSProtection):
+        ex.fetch_open_orders("BTC/USDT")
+    assert isinstance(ex.fetch_open_orders("BTC/USDT"), list)
+
     # a client clock 10 s behind the server: outside ccxt's 10 s recvWindow -> -1021
     late = client(venue_url, "key-a", "secret-a")
     late.markets, late.markets_by_id = ex.markets, ex.markets_by_id

@@ -5,7 +5,8 @@ header names an account (-2015 otherwise), the ``signature`` is the HMAC-SHA256 
 string plus the body exactly as received (-1022), and the ``timestamp`` lies within
 ``recvWindow`` of the server clock and at most 1 s ahead (-1021). The server clock for these
 checks is the wall clock (a replay's exchange time may be years old, and clients sign with
-their own clock). Each endpoint charges its Binance request weight through the shared limiter.
+their own clock). Each endpoint charges its Binance request weight through the shared limiter
+(a 429 with ``Retry-After`` beyond it, or while a ``rate_limit`` fault is pending).
 """
 
 from __future__ import annotations
@@ -139,7 +140,11 @@ def signed_routes(venue: Venue, charge: Callable[[int], tuple[bool, int]],
                 weight = wire.WEIGHT["openOrdersAll"]
             ok, used = charge(weight)
             headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
-            if not ok:
+            faults = venue.faults
+            if faults.rate_limit > 0 or not ok:
+                if faults.rate_limit > 0:
+                    faults.rate_limit -= 1
+                    faults.fired["rate_limit"] += 1
                 return web.json_response({"code": -1003, "msg": "Too many requests."},
                                          status=429, headers={**headers, "Retry-After": "1"})
             body = await request.text() if request.can_read_body else ""
