@@ -84,6 +84,8 @@ def test_ccxt_orders_fills_balances_and_trades(venue_url):
     assert [(t["order"], t["price"], t["amount"], t["takerOrMaker"]) for t in trades] == [
         (mkt["id"], 100.02, 1.0, "taker"), (mkt["id"], 100.03, 0.5, "taker")]
     assert [o["id"] for o in ex.fetch_open_orders("BTC/USDT")] == [maker["id"]]
+    assert [(o["id"], o["status"]) for o in ex.fetch_orders("BTC/USDT")] == [
+        (rest["id"], "canceled"), (mkt["id"], "closed"), (maker["id"], "open")]
 
 
 def test_ccxt_errors_arrive_as_ccxt_classes(venue_url):

@@ -420,9 +420,10 @@ def venue(
 
     REST: /api/v3 and /fapi/v1 (exchangeInfo, depth, klines, aggTrades, premiumIndex,
     fundingRate, openInterest); signed spot trading on /api/v3 (order, order/test, openOrders,
-    account, myTrades). Websockets: /spot/stream?streams=... and /usdm/stream?streams=...
-    (also /ws and SUBSCRIBE), plain and TLS. Faults: POST /venue/fault {"kind": "drop_diff" |
-    "disconnect" | "stall" | "malformed" | "rate_limit", "symbol": "BTCUSDT"}.
+    allOrders, account, myTrades). Websockets: /spot/stream?streams=... and
+    /usdm/stream?streams=... (also /ws and SUBSCRIBE), plain and TLS. Faults: POST
+    /venue/fault {"kind": "drop_diff" | "disconnect" | "stall" | "malformed" | "rate_limit",
+    "symbol": "BTCUSDT"}.
     """
     import asyncio
 

@@ -84,6 +84,17 @@ def delete_open_orders(venue: Venue, acc: Account, params: dict[str, str]) -> li
             for o in venue.trading.cancel_all(acc, _symbol(params))]
 
 
+def get_all_orders(venue: Venue, acc: Account, params: dict[str, str]) -> list:
+    raw = params.get("orderId")
+    try:
+        from_id = int(raw) if raw else None
+    except ValueError:
+        raise wire.TradingError(400, -1100, "Illegal characters found in parameter 'orderId'.") \
+            from None
+    orders = venue.trading.all_orders(acc, _symbol(params), from_id, _limit(params, 500, 1000))
+    return [wire.order_status(o.view()) for o in orders]
+
+
 def get_account(venue: Venue, acc: Account, params: dict[str, str]) -> dict:
     return wire.account(acc.balances(), acc.maker_fee, acc.taker_fee, acc.can_trade, acc.uid,
                         venue.now_ms)
@@ -109,6 +120,7 @@ ENDPOINTS: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "order", "getOrder", get_order),
     ("GET", "openOrders", "openOrders", get_open_orders),
     ("DELETE", "openOrders", "cancelAll", delete_open_orders),
+    ("GET", "allOrders", "allOrders", get_all_orders),
     ("GET", "account", "account", get_account),
     ("GET", "myTrades", "myTrades", get_my_trades),
 )

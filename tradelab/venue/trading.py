@@ -238,6 +238,14 @@ class Trading:
         return [o for o in self.orders.values() if o.account is acc and o.open
                 and (inst is None or o.inst is inst)]
 
+    def all_orders(self, acc: Account, symbol: str, from_id: int | None = None,
+                   limit: int = 500) -> list[Order]:
+        """The account's orders of ``symbol``, open or finished, oldest first."""
+        inst = self._instrument(symbol)
+        mine = [o for o in self.orders.values() if o.account is acc and o.inst is inst
+                and (from_id is None or o.order_id >= from_id)]
+        return sorted(mine, key=lambda o: o.order_id)[:limit]
+
     def my_trades(self, acc: Account, symbol: str, order_id: int | None = None,
                   from_id: int | None = None, limit: int = 500) -> list[wire.TradeView]:
         inst = self._instrument(symbol)

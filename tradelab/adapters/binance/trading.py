@@ -22,7 +22,7 @@ ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 RESP_TYPES = ("ACK", "RESULT", "FULL")
 WEIGHT = {"order": 1, "order/test": 1, "cancel": 1, "getOrder": 4, "openOrders": 6,
-          "openOrdersAll": 80, "cancelAll": 1, "account": 20, "myTrades": 20}
+          "openOrdersAll": 80, "cancelAll": 1, "allOrders": 20, "account": 20, "myTrades": 20}
 
 MSG_INSUFFICIENT = "Account has insufficient balance for requested action."
 MSG_WOULD_TAKE = "Order would immediately match and take."
