@@ -185,7 +185,8 @@ def test_order_checks_name_the_problem():
     assert code(side="BUY", type="LIMIT", timeInForce="GTC", quantity="102",
                 price="99") == (-2010, wire.MSG_INSUFFICIENT)
     assert code(side="SELL", type="MARKET", quantity="2") == (-2010, wire.MSG_INSUFFICIENT)
-    assert code(side="BUY", type="MARKET", quantity="5.1") == (-2010, wire.MSG_INSUFFICIENT)
+    assert code(side="BUY", type="MARKET", quoteOrderQty="10000.01") == (
+        -2010, wire.MSG_INSUFFICIENT)
     with pytest.raises(wire.TradingError) as err:
         t.new_order(acc, wire.parse_order({"symbol": "DOGEUSDT", "side": "BUY",
                                            "type": "MARKET", "quantity": "1"}))
@@ -310,3 +311,22 @@ def test_orders_on_the_replayed_spot_recording(binance_ws):
         assert acc.balances()["BTC"] == (D(1) - D("0.01") + D("0.01") - D("0.00001"), 0)
 
     asyncio.run(run())
+
+
+def test_market_order_bigger_than_the_book_fills_what_is_there_and_expires():
+    venue = Venue(StaticSource({KEY: BOOK}), wait_clients=0,
+                  accounts=[{**ACCOUNT, "balances": {"USDT": "1000"}},
+                            {**ACCOUNT, "api_key": "k2", "balances": {"USDT": "150"}}])
+    t, acc, poor = venue.trading, venue.accounts.get("k1"), venue.accounts.get("k2")
+    assert acc is not None and poor is not None
+    # 1.5 would cost 100.02 + 0.5 * 100.03 = 150.035 > 150
+    with pytest.raises(wire.TradingError) as err:
+        t.new_order(poor, _order(side="BUY", type="MARKET", quantity="1.5"))
+    assert (err.value.code, err.value.msg) == (-2010, wire.MSG_INSUFFICIENT)
+    assert poor.balances()["USDT"] == (D(150), D(0))
+    # the asks hold 5 (1 @ 100.02, 4 @ 100.03): costs 500.14, the rest of 6 expires
+    o = t.new_order(acc, _order(side="BUY", type="MARKET", quantity="6"))
+    assert o is not None and o.status == "EXPIRED" and o.executed == D("5")
+    assert o.cum_quote == D("500.14")
+    assert acc.balances()["USDT"] == (D("499.86"), D(0))
+    assert acc.balances()["BTC"] == (D("4.99"), D(0))  # 5 less the 0.2 % taker fee

@@ -169,8 +169,8 @@ class Trading:
             qty = self._market_qty(inst, req)
             self._check(inst, None, qty, market=True)
             if req.side == "BUY":
-                cost = self._walk_cost(inst, qty)
-                if cost is None or cost > acc.free.get(inst.quote, Decimal(0)):
+                cost = req.quote_qty if req.quote_qty is not None else self._walk_cost(inst, qty)
+                if cost > acc.free.get(inst.quote, Decimal(0)):
                     raise wire.rejected(wire.MSG_INSUFFICIENT)
             else:
                 lock_asset, lock = inst.base, qty
@@ -319,16 +319,17 @@ class Trading:
         base, tick, qd = int(c.iv[I_BASE]), Decimal(inst.tick), inst.qty_decimals()
         return [((base + int(i)) * tick, Decimal(f"{avail[i]:.{qd}f}")) for i in idx[:MAX_WALK]]
 
-    def _walk_cost(self, inst: Instrument, qty: Decimal) -> Decimal | None:
-        """Quote cost of buying ``qty`` from the asks (None if they hold less)."""
+    def _walk_cost(self, inst: Instrument, qty: Decimal) -> Decimal:
+        """Quote cost of buying ``qty`` from the asks (of what they hold, if less: the rest of
+        the market order expires unfilled)."""
         left, cost = qty, Decimal(0)
         for p, q in self._levels(inst, "BUY"):
             take = min(left, q)
             cost += take * p
             left -= take
             if left <= 0:
-                return cost
-        return None
+                break
+        return cost
 
     def _market_qty(self, inst: Instrument, req: wire.OrderRequest) -> Decimal:
         """A market order's base quantity: as sent, or what ``quoteOrderQty`` buys / sells
