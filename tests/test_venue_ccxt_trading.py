@@ -176,6 +176,10 @@ def test_raw_signed_request_rules(venue_url, caplog):
     status, body, _ = call("POST", "order", {**base, "newClientOrderId": "c-1"}, True)
     assert status == 200 and body["fills"] == [] and body["clientOrderId"] == "c-1"
     assert call("POST", "order/test", base, True)[:2] == (200, {})
+    maker = {**base, "type": "LIMIT_MAKER"}
+    del maker["timeInForce"]
+    status, body, _ = call("POST", "order", maker, True)  # ACK is LIMIT_MAKER's default
+    assert status == 200 and "status" not in body and body["orderId"] > 0
     status, body, _ = call("GET", "order", {"symbol": "BTCUSDT"})
     assert (status, body["code"]) == (400, -1102)
     status, body, _ = call("GET", "order", {"symbol": "BTCUSDT", "origClientOrderId": "c-1"})

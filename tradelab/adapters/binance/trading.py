@@ -199,7 +199,7 @@ def parse_order(params: Mapping[str, str]) -> OrderRequest:
         if (qty is None) == (quote is None):
             raise TradingError(400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, "
                                            "but both were empty/null!")
-    default_resp = "FULL"
+    default_resp = "FULL" if otype in ("LIMIT", "MARKET") else "ACK"  # Binance's defaults
     resp = params.get("newOrderRespType", default_resp).upper()
     if resp not in RESP_TYPES:
         raise TradingError(400, -1177, "Invalid newOrderRespType.")
