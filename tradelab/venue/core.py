@@ -5,6 +5,8 @@ One timeline for all clients, like an exchange. The replay is paced by the sourc
 client before it starts, and pauses while no client is connected, so a reconnecting client misses
 nothing. Every published depth diff is applied to the venue's own book, so REST snapshots are
 consistent with the stream position; a dropped-diff fault withholds a diff from clients only.
+Spot diffs and trades also reach :class:`~tradelab.venue.trading.Trading`, where the accounts'
+orders match on the shared matching core.
 """
 
 from __future__ import annotations
