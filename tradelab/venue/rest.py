@@ -1,9 +1,10 @@
 """The venue's REST API in Binance's shapes: spot under ``/api/v3``, USD-M under ``/fapi/v1``.
 
 Market data: ping, time, exchangeInfo, depth, klines, aggTrades, premiumIndex, fundingRate and
-openInterest (signed spot order entry is in :mod:`tradelab.venue.signed`). Errors use Binance's body ``{"code": -1121, "msg":
-"Invalid symbol."}``; a request weight is counted per minute and a 429 with code -1003 answers
-requests over the limit (or while a ``rate_limit`` fault is active).
+openInterest (signed spot order entry is in :mod:`tradelab.venue.signed`). Errors use
+Binance's body ``{"code": -1121, "msg": "Invalid symbol."}``; a request weight is counted per
+minute and a 429 with code -1003 answers requests over the limit (or while a ``rate_limit``
+fault is active).
 """
 
 from __future__ import annotations

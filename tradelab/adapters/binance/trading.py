@@ -160,9 +160,10 @@ def _decimal(params: Mapping[str, str], name: str) -> Decimal | None:
     except InvalidOperation:
         raise TradingError(400, -1100, f"Illegal characters found in parameter '{name}'; legal "
                                        "range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.") from None
-    if not value.is_finite() or value <= 0:
-        raise TradingError(400, -1013, f"Invalid {name}.") if value == 0 else TradingError(
-            400, -1100, f"Illegal characters found in parameter '{name}'.")
+    if value == 0:
+        raise TradingError(400, -1013, f"Invalid {name}.")
+    if not value.is_finite() or value < 0:
+        raise TradingError(400, -1100, f"Illegal characters found in parameter '{name}'.")
     return value
 
 
