@@ -139,7 +139,7 @@ def test_ccxt_errors_arrive_as_ccxt_classes(venue_url):
         late.fetch_balance()
 
 
-def test_raw_signed_request_rules(venue_url, caplog):
+def test_raw_signed_request_rules(venue_url):
     """Wire details ccxt does not show: ACK/RESULT/FULL, order/test, cancel-all, -1102; and
     neither key nor secret in the venue's log."""
     import hashlib
@@ -163,7 +163,15 @@ def test_raw_signed_request_rules(venue_url, caplog):
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read()), exc.headers
 
-    caplog.set_level(logging.DEBUG)
+    # the venue's logger itself (other tests may have configured logging: do not rely on
+    # propagation to the root logger)
+    lines: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    venue_log = logging.getLogger("tradelab.venue")
+    venue_log.addHandler(handler)
+    old_level = venue_log.level
+    venue_log.setLevel(logging.DEBUG)
     base = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
             "quantity": "0.1", "price": "90.00"}
     status, body, headers = call("POST", "order", {**base, "newOrderRespType": "ACK"}, True)
@@ -192,5 +200,8 @@ def test_raw_signed_request_rules(venue_url, caplog):
     assert (status, body["code"]) == (400, -2011)
     status, body, _ = call("GET", "openOrders", {"symbol": "NOPEUSDT"})
     assert (status, body) == (400, {"code": -1121, "msg": "Invalid symbol."})
-    assert "signed GET openOrders refused: -1121" in caplog.text  # the venue did log
-    assert "key-a" not in caplog.text and "secret-a" not in caplog.text
+    venue_log.removeHandler(handler)
+    venue_log.setLevel(old_level)
+    text = "\n".join(lines)
+    assert "signed GET openOrders refused: -1121" in text  # the venue did log
+    assert "key-a" not in text and "secret-a" not in text
