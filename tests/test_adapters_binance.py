@@ -18,7 +18,7 @@ from tradelab.adapters.binance.symbols import (
 from tradelab.errors import AdapterError
 from tradelab.venue.history import History
 from tradelab.venue.rest import exchange_info
-from tradelab.venue.run import _HistoryOnly
+from tradelab.venue.sources import StaticSource
 
 D = Decimal
 
@@ -92,7 +92,7 @@ def test_the_venue_serves_the_filters_it_validates_with():
     hist.get("spot", "ETHUSDT")
 
     class _V:  # exchange_info reads only these two attributes of the venue
-        instruments = _HistoryOnly(hist).instruments
+        instruments = StaticSource(hist.by_key).instruments
         now_ms = 0
 
     (entry,) = exchange_info(_V, "usdm")["symbols"]

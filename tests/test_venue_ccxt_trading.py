@@ -11,7 +11,7 @@ import time
 import ccxt
 import pytest
 
-from tests.venue_helpers import StaticSource, venue_in_thread
+from tests.venue_helpers import book_source, venue_in_thread
 from tradelab.venue.core import Venue
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def client(rest_url: str, key: str, secret: str) -> ccxt.binance:
 @pytest.fixture(scope="module")
 def venue_url():
     def make() -> Venue:
-        return Venue(StaticSource({("spot", "BTCUSDT"): BOOK}), wait_clients=0,
+        return Venue(book_source({("spot", "BTCUSDT"): BOOK}), wait_clients=0,
                      accounts=ACCOUNTS)
 
     with venue_in_thread(make, tls_port=None) as rv:

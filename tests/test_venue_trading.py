@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.venue_helpers import StaticSource
+from tests.venue_helpers import book_source
 from tradelab.adapters.binance import trading as wire
 from tradelab.venue.accounts import Accounts
 from tradelab.venue.core import Venue
@@ -92,7 +92,7 @@ def test_hand_made_book_and_order_timeline():
     """
 
     async def session() -> None:
-        venue = Venue(StaticSource({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
+        venue = Venue(book_source({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
         t = venue.trading
         acc = venue.accounts.get("k1")
         assert acc is not None
@@ -167,7 +167,7 @@ def test_hand_made_book_and_order_timeline():
 
 
 def test_order_checks_name_the_problem():
-    venue = Venue(StaticSource({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
+    venue = Venue(book_source({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
     t, acc = venue.trading, venue.accounts.get("k1")
     assert acc is not None
 
@@ -205,7 +205,7 @@ def test_order_checks_name_the_problem():
 
 
 def test_ioc_fok_and_quote_quantity_market():
-    venue = Venue(StaticSource({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
+    venue = Venue(book_source({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
     t, acc = venue.trading, venue.accounts.get("k1")
     assert acc is not None
     # FOK for 2 at 100.02 sees only 1 there: expires whole, nothing fills, nothing stays locked
@@ -314,7 +314,7 @@ def test_orders_on_the_replayed_spot_recording(binance_ws):
 
 
 def test_market_order_bigger_than_the_book_fills_what_is_there_and_expires():
-    venue = Venue(StaticSource({KEY: BOOK}), wait_clients=0,
+    venue = Venue(book_source({KEY: BOOK}), wait_clients=0,
                   accounts=[{**ACCOUNT, "balances": {"USDT": "1000"}},
                             {**ACCOUNT, "api_key": "k2", "balances": {"USDT": "150"}}])
     t, acc, poor = venue.trading, venue.accounts.get("k1"), venue.accounts.get("k2")

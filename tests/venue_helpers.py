@@ -121,28 +121,9 @@ def venue_in_thread(make_venue: Callable[[], Venue], **start_kw) -> Iterator:
         thread.join(10)
 
 
-class StaticSource:
-    """A source with a hand-made starting book and no stream of its own: tests publish the
-    market's messages themselves (``await venue.publish(VenueMessage(...))``)."""
+def book_source(books: dict[tuple[str, str], dict]):
+    """A hand-made starting book and no stream: tests publish the market's messages
+    themselves (``await venue.publish(VenueMessage(...))``)."""
+    from tradelab.venue.sources import StaticSource
 
-    def __init__(self, books: dict[tuple[str, str], dict]) -> None:
-        from tradelab.venue.instruments import instrument
-
-        self.instruments = {key: instrument(*key) for key in books}
-        self.initial = dict(books)
-        self.snapshots = [(m, s, snap) for (m, s), snap in books.items()]
-        self.exhausted = True
-        self.lines = 0
-        self.skipped = 0
-
-    def start_at(self) -> int:
-        return 0
-
-    def peek(self):
-        return None
-
-    def take(self, until, max_n: int = 2000) -> list:
-        return []
-
-    def provides(self, kind: str) -> bool:
-        return kind in ("depth", "trade")
+    return StaticSource(books, books, ("depth", "trade"))

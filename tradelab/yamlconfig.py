@@ -27,13 +27,18 @@ def parse_model(model: type[M], raw: object, origin: str, what: str) -> M:
         raise ConfigError(f"{origin}: invalid {what}:\n" + "\n".join(lines)) from None
 
 
-def load_model(model: type[M], path: str | Path, what: str) -> M:
-    """Read a YAML file and validate it; a missing file or bad YAML is named as such."""
+def read_yaml(path: str | Path, what: str) -> object:
+    """The parsed content of a YAML file; a missing file or bad YAML is a ConfigError naming
+    it (``what`` says what the file is, e.g. "accounts file")."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_model(model, raw, str(path), what)
+
+
+def load_model(model: type[M], path: str | Path, what: str) -> M:
+    """Read a YAML file and validate it; a missing file or bad YAML is named as such."""
+    return parse_model(model, read_yaml(path, what), str(path), what)

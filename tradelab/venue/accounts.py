@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import yaml
-
 from tradelab.errors import ConfigError
+from tradelab.yamlconfig import read_yaml
 
 DEMO_API_KEY = "tradelab-demo-api-key"
 DEMO_SECRET = "tradelab-demo-secret"
@@ -131,12 +130,7 @@ def load_accounts(path: str | Path) -> list[dict]:
     """The ``accounts:`` list of a YAML file (each entry as :func:`account_from_config` reads
     it), checked; a missing file, bad YAML or a bad entry raises ConfigError naming it."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"accounts file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_yaml(path, "accounts file")
     entries = raw.get("accounts") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: expected a non-empty list under 'accounts:'")

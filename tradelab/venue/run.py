@@ -12,7 +12,7 @@ from rich.console import Console
 from tradelab.venue.core import Venue
 from tradelab.venue.history import History
 from tradelab.venue.server import start_venue
-from tradelab.venue.sources import MarketSource, RecordingSource, ZISource
+from tradelab.venue.sources import MarketSource, RecordingSource, StaticSource, ZISource
 
 MIDS = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "BNB": 600.0}
 
@@ -58,7 +58,7 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
     elif synthetic:
         source = synthetic_source(symbols, markets, seed)
     else:
-        source = _HistoryOnly(hist)
+        source = StaticSource(hist.by_key)
     from tradelab.venue.accounts import DEMO_API_KEY, load_accounts
 
     venue = Venue(source, hist, speed=speed, wait_clients=wait_clients, slow_client=slow_client,
@@ -89,29 +89,3 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
             await w
     console.print(f"venue stopping: {venue.status()['published']}")
     await rv.stop()
-
-
-class _HistoryOnly:
-    """A source with no stream: the venue serves REST history only."""
-
-    def __init__(self, hist: History) -> None:
-        from tradelab.venue.instruments import instrument
-
-        self.instruments = {key: instrument(*key) for key in hist.by_key}
-        self.initial: dict = {}
-        self.snapshots: list = []
-        self.exhausted = True
-        self.lines = 0
-        self.skipped = 0
-
-    def start_at(self) -> int:
-        return 0
-
-    def peek(self):
-        return None
-
-    def take(self, until, max_n: int = 2000) -> list:
-        return []
-
-    def provides(self, kind: str) -> bool:
-        return False

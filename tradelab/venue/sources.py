@@ -7,7 +7,7 @@ A source yields :class:`VenueMessage` batches in stream order. ``at`` is the sou
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,6 +59,35 @@ class MarketSource(Protocol):
     def provides(self, kind: str) -> bool:
         """Whether the source carries a stream kind itself (else the venue derives it)."""
         ...
+
+
+class StaticSource:
+    """A source with no stream of its own: instruments and (optionally) starting books only.
+
+    The venue serves REST history over it (``provides=()``), or a test publishes the market's
+    messages itself over a hand-made book (``provides=("depth", "trade")``)."""
+
+    def __init__(self, keys: Iterable[tuple[str, str]], books: dict | None = None,
+                 provides: Sequence[str] = ()) -> None:
+        self.instruments = {key: instrument(*key) for key in keys}
+        self.initial: dict = dict(books or {})
+        self.snapshots: list = [(m, s, snap) for (m, s), snap in self.initial.items()]
+        self.exhausted = True
+        self.lines = 0
+        self.skipped = 0
+        self._provides = tuple(provides)
+
+    def start_at(self) -> int:
+        return 0
+
+    def peek(self) -> Any:
+        return None
+
+    def take(self, until: int | None, max_n: int = 2000) -> list:
+        return []
+
+    def provides(self, kind: str) -> bool:
+        return kind in self._provides
 
 
 class RecordingSource:
