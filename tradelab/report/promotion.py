@@ -195,29 +195,17 @@ def agreement_gate(store: Path, run_id: str, params: dict[str, float], tolerance
     same trades, all matched, and the event PnL within ``tolerance`` (relative) of the sweep's
     (the rule of its ``Agreement.agrees``). FAILS when the check is unavailable or cannot run
     (e.g. no stored trades to replay)."""
+    def failed(reason: str) -> Gate:
+        return Gate("agreement", False, None, tolerance, "<=", reason)
+
     try:
         fig = agreement_figures(store, run_id, params)
     except ImportError:
-        return Gate(
-            "agreement",
-            False,
-            None,
-            tolerance,
-            "<=",
-            "agreement check unavailable (tradelab.backtest.event.agreement is missing)",
-        )
+        return failed("agreement check unavailable (tradelab.backtest.event.agreement is missing)")
     except TradelabError as exc:  # the check says why it cannot run (e.g. no stored trades)
-        reason = f"agreement check could not run: {exc}"
-        return Gate("agreement", False, None, tolerance, "<=", reason)
+        return failed(f"agreement check could not run: {exc}")
     except Exception as exc:  # noqa: BLE001 - any failure of the check is a failed gate
-        return Gate(
-            "agreement",
-            False,
-            None,
-            tolerance,
-            "<=",
-            f"agreement check could not run: {type(exc).__name__}: {exc}",
-        )
+        return failed(f"agreement check could not run: {type(exc).__name__}: {exc}")
     rel = _num(fig.get("rel_pnl_diff"))
     same = fig.get("n_sweep_trades") == fig.get("n_event_trades") == fig.get("n_matched")
     ok = bool(same and math.isfinite(rel) and rel <= tolerance)
