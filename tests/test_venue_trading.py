@@ -43,7 +43,7 @@ def test_binance_signing_example_reproduces():
         assert req.signature == s
         wire.check_signature(req, secret)
         assert req.params["price"] == "0.1" and req.params["timestamp"] == "1499827319559"
-        with pytest.raises(wire.TradingError) as err:
+        with pytest.raises(wire.BinanceError) as err:
             wire.check_signature(req, secret + "x")
         assert err.value.code == -1022
     wire.check_timestamp({"timestamp": "1499827319559", "recvWindow": "5000"}, 1499827320000)
@@ -61,7 +61,7 @@ def test_timestamp_and_recv_window_rules(ts, window, server, code):
     if code is None:
         wire.check_timestamp(params, server)
         return
-    with pytest.raises(wire.TradingError) as err:
+    with pytest.raises(wire.BinanceError) as err:
         wire.check_timestamp(params, server)
     assert err.value.code == code
 
@@ -127,7 +127,7 @@ def test_hand_made_book_and_order_timeline():
         assert bal("BTC") == (D("2.6968"), D(0))  # 1.1998 + 1.5 - 0.003
 
         # 4. a post-only sell at the best bid would take: refused, nothing moves
-        with pytest.raises(wire.TradingError) as err:
+        with pytest.raises(wire.BinanceError) as err:
             t.new_order(acc, _order(side="SELL", type="LIMIT_MAKER", quantity="1",
                                     price="100.00"))
         assert (err.value.code, err.value.msg) == (-2010, "Order would immediately match and take.")
@@ -153,7 +153,7 @@ def test_hand_made_book_and_order_timeline():
         # 7. cancel the rest of the buy: its 30 USDT come back
         assert t.cancel(acc, "BTCUSDT", o1.order_id, None).status == "CANCELED"
         assert bal("USDT") == (D("9929.91495"), D(0))
-        with pytest.raises(wire.TradingError) as err:
+        with pytest.raises(wire.BinanceError) as err:
             t.cancel(acc, "BTCUSDT", o1.order_id, None)
         assert err.value.code == -2011
 
@@ -172,7 +172,7 @@ def test_order_checks_name_the_problem():
     assert acc is not None
 
     def code(**kw: str) -> tuple[int, str]:
-        with pytest.raises(wire.TradingError) as err:
+        with pytest.raises(wire.BinanceError) as err:
             t.new_order(acc, _order(**kw))
         return err.value.code, err.value.msg
 
@@ -187,11 +187,11 @@ def test_order_checks_name_the_problem():
     assert code(side="SELL", type="MARKET", quantity="2") == (-2010, wire.MSG_INSUFFICIENT)
     assert code(side="BUY", type="MARKET", quoteOrderQty="10000.01") == (
         -2010, wire.MSG_INSUFFICIENT)
-    with pytest.raises(wire.TradingError) as err:
+    with pytest.raises(wire.BinanceError) as err:
         t.new_order(acc, wire.parse_order({"symbol": "DOGEUSDT", "side": "BUY",
                                            "type": "MARKET", "quantity": "1"}))
     assert err.value.code == -1121
-    with pytest.raises(wire.TradingError) as err:
+    with pytest.raises(wire.BinanceError) as err:
         wire.parse_order({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
                           "quantity": "1", "price": "1"})
     assert (err.value.code, err.value.msg) == (
@@ -320,7 +320,7 @@ def test_market_order_bigger_than_the_book_fills_what_is_there_and_expires():
     t, acc, poor = venue.trading, venue.accounts.get("k1"), venue.accounts.get("k2")
     assert acc is not None and poor is not None
     # 1.5 would cost 100.02 + 0.5 * 100.03 = 150.035 > 150
-    with pytest.raises(wire.TradingError) as err:
+    with pytest.raises(wire.BinanceError) as err:
         t.new_order(poor, _order(side="BUY", type="MARKET", quantity="1.5"))
     assert (err.value.code, err.value.msg) == (-2010, wire.MSG_INSUFFICIENT)
     assert poor.balances()["USDT"] == (D(150), D(0))

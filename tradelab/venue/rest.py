@@ -17,18 +17,13 @@ from aiohttp import web
 
 from tradelab.adapters.binance.encode import agg_trade_row
 from tradelab.adapters.binance.schema import REST_PREFIX
+from tradelab.adapters.binance.trading import BinanceError
 from tradelab.venue.core import Venue
 from tradelab.venue.history import page
 
 SPOT, USDM = REST_PREFIX["spot"], REST_PREFIX["usdm"]
 WEIGHT = {"exchangeInfo": 20, "depth": 10, "klines": 2, "aggTrades": 2, "fundingRate": 1,
           "premiumIndex": 1, "openInterest": 1, "time": 1, "ping": 1, "trades": 10}
-
-
-class BinanceError(Exception):
-    def __init__(self, status: int, code: int, msg: str) -> None:
-        super().__init__(msg)
-        self.status, self.code, self.msg = status, code, msg
 
 
 def _err(status: int, code: int, msg: str) -> web.Response:

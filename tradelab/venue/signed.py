@@ -38,7 +38,7 @@ def _limit(params: dict[str, str], default: int, hi: int) -> int:
     try:
         value = int(raw) if raw else default
     except ValueError:
-        raise wire.TradingError(400, -1100, "Illegal characters found in parameter 'limit'.") \
+        raise wire.BinanceError(400, -1100, "Illegal characters found in parameter 'limit'.") \
             from None
     return max(1, min(value, hi))
 
@@ -89,7 +89,7 @@ def get_all_orders(venue: Venue, acc: Account, params: dict[str, str]) -> list:
     try:
         from_id = int(raw) if raw else None
     except ValueError:
-        raise wire.TradingError(400, -1100, "Illegal characters found in parameter 'orderId'.") \
+        raise wire.BinanceError(400, -1100, "Illegal characters found in parameter 'orderId'.") \
             from None
     orders = venue.trading.all_orders(acc, _symbol(params), from_id, _limit(params, 500, 1000))
     return [wire.order_status(o.view()) for o in orders]
@@ -108,7 +108,7 @@ def get_my_trades(venue: Venue, acc: Account, params: dict[str, str]) -> list:
                                          int(from_id) if from_id else None,
                                          _limit(params, 500, 1000))
     except ValueError:
-        raise wire.TradingError(400, -1100, "Illegal characters found in parameter 'orderId' or "
+        raise wire.BinanceError(400, -1100, "Illegal characters found in parameter 'orderId' or "
                                             "'fromId'.") from None
     return [wire.my_trade(t) for t in trades]
 
@@ -130,10 +130,10 @@ def authenticate(venue: Venue, api_key: str | None, query: str, body: str,
                  server_ms: int) -> tuple[Account, dict[str, str]]:
     """The account a signed request speaks for and its parameters, or the Binance error."""
     if not api_key:
-        raise wire.TradingError(401, -2014, "API-key format invalid.")
+        raise wire.BinanceError(401, -2014, "API-key format invalid.")
     acc = venue.accounts.get(api_key)
     if acc is None:
-        raise wire.TradingError(401, -2015, wire.MSG_BAD_KEY)
+        raise wire.BinanceError(401, -2015, wire.MSG_BAD_KEY)
     req = wire.parse_signed(query, body)
     wire.check_signature(req, acc.secret)
     wire.check_timestamp(req.params, server_ms)
@@ -164,7 +164,7 @@ def signed_routes(venue: Venue, charge: Callable[[int], tuple[bool, int]],
                 acc, params = authenticate(venue, request.headers.get("X-MBX-APIKEY"), query,
                                            body, clock_ms())
                 out = fn(venue, acc, params)
-            except wire.TradingError as exc:
+            except wire.BinanceError as exc:
                 log.info("signed %s %s refused: %d", request.method, name, exc.code)
                 return web.json_response(exc.body(), status=exc.status, headers=headers)
             return web.json_response(out, headers=headers)

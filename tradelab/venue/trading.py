@@ -154,11 +154,11 @@ class Trading:
     # -- orders ---------------------------------------------------------------------------
 
     def new_order(self, acc: Account, req: wire.OrderRequest, test: bool = False) -> Order | None:
-        """Validate, lock and match a new order; raises :class:`wire.TradingError` when Binance
+        """Validate, lock and match a new order; raises :class:`wire.BinanceError` when Binance
         would refuse it. ``test`` validates only (``order/test``) and returns None."""
         inst = self._instrument(req.symbol)
         if not acc.can_trade:
-            raise wire.TradingError(401, -2015, wire.MSG_BAD_KEY)
+            raise wire.BinanceError(401, -2015, wire.MSG_BAD_KEY)
         cid = req.client_id or f"venue-{next(self._client_ids)}"
         if any(o.open and o.client_id == cid and o.account is acc for o in self.orders.values()):
             raise wire.rejected(wire.MSG_DUPLICATE)
@@ -210,7 +210,7 @@ class Trading:
         inst = self._instrument(symbol)
         order = self._find(acc, inst, order_id, client_id)
         if order is None or not order.open:
-            raise wire.TradingError(400, -2011, wire.MSG_UNKNOWN_ORDER)
+            raise wire.BinanceError(400, -2011, wire.MSG_UNKNOWN_ORDER)
         core = self.cores[inst.symbol]
         self._apply(inst.symbol, core.cancel(self._ns(), order.order_id))
         return order
@@ -221,7 +221,7 @@ class Trading:
         mine = [o for o in self.orders.values()
                 if o.account is acc and o.inst is inst and o.open]
         if not mine:
-            raise wire.TradingError(400, -2011, wire.MSG_UNKNOWN_ORDER)
+            raise wire.BinanceError(400, -2011, wire.MSG_UNKNOWN_ORDER)
         return [self.cancel(acc, symbol, o.order_id, None) for o in mine]
 
     def query(self, acc: Account, symbol: str, order_id: int | None,
@@ -230,7 +230,7 @@ class Trading:
         inst = self._instrument(symbol)
         order = self._find(acc, inst, order_id, client_id)
         if order is None:
-            raise wire.TradingError(400, -2013, wire.MSG_NO_SUCH_ORDER)
+            raise wire.BinanceError(400, -2013, wire.MSG_NO_SUCH_ORDER)
         return order
 
     def open_orders(self, acc: Account, symbol: str | None) -> list[Order]:
@@ -265,7 +265,7 @@ class Trading:
     def _instrument(self, symbol: str) -> Instrument:
         inst = self.instruments.get(("spot", symbol.upper()))
         if inst is None:
-            raise wire.TradingError(400, -1121, wire.MSG_BAD_SYMBOL)
+            raise wire.BinanceError(400, -1121, wire.MSG_BAD_SYMBOL)
         return inst
 
     def _find(self, acc: Account, inst: Instrument, order_id: int | None,

@@ -36,8 +36,9 @@ MSG_OUTSIDE_WINDOW = "Timestamp for this request is outside of the recvWindow."
 MSG_BAD_SYMBOL = "Invalid symbol."
 
 
-class TradingError(Exception):
-    """A request Binance would refuse: HTTP status, Binance code and its message text."""
+class BinanceError(Exception):
+    """A request Binance would refuse (market data or trading): HTTP status, Binance code and
+    its message text."""
 
     def __init__(self, status: int, code: int, msg: str) -> None:
         super().__init__(msg)
@@ -47,18 +48,18 @@ class TradingError(Exception):
         return {"code": self.code, "msg": self.msg}
 
 
-def missing(name: str) -> TradingError:
-    return TradingError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
+def missing(name: str) -> BinanceError:
+    return BinanceError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
                                     "or malformed.")
 
 
-def filter_failure(reason: str) -> TradingError:
+def filter_failure(reason: str) -> BinanceError:
     """-1013 naming the filter, as Binance words it (``Filter failure: LOT_SIZE``)."""
-    return TradingError(400, -1013, f"Filter failure: {reason}")
+    return BinanceError(400, -1013, f"Filter failure: {reason}")
 
 
-def rejected(msg: str) -> TradingError:
-    return TradingError(400, -2010, msg)
+def rejected(msg: str) -> BinanceError:
+    return BinanceError(400, -2010, msg)
 
 
 # -- signing -------------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ def check_signature(req: SignedRequest, secret: str) -> None:
         raise missing("signature")
     good = sign(secret, req.payload)
     if not hmac.compare_digest(good, req.signature.lower()):
-        raise TradingError(400, -1022, MSG_BAD_SIGNATURE)
+        raise BinanceError(400, -1022, MSG_BAD_SIGNATURE)
 
 
 def check_timestamp(params: Mapping[str, str], server_ms: int) -> None:
@@ -121,16 +122,16 @@ def check_timestamp(params: Mapping[str, str], server_ms: int) -> None:
         ts = int(raw)
         window = float(params.get("recvWindow", DEFAULT_RECV_WINDOW_MS))
     except ValueError:
-        raise TradingError(400, -1100, "Illegal characters found in parameter 'timestamp' or "
+        raise BinanceError(400, -1100, "Illegal characters found in parameter 'timestamp' or "
                                        "'recvWindow'.") from None
     if ts > 10**14:  # microseconds
         ts //= 1000
     if not 0 < window <= MAX_RECV_WINDOW_MS:
-        raise TradingError(400, -1131, "recvWindow must be less than 60000")
+        raise BinanceError(400, -1131, "recvWindow must be less than 60000")
     if ts >= server_ms + AHEAD_TOLERANCE_MS:
-        raise TradingError(400, -1021, MSG_AHEAD)
+        raise BinanceError(400, -1021, MSG_AHEAD)
     if server_ms - ts > window:
-        raise TradingError(400, -1021, MSG_OUTSIDE_WINDOW)
+        raise BinanceError(400, -1021, MSG_OUTSIDE_WINDOW)
 
 
 # -- order requests ------------------------------------------------------------------------------
@@ -158,12 +159,12 @@ def _decimal(params: Mapping[str, str], name: str) -> Decimal | None:
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        raise TradingError(400, -1100, f"Illegal characters found in parameter '{name}'; legal "
+        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'; legal "
                                        "range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.") from None
     if value == 0:
-        raise TradingError(400, -1013, f"Invalid {name}.")
+        raise BinanceError(400, -1013, f"Invalid {name}.")
     if not value.is_finite() or value < 0:
-        raise TradingError(400, -1100, f"Illegal characters found in parameter '{name}'.")
+        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.")
     return value
 
 
@@ -174,9 +175,9 @@ def parse_order(params: Mapping[str, str]) -> OrderRequest:
             raise missing(name)
     side, otype = params["side"].upper(), params["type"].upper()
     if side not in ("BUY", "SELL"):
-        raise TradingError(400, -1117, "Invalid side.")
+        raise BinanceError(400, -1117, "Invalid side.")
     if otype not in ORDER_TYPES:
-        raise TradingError(400, -1116, "Invalid orderType.")
+        raise BinanceError(400, -1116, "Invalid orderType.")
     qty, quote = _decimal(params, "quantity"), _decimal(params, "quoteOrderQty")
     price = _decimal(params, "price")
     tif = params.get("timeInForce", "").upper()
@@ -184,29 +185,29 @@ def parse_order(params: Mapping[str, str]) -> OrderRequest:
         if not tif:
             raise missing("timeInForce")
         if tif not in TIME_IN_FORCE:
-            raise TradingError(400, -1115, "Invalid timeInForce.")
+            raise BinanceError(400, -1115, "Invalid timeInForce.")
     elif tif:
-        raise TradingError(400, -1106, "Parameter 'timeInForce' sent when not required.")
+        raise BinanceError(400, -1106, "Parameter 'timeInForce' sent when not required.")
     if otype in ("LIMIT", "LIMIT_MAKER"):
         if price is None:
             raise missing("price")
         if qty is None:
             raise missing("quantity")
         if quote is not None:
-            raise TradingError(400, -1106, "Parameter 'quoteOrderQty' sent when not required.")
+            raise BinanceError(400, -1106, "Parameter 'quoteOrderQty' sent when not required.")
     else:
         if price is not None:
-            raise TradingError(400, -1106, "Parameter 'price' sent when not required.")
+            raise BinanceError(400, -1106, "Parameter 'price' sent when not required.")
         if (qty is None) == (quote is None):
-            raise TradingError(400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, "
+            raise BinanceError(400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, "
                                            "but both were empty/null!")
     default_resp = "FULL" if otype in ("LIMIT", "MARKET") else "ACK"  # Binance's defaults
     resp = params.get("newOrderRespType", default_resp).upper()
     if resp not in RESP_TYPES:
-        raise TradingError(400, -1177, "Invalid newOrderRespType.")
+        raise BinanceError(400, -1177, "Invalid newOrderRespType.")
     cid = params.get("newClientOrderId") or None
     if cid is not None and len(cid) > 36:
-        raise TradingError(400, -1100, "Illegal characters found in parameter "
+        raise BinanceError(400, -1100, "Illegal characters found in parameter "
                                        "'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]"
                                        "{1,36}$'.")
     return OrderRequest(params["symbol"].upper(), side, otype, tif or "GTC", qty, quote, price,
@@ -217,12 +218,12 @@ def order_ref(params: Mapping[str, str]) -> tuple[int | None, str | None]:
     """``orderId`` / ``origClientOrderId`` of a query or cancel (-1102 if neither)."""
     oid, cid = params.get("orderId"), params.get("origClientOrderId")
     if not oid and not cid:
-        raise TradingError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but "
+        raise BinanceError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but "
                                        "both were empty/null!")
     try:
         return (int(oid) if oid else None), cid or None
     except ValueError:
-        raise TradingError(400, -1100, "Illegal characters found in parameter 'orderId'.") from None
+        raise BinanceError(400, -1100, "Illegal characters found in parameter 'orderId'.") from None
 
 
 # -- responses -----------------------------------------------------------------------------------
