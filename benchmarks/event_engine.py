@@ -104,7 +104,7 @@ def _copies(base: np.ndarray, copies: int):
 def child_tradelab(base_path: str, copies: int, mode: str) -> dict:
     """One tradelab run in this process (called by the parent through a subprocess)."""
     from tradelab.backtest.event import loops_nb as lp
-    from tradelab.backtest.event import sim_nb as sn
+    from tradelab.matching import sim_nb as sn
     from tradelab.backtest.event.replay import Latency, Replay
     from tradelab.matching import instrument
     from tradelab.matching import latency_nb as L

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tradelab.backtest.event import loops_nb as lp
-from tradelab.backtest.event import sim_nb as sn
+from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.config import EventBacktestConfig
 from tradelab.backtest.event.replay import Latency, Replay
 from tradelab.backtest.event.run import run_backtest, run_grid

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tradelab.backtest.event import sim_nb as sn
+from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.multi import MultiReplay
 from tradelab.backtest.event.replay import Latency, Replay
 from tradelab.core.events import EV_ASK, EV_BID, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE, event_dt

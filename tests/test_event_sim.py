@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tradelab.backtest.event import sim_nb as sn
+from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.funding import load_funding, settlement_times
 from tradelab.backtest.event.replay import Funding, Latency, Replay
 from tradelab.core.events import (

@@ -7,7 +7,9 @@ through :class:`MatchingCore`.
 Modules: :mod:`.types` (constants, ``order_dt``/``fill_dt``/``report_dt``/``instrument_dt``),
 :mod:`.queue_nb` (queue-position models), :mod:`.latency_nb` (order latency models),
 :mod:`.core_nb` (book, orders, fill rules; every function ``@njit(cache=True)``), :mod:`.api`
-(the Python class).
+(the Python class), :mod:`.sim_nb` (the two-clock simulated exchange: the core behind order and
+response latency queues, with the local side's book and view of its orders; the event
+backtester replays stored events through it and the paper broker feeds it live ones).
 
 Numba stamps a cached kernel with its own file only, while these kernels inline each other and
 read constants from :mod:`.types`; importing the package therefore checks a digest of all its

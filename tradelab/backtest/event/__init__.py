@@ -1,6 +1,7 @@
 """Event-driven L2 backtester: a two-clock replay of stored events over the matching core.
 
-- :mod:`.sim_nb`: the numba replay state and loop (exchange and local sides, latency queues);
+- :mod:`tradelab.matching.sim_nb` (shared with the paper broker): the numba two-clock replay
+  state and loop (exchange and local sides, latency queues);
 - :mod:`.replay`: the Python driver over chunks of ``Catalog.iter_events`` (bounded memory);
 - :mod:`.loops_nb`: strategy loops (quoting, book intents, bars from trades) on the replay;
 - :mod:`.bars`: bar strategies (their own ``step`` per bar, market orders via the core);

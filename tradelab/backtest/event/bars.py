@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from tradelab.backtest.event import loops_nb as lp
-from tradelab.backtest.event import sim_nb as sn
+from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.replay import Replay, ReplayResult
 from tradelab.matching import core_nb as cn
 from tradelab.matching.types import BUY, F_AT_PRICE, IOC, MARKET, RP_REJECTED, SELL, ST_REJECTED

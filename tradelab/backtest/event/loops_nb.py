@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import njit
 
-from tradelab.backtest.event import sim_nb as sn
+from tradelab.matching import sim_nb as sn
 from tradelab.matching import core_nb as cn
 from tradelab.matching.types import (
     BUY,

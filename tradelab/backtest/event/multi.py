@@ -12,7 +12,7 @@ were given, each in its own storage order (stable and deterministic). Before a r
 instrument ``k`` at local time ``t`` is delivered, every other instrument has processed
 everything (its exchange events, our orders reaching its exchange, its responses) up to ``t -
 1 ns`` and its clock reads ``t``; instrument ``k`` has processed everything before that row
-(the two-clock rules of :mod:`.sim_nb` hold within each instrument).
+(the two-clock rules of :mod:`tradelab.matching.sim_nb` hold within each instrument).
 
 The merge runs in Python, one numba call per instrument per delivered row: fine for strategies
 that need every event of a few instruments over hours; a numba merge would be the next step for
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tradelab.backtest.event import sim_nb as sn
+from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.replay import Replay, ReplayResult
 
 OnEvent = Callable[[int, np.void, int], None]

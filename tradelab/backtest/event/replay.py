@@ -1,4 +1,4 @@
-"""Drive a :class:`~.sim_nb.Sim` over a stream of event chunks with bounded memory.
+"""Drive a :class:`~tradelab.matching.sim_nb.Sim` over a stream of event chunks with bounded memory.
 
 ``Replay`` owns the current chunk: when the numba loop stops for more data it keeps only the
 rows not yet seen by both sides, appends the next chunk and shifts the cursors; when the
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tradelab.backtest.event import sim_nb as sn
+from tradelab.matching import sim_nb as sn
 from tradelab.core.events import EV_DEPTH, EV_KIND_MASK, EV_TRADE, event_dt
 from tradelab.matching import core_nb as cn
 from tradelab.matching.types import QUEUE_MODELS

@@ -29,7 +29,7 @@ import pandas as pd
 
 from tradelab.backtest.event import analysis_nb as an
 from tradelab.backtest.event import loops_nb as lp
-from tradelab.backtest.event import sim_nb as sn
+from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.config import EventBacktestConfig
 from tradelab.backtest.event.funding import load_funding
 from tradelab.backtest.event.replay import Latency, Replay
