@@ -104,10 +104,10 @@ def _copies(base: np.ndarray, copies: int):
 def child_tradelab(base_path: str, copies: int, mode: str) -> dict:
     """One tradelab run in this process (called by the parent through a subprocess)."""
     from tradelab.backtest.event import loops_nb as lp
-    from tradelab.matching import sim_nb as sn
     from tradelab.backtest.event.replay import Latency, Replay
     from tradelab.matching import instrument
     from tradelab.matching import latency_nb as L
+    from tradelab.matching import sim_nb as sn
     from tradelab.strategies import market_making as mm
 
     base = np.load(base_path)

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from tradelab.backtest.event import loops_nb as lp
-from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.config import EventBacktestConfig
 from tradelab.backtest.event.replay import Latency, Replay
 from tradelab.backtest.event.run import run_backtest, run_grid
@@ -23,6 +22,7 @@ from tradelab.backtest.runs import RunStore
 from tradelab.errors import StoreError
 from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L
+from tradelab.matching import sim_nb as sn
 from tradelab.store.catalog import Catalog
 from tradelab.strategies import imbalance_microprice as im
 

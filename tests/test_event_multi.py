@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.multi import MultiReplay
 from tradelab.backtest.event.replay import Latency, Replay
 from tradelab.core.events import EV_ASK, EV_BID, EV_DEPTH, EV_LAST, EV_SNAPSHOT, EV_TRADE, event_dt
 from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L
+from tradelab.matching import sim_nb as sn
 from tradelab.matching.types import BUY, IOC, MARKET, SELL
 
 MS = 1_000_000

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.funding import load_funding, settlement_times
 from tradelab.backtest.event.replay import Funding, Latency, Replay
 from tradelab.core.events import (
@@ -37,6 +36,7 @@ from tradelab.matching import (
     instrument,
 )
 from tradelab.matching import latency_nb as L
+from tradelab.matching import sim_nb as sn
 
 TICKS_100 = 1000  # 100.0 in ticks of 0.1
 

@@ -2,14 +2,16 @@
 own ``step`` once per closed bar, target changes sent as market orders through the matching core.
 
 ``run_bar_strategy(replay, "keltner_breakout", params, "1m")`` drives a :class:`~.replay.Replay`
-with :func:`~.loops_nb.bar_loop_nb`, which builds OHLCV bars from the trades the local side
-receives (bucketed by exchange time like the store's bars from trades) and closes each one on a
-timer, as a live runner's clock would: at the bar's end plus ``close_delay`` of local time (the
-grace a feed's latency needs; a trade that arrives after its bar closed is counted in
-``late_trades`` and is in no bar), or earlier when a trade of a later bar arrives first, or at
-the end of the data. Buckets without trades are no bars, as in the store. The strategy
-module's ``step`` (the kernel its sweeps run, unchanged) then advances by that bar; a new
-target becomes one market order.
+with :func:`tradelab.matching.bar_clock_nb.bar_loop_nb` (the bar clock the paper broker runs
+too), which builds OHLCV bars from the trades the local side receives (bucketed by exchange
+time like the store's bars from trades) and closes each one on a timer, as a live runner's
+clock would: at the bar's end plus ``close_delay`` of local time (the grace a feed's latency
+needs; a trade that arrives after its bar closed is counted in ``late_trades`` and is in no
+bar), or earlier when a trade of a later bar arrives first, or at the end of the data. Buckets
+without trades are no bars, as in the store. The strategy module's ``step`` (the kernel its
+sweeps run, unchanged) then advances by that bar through
+:class:`tradelab.strategies.bar_driver.BarDriver` (the live runners' driver too); a new target
+becomes one market order.
 
 Two fill modes:
 
@@ -40,15 +42,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tradelab.backtest.event import loops_nb as lp
-from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.replay import Replay, ReplayResult
+from tradelab.matching import bar_clock_nb as lp
 from tradelab.matching import core_nb as cn
+from tradelab.matching import sim_nb as sn
 from tradelab.matching.types import BUY, F_AT_PRICE, IOC, MARKET, RP_REJECTED, SELL, ST_REJECTED
-from tradelab.strategies import BAR, StrategyParams, get
-from tradelab.strategies.params import as_vector
+from tradelab.strategies import StrategyParams, get
+from tradelab.strategies.bar_driver import BAR_COLUMNS, BarDriver
 
-BAR_COLUMNS = ("open", "high", "low", "close", "volume")
 FILL_MODES = ("book", "bar_price")
 EXECUTIONS = ("next_open", "close")
 
@@ -132,24 +133,11 @@ def run_bar_strategy(
     local time, a bar closes."""
     from tradelab.core.timeutil import interval_ns
 
-    module = get(strategy)
-    if module.KIND != BAR:
-        raise ValueError(f"{strategy} is a {module.KIND} strategy, not a bar strategy")
-    extra = [c for c in module.INPUTS if c not in BAR_COLUMNS]
-    if extra:
-        raise ValueError(
-            f"{strategy} reads {', '.join(extra)}, which bars built from one "
-            f"instrument's trades do not have (they have {', '.join(BAR_COLUMNS)})"
-        )
+    driver = BarDriver(get(strategy), params)
     if fill not in FILL_MODES:
         raise ValueError(f"fill must be one of {', '.join(FILL_MODES)}, got {fill!r}")
     if execution not in EXECUTIONS:
         raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got {execution!r}")
-    if isinstance(params, dict):
-        params = module.Params(**params)
-    p = as_vector(module.Params, params)
-    state = module.init_state_nb(p)
-    cols = [BAR_COLUMNS.index(c) for c in module.INPUTS]
     step_ns = interval_ns(interval) if isinstance(interval, str) else int(interval)
     delay_ns = interval_ns(close_delay) if isinstance(close_delay, str) else int(close_delay)
     bi, bf = lp.new_bar_state(step_ns, delay_ns)
@@ -158,16 +146,14 @@ def run_bar_strategy(
     lot, fee = float(inst["lot"]), float(inst["taker_fee"])
     at_price = fill == "bar_price"
     rows: list[list] = []
-    held = [0]  # the target the orders sent so far aim at
-    last = [0, 0]  # id of the last order sent, and the target held before it
     waiting: list[int | None] = [None]  # next_open at bar price: the target waiting for its open
     next_id = [1]
 
     def send(target: int, price: float) -> None:
-        if _send(sim, target, price, sizing, init_cash, lot, fee, at_price, next_id):
-            last[0], last[1] = next_id[0] - 1, held[0]
+        sent = _send(sim, target, price, sizing, init_cash, lot, fee, at_price, next_id)
+        if sent:
             rows[-1][-1] = True
-        held[0] = target
+        driver.sent(target, next_id[0] - 1 if sent else None)
 
     def on_stop(code: int) -> None:
         if code == lp.EL_OPEN:
@@ -179,12 +165,11 @@ def run_bar_strategy(
         if code != lp.EL_BAR:
             return
         bar = bf[lp.BF_CLOSED : lp.BF_CLOSED + 5]
-        target = int(module.step(p, state, *(float(bar[k]) for k in cols)))
+        target = driver.on_bar(bar)
         rows.append([int(bi[lp.BI_TS]), *(float(x) for x in bar), target, False])
-        if last[0] and _rejected(sim, last[0]):
-            held[0] = last[1]  # the rejected order's target was not reached
-            last[0] = 0
-        if target == held[0] or _in_flight(sim):
+        last = driver.last_order
+        if not driver.wants_order(target, _in_flight(sim),
+                                  last is not None and _rejected(sim, last)):
             return
         if not at_price or execution == "close":  # sized (book) or filled (bar price) at it
             send(target, float(bar[3]))

@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.replay import Replay, ReplayResult
+from tradelab.matching import sim_nb as sn
 
 OnEvent = Callable[[int, np.void, int], None]
 

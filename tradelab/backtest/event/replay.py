@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tradelab.matching import sim_nb as sn
 from tradelab.core.events import EV_DEPTH, EV_KIND_MASK, EV_TRADE, event_dt
 from tradelab.matching import core_nb as cn
+from tradelab.matching import sim_nb as sn
 from tradelab.matching.types import QUEUE_MODELS
 
 Step = Callable[[sn.Sim, np.ndarray], int]

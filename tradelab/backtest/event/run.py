@@ -29,7 +29,6 @@ import pandas as pd
 
 from tradelab.backtest.event import analysis_nb as an
 from tradelab.backtest.event import loops_nb as lp
-from tradelab.matching import sim_nb as sn
 from tradelab.backtest.event.config import EventBacktestConfig
 from tradelab.backtest.event.funding import load_funding
 from tradelab.backtest.event.replay import Latency, Replay
@@ -39,6 +38,7 @@ from tradelab.core.timeutil import interval_ns, to_ns
 from tradelab.matching import core_nb as cn
 from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L
+from tradelab.matching import sim_nb as sn
 from tradelab.matching.types import QUEUE_MODELS, REASONS
 from tradelab.store.catalog import Catalog
 from tradelab.strategies import market_making as mm
