@@ -1,0 +1,298 @@
+"""The runner core: market events -> bar clock -> strategy -> risk -> order manager -> broker.
+
+Synchronous and deterministic: the asyncio shell (:mod:`tradelab.live.app`) hands it batches of
+event rows and the broker's reports; it owns all the run's state (no shared mutable state) and
+writes every action to the journal before it acts. Given the same rows it takes the same
+decisions, whichever broker executes them.
+
+Bars are built by the simulated exchange's bar clock on the local side
+(:func:`tradelab.matching.bar_clock_nb.bar_loop_nb`) and decided by
+:class:`tradelab.strategies.bar_driver.BarDriver`: the event backtester's own pieces, so a paper
+run on a recording emits the orders the backtester emits on it. With the paper broker the
+orders go into that same simulated exchange (fills from its matching core, after its latency);
+with a venue broker they go out through ccxt and the venue's reports come back through
+:meth:`BarRunnerCore.on_execution` / :meth:`BarRunnerCore.on_status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+import numpy as np
+
+from tradelab.live.journal import RunJournal
+from tradelab.live.orders import (
+    Execution,
+    ManagedOrder,
+    OrderManager,
+    OrderState,
+    Refusal,
+    StatusReport,
+)
+from tradelab.live.paper import PaperExchange
+from tradelab.live.risk import RiskEngine, RiskEvent
+from tradelab.live.summary import RunRecorder
+from tradelab.matching import bar_clock_nb as bc
+from tradelab.matching import sim_nb as sn
+from tradelab.matching.types import (
+    BUY,
+    IOC,
+    MARKET,
+    RP_CANCELED,
+    RP_EXPIRED,
+    RP_REJECTED,
+    SELL,
+)
+from tradelab.strategies.bar_driver import BarDriver
+
+log = logging.getLogger("tradelab.live")
+
+
+class Broker(Protocol):
+    """Where orders go. ``place`` is called at the decision (it must not block)."""
+
+    name: str
+
+    def place(self, order: ManagedOrder, now_ns: int) -> None: ...
+
+    def cancel(self, order: ManagedOrder, now_ns: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class BarSetup:
+    """What a bar-strategy run trades: one symbol, one parameter set, fixed units per target."""
+
+    run_id: str
+    strategy: str
+    symbol: str
+    interval_ns: int
+    units: float  # base quantity per unit of target (target +1 -> long ``units``)
+    close_delay_ns: int = 0
+
+
+class PaperBroker:
+    """Orders into the paper exchange's simulated venue at the current local time."""
+
+    name = "paper"
+
+    def __init__(self, engine: PaperExchange) -> None:
+        self.engine = engine
+
+    def place(self, order: ManagedOrder, now_ns: int) -> None:
+        sim = self.engine.sim
+        assert sim is not None
+        side = BUY if order.side == "BUY" else SELL
+        sn.submit_place_nb(sim, sim_id(order.client_id), side, MARKET, IOC, 0, 0, 0,
+                           float(order.qty), 0.0, 0)
+
+    def cancel(self, order: ManagedOrder, now_ns: int) -> None:
+        sim = self.engine.sim
+        assert sim is not None
+        sn.submit_cancel_nb(sim, sim_id(order.client_id))
+
+
+def sim_id(client_id: str) -> int:
+    """The simulated exchange's integer id of a client order id ``<prefix>-<n>``."""
+    return int(client_id.rsplit("-", 1)[1])
+
+
+class BarRunnerCore:
+    """One bar strategy on one symbol (see the module docstring)."""
+
+    def __init__(self, setup: BarSetup, driver: BarDriver, engine: PaperExchange,
+                 oms: OrderManager, risk: RiskEngine, broker: Broker,
+                 journal: RunJournal | None = None, recorder: RunRecorder | None = None,
+                 on_risk: Callable[[RiskEvent], None] | None = None) -> None:
+        self.setup = setup
+        self.driver = driver
+        self.engine = engine
+        self.oms = oms
+        self.risk = risk
+        self.broker = broker
+        self.journal = journal
+        self.recorder = recorder
+        self.on_risk = on_risk
+        self.bi, self.bf = bc.new_bar_state(setup.interval_ns, setup.close_delay_ns)
+        self.bars: list[dict[str, Any]] = []
+        self.positions: dict[str, float] = {setup.symbol: 0.0}
+        self.marks: dict[str, float] = {}
+        self.realized = 0.0
+        self.fees = 0.0
+        self._cost = 0.0  # cost basis of the open position (signed quantity x entry price)
+        self._fill_seq = 0
+        self.halted_reason: str | None = None
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _step(self, s: sn.Sim, ev: np.ndarray) -> int:
+        return int(bc.bar_loop_nb(s, ev, self.bi, self.bf))
+
+    def on_rows(self, rows: np.ndarray) -> None:
+        """A batch of market events (event_dt) as received."""
+        if len(rows) == 0:
+            return
+        self.risk.on_market(int(rows["local_ts"][-1]))
+        self.engine.push(rows, self._step, self._on_stop, self._paper_reports)
+        bid, ask = self.engine.best()
+        if bid is not None and ask is not None:
+            self.marks[self.setup.symbol] = (bid + ask) / 2
+            if self.recorder is not None:
+                self.recorder.market(self.engine.now, bid, ask)
+
+    def finish(self) -> None:
+        """The feed ended: close the last bar (as the backtester does at the end of data)."""
+        self.engine.finish(self._step, self._on_stop, self._paper_reports)
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def _on_stop(self, code: int) -> None:
+        if code != bc.EL_BAR:
+            return  # EL_OPEN: only bar-price agreement runs wait for the next open
+        now = self.engine.now
+        bar = self.bf[bc.BF_CLOSED: bc.BF_CLOSED + 5].copy()
+        target = self.driver.on_bar(bar)
+        self.bars.append({"ts": int(self.bi[bc.BI_TS]), "open": bar[0], "high": bar[1],
+                          "low": bar[2], "close": bar[3], "volume": bar[4], "target": target,
+                          "decided_ns": now, "ordered": False})
+        if self.recorder is not None and target != self.driver.held:
+            self.recorder.trigger(now)
+        last = self.driver.last_order
+        last_rejected = last is not None and self._rejected(last)
+        if not self.driver.wants_order(target, self._in_flight(), last_rejected):
+            return
+        self._trade_to(target, float(bar[3]), now)
+
+    def _trade_to(self, target: int, price: float, now: int) -> None:
+        sym = self.setup.symbol
+        pos = self.positions[sym]
+        delta = target * self.setup.units - pos
+        side = "BUY" if delta > 0 else "SELL"
+        qty = abs(delta)
+        decision = self.risk.check(now, sym, side, qty, price, self.marks.get(sym),
+                                   self.positions, self.marks)
+        for ev in decision.events:
+            self._risk_event(ev)
+        if not decision.allowed:
+            return  # the target stays unreached: the next bar tries again
+        order = self.oms.prepare(sym, side, Decimal(repr(decision.qty)), None, type="MARKET",
+                                 tif="IOC", tag=f"target {target:+d}",
+                                 reference_price=Decimal(repr(price)))
+        if isinstance(order, Refusal):
+            self._risk_event(RiskEvent(now, "deny", f"{order.reason}: {order.detail}", sym))
+            self.driver.sent(target, None)
+            return
+        if self.journal is not None:
+            self.journal.order_new(order, now)
+        self.oms.on_submitted(order.client_id)
+        self.broker.place(order, now)
+        self.driver.sent(target, sim_id(order.client_id))
+        if self.bars:
+            self.bars[-1]["ordered"] = True
+        if self.recorder is not None:
+            bid, ask = self.engine.best()
+            self.recorder.entry(now, order.client_id, 1 if side == "BUY" else -1, None, bid,
+                                ask)
+
+    def _risk_event(self, ev: RiskEvent) -> None:
+        if self.journal is not None:
+            self.journal.risk(ev)
+        if self.on_risk is not None:
+            self.on_risk(ev)
+        log.info("risk %s %s: %s", ev.kind, ev.symbol, ev.reason)
+
+    def _in_flight(self) -> bool:
+        return any(o.state is OrderState.PENDING_NEW or o.outcome_unknown
+                   for o in self.oms.open_orders())
+
+    def _rejected(self, oid: int) -> bool:
+        cid = f"{self.oms.id_prefix}-{oid}"
+        o = self.oms.orders.get(cid)
+        return o is not None and o.state is OrderState.REJECTED
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def _paper_reports(self, msgs: np.ndarray) -> None:
+        """Responses of the simulated exchange (paper broker), in the order received."""
+        if self.broker.name != "paper":
+            return
+        for m in msgs:
+            cid = f"{self.oms.id_prefix}-{int(m['order_id'])}"
+            if cid not in self.oms.orders:
+                continue
+            if m["what"] == sn.M_FILL:
+                self._fill_seq += 1
+                side = "BUY" if m["side"] > 0 else "SELL"
+                self.on_execution(cid, Execution(
+                    f"paper-{self._fill_seq}", Decimal(repr(float(m["qty"]))),
+                    Decimal(repr(float(m["px"]))), Decimal(repr(float(m["fee"]))), "USDT",
+                    int(m["ts"]), bool(m["maker"])), side)
+            elif m["what"] == sn.M_REPORT:
+                kind = int(m["kind"])
+                status = {RP_CANCELED: "CANCELED", RP_EXPIRED: "EXPIRED",
+                          RP_REJECTED: "REJECTED"}.get(kind)
+                if status is None:
+                    self.oms.on_ack(cid, str(int(m["order_id"])))
+                elif status == "REJECTED" and self.oms.orders[cid].state is \
+                        OrderState.PENDING_NEW:
+                    self.oms.on_submit_failed(cid, unknown=False, reason=f"reason {m['reason']}")
+                else:
+                    self.oms.on_status(StatusReport(cid, status, ts_ns=int(m["ts"])))
+                if self.journal is not None:
+                    self.journal.order_state(self.oms.orders[cid], int(m["ts"]))
+
+    def on_execution(self, client_id: str, ex: Execution, side: str) -> None:
+        """One fill of one of our orders (from any broker)."""
+        if not self.oms.on_execution(client_id, ex):
+            return
+        order = self.oms.orders[client_id]
+        sym = order.symbol
+        signed = float(ex.qty) * (1 if side == "BUY" else -1)
+        px = float(ex.price)
+        pos0 = self.positions.get(sym, 0.0)
+        pos1 = pos0 + signed
+        closed_pnl = None
+        if pos0 != 0 and math.copysign(1, signed) != math.copysign(1, pos0):
+            closing = min(abs(signed), abs(pos0))
+            avg = self._cost / pos0
+            pnl = closing * (px - avg) * (1 if pos0 > 0 else -1)
+            self.realized += pnl
+            self._cost -= avg * closing * (1 if pos0 > 0 else -1)
+            if abs(signed) > abs(pos0):  # reversed: the rest opens at px
+                self._cost = px * pos1
+            closed_pnl = pnl
+        else:
+            self._cost += px * signed
+        if abs(pos1) < 1e-12:
+            pos1, self._cost = 0.0, 0.0
+        self.positions[sym] = pos1
+        self.fees += float(ex.fee)
+        if self.journal is not None:
+            self.journal.execution(order, ex, side, pos1, self.realized)
+        if self.recorder is not None:
+            self.recorder.fill(ex.ts_ns, client_id, 1 if side == "BUY" else -1, float(ex.qty),
+                               px, partial=order.state is not OrderState.FILLED)
+        round_trip_over = pos1 == 0.0 or math.copysign(1, pos1) != math.copysign(1, pos0)
+        if closed_pnl is not None and round_trip_over:
+            for ev in self.risk.on_trade_closed(ex.ts_ns, closed_pnl):
+                self._risk_event(ev)
+
+    # -- views -------------------------------------------------------------------------------
+
+    def equity(self, start_cash: float) -> float:
+        """Cash plus the position at the mark (fees included)."""
+        sym = self.setup.symbol
+        mark = self.marks.get(sym, 0.0)
+        pos = self.positions.get(sym, 0.0)
+        return start_cash + self.realized - self.fees + (pos * mark - self._cost)
+
+    def unrealized(self) -> float:
+        sym = self.setup.symbol
+        return self.positions.get(sym, 0.0) * self.marks.get(sym, 0.0) - self._cost
+
+
+__all__ = ["BarRunnerCore", "BarSetup", "Broker", "PaperBroker", "sim_id"]
