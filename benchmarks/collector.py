@@ -98,7 +98,8 @@ async def client(mode: str, port: int, store: str) -> dict:
         from cryptofeed.defines import L2_BOOK, TICKER, TRADES
 
         from tradelab.collect.config import parse_config
-        from tradelab.collect.feeds import build_feed, feed_class, prefetch_symbols
+        from tradelab.collect.feeds import build_feed, feed_class
+        from tradelab.net.cryptofeed_feeds import prefetch_symbols
 
         async def noop(obj, receipt):
             seen()

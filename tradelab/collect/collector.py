@@ -39,8 +39,9 @@ from cryptofeed.defines import FUNDING, L2_BOOK, OPEN_INTEREST, TICKER, TRADES
 
 from tradelab.collect import rows as R
 from tradelab.collect.config import CollectConfig
-from tradelab.collect.feeds import build_feed, feed_class, prefetch_symbols
+from tradelab.collect.feeds import build_feed, feed_class
 from tradelab.errors import StoreError
+from tradelab.net.cryptofeed_feeds import prefetch_symbols
 from tradelab.store.paths import new_run_id, resolve_root
 from tradelab.store.writer import StoreWriter
 

@@ -9,35 +9,10 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import overload
 
 from tradelab.adapters.binance.depth_sync import prev_update_id
+from tradelab.net.cryptofeed_feeds import ns
 from tradelab.store.schema import BOOK_LAST, BOOK_SNAPSHOT
-
-US = 1_000
-
-
-MS_THRESHOLD = 1e11
-"""A 'seconds' value above this (year 5138) is milliseconds: cryptofeed 2.4.1's Bybit handler
-passes milliseconds for book, ticker and funding times."""
-
-
-@overload
-def ns(seconds: float, fallback: float | None = None) -> int: ...
-@overload
-def ns(seconds: float | None, fallback: float) -> int: ...
-@overload
-def ns(seconds: float | None, fallback: float | None = None) -> int | None: ...
-def ns(seconds: float | None, fallback: float | None = None) -> int | None:
-    """Float seconds (or milliseconds, see ``MS_THRESHOLD``) to int ns at microsecond
-    resolution (``fallback`` if None)."""
-    if seconds is None:
-        seconds = fallback
-    if seconds is None:
-        return None
-    if seconds > MS_THRESHOLD:
-        seconds = seconds / 1000.0
-    return int(round(seconds * 1_000_000)) * US
 
 
 def _f(x: Decimal | float | None) -> float:
