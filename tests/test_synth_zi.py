@@ -465,3 +465,23 @@ def test_window_recentres_and_drops_what_falls_off_as_ordinary_changes():
     snap = m.snapshot()
     assert replay.levels() == (snap["bids"], snap["asks"])
     assert m.book_ticks() == tuple(dict(x) for x in m._pub)
+
+
+def test_the_venues_zi_source_never_ends_in_a_quiet_stretch():
+    """An endless ZI stream served by the venue: a 100 ms window without a message (a quiet
+    market) is not the end of the stream (it once ended the venue's replay after seconds)."""
+    from tradelab.venue.sources import ZISource
+
+    quiet = ZIConfig(seed=3, market="spot", limit_rate=0.05, market_rate=0.05,
+                     cancel_rate=0.01, depth_cadence="100ms", warmup_s=1.0)
+    src = ZISource([quiet])
+    t0 = src.start_at()
+    seen = 0
+    while True:
+        msg = src.peek()
+        assert msg is not None
+        got = src.take(msg.at)
+        seen += len(got)
+        if msg.at - t0 > 120 * 1_000_000_000:
+            break
+    assert seen > 0

@@ -245,9 +245,10 @@ class ZISource:
         self._clock = until
 
     def peek(self) -> VenueMessage | None:
-        if not self._buffer:
+        # endless: a quiet stretch (no message for 100 ms of market time) is not the end
+        while not self._buffer:
             self._fill(self._clock + 100_000_000)
-        return self._buffer[0] if self._buffer else None
+        return self._buffer[0]
 
     def take(self, until: int | None, max_n: int = 2000) -> list[VenueMessage]:
         target = until if until is not None else self._clock + 1_000_000_000
