@@ -71,8 +71,9 @@ class BarSetup:
     strategy: str
     symbol: str
     interval_ns: int
-    units: float  # base quantity per unit of target (target +1 -> long ``units``)
-    close_delay_ns: int = 0
+    units: float  # base quantity per unit of target (target +1 -> long ``units``); 0: from
+    close_delay_ns: int = 0  # ... ``notional`` at the first decision's price
+    notional: float = 0.0
 
 
 class PaperBroker:
@@ -125,7 +126,9 @@ class BarRunnerCore:
         self.fees = 0.0
         self._cost = 0.0  # cost basis of the open position (signed quantity x entry price)
         self._fill_seq = 0
-        self.halted_reason: str | None = None
+        self.units = setup.units
+        if self.units <= 0 and setup.notional <= 0:
+            raise ValueError("give units per target or a notional to size them from")
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -170,7 +173,10 @@ class BarRunnerCore:
     def _trade_to(self, target: int, price: float, now: int) -> None:
         sym = self.setup.symbol
         pos = self.positions[sym]
-        delta = target * self.setup.units - pos
+        if self.units <= 0:  # fixed once, from the notional at the first decision's price
+            step = float(self.oms.filters[sym].step_size)
+            self.units = math.floor(self.setup.notional / price / step + 1e-9) * step
+        delta = target * self.units - pos
         side = "BUY" if delta > 0 else "SELL"
         qty = abs(delta)
         decision = self.risk.check(now, sym, side, qty, price, self.marks.get(sym),
@@ -280,6 +286,40 @@ class BarRunnerCore:
         if closed_pnl is not None and round_trip_over:
             for ev in self.risk.on_trade_closed(ex.ts_ns, closed_pnl):
                 self._risk_event(ev)
+
+    # -- exits -------------------------------------------------------------------------------
+
+    def flatten(self, now: int, why: str) -> None:
+        """Close the position with a reduce-only market order (daily guard ``close_all``)."""
+        sym = self.setup.symbol
+        pos = self.positions.get(sym, 0.0)
+        if pos == 0.0 or self._in_flight():
+            return
+        side = "SELL" if pos > 0 else "BUY"
+        order = self.oms.prepare(sym, side, Decimal(repr(abs(pos))), None, type="MARKET",
+                                 tif="IOC", reduce_only=True, tag=f"flatten: {why}",
+                                 reference_price=Decimal(repr(self.marks.get(sym, 0.0))))
+        if isinstance(order, Refusal):
+            self._risk_event(RiskEvent(now, "deny", f"cannot flatten: {order.reason}", sym))
+            return
+        if self.journal is not None:
+            self.journal.order_new(order, now)
+        self.oms.on_submitted(order.client_id)
+        self.broker.place(order, now)
+        self.driver.sent(0, sim_id(order.client_id))
+
+    def cancel_all(self, now: int, reason: str) -> int:
+        """Cancel every open order (kill switch, stale data); returns how many were asked."""
+        n = 0
+        for o in self.oms.open_orders():
+            if self.oms.on_cancel_sent(o.client_id):
+                if self.journal is not None:
+                    self.journal.order_state(o, now)
+                self.broker.cancel(o, now)
+                if self.recorder is not None:
+                    self.recorder.cancel(now, reason)
+                n += 1
+        return n
 
     # -- views -------------------------------------------------------------------------------
 

@@ -1,0 +1,314 @@
+"""The paper runner's asyncio shell: feeds in, the runner core, timers, metrics, and the exit.
+
+One event loop owns everything. cryptofeed's callbacks turn book and trade messages into event
+rows and hand them to :class:`~tradelab.live.core.BarRunnerCore` (which decides, checks risk,
+journals and sends); a one-second timer checks stale data, the kill file and the run's duration,
+snapshots PnL into the journal and refreshes the metrics. The run ends on its duration, SIGINT /
+SIGTERM, the kill switch (signal, file or ``POST /kill`` on the metrics port) or an error, and
+always writes its summary (and the journal's tables into the store when one is given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tradelab.adapters.binance.filters import SymbolFilters
+from tradelab.adapters.binance.schema import REST_PREFIX
+from tradelab.adapters.binance.symbols import EXCHANGE, store_symbol_of_raw
+from tradelab.errors import TradelabError
+from tradelab.live.alerts import AlertConfig, Alerter
+from tradelab.live.core import BarRunnerCore, BarSetup, PaperBroker
+from tradelab.live.events import book_rows, trade_row
+from tradelab.live.journal import RunJournal
+from tradelab.live.metrics import RunnerMetrics, serve_metrics
+from tradelab.live.orders import OrderManager
+from tradelab.live.paper import PaperExchange
+from tradelab.live.risk import RiskEngine, RiskEvent
+from tradelab.live.risk_config import RiskConfig
+from tradelab.live.summary import RunRecorder
+from tradelab.matching import instrument
+from tradelab.matching import latency_nb as L
+from tradelab.net.cryptofeed_feeds import prefetch_symbols, repointed_feed_class
+from tradelab.strategies import get
+from tradelab.strategies.bar_driver import BarDriver
+
+log = logging.getLogger("tradelab.live")
+NS = 1_000_000_000
+PNL_EVERY_S = 5.0
+
+
+@dataclass
+class PaperConfig:
+    """Everything a paper run needs (the runner command builds it from the promoted config)."""
+
+    run_id: str
+    strategy: str
+    params: dict[str, Any]
+    symbol: str  # raw Binance symbol, e.g. BTCUSDT
+    market: str  # spot | usdm
+    interval_ns: int
+    units: float  # base quantity per unit of target; 0: from ``notional``
+    venue_rest: str  # http://127.0.0.1:9080 (or Binance's REST base)
+    venue_ws: str  # wss://127.0.0.1:9081/spot ("": the exchange's own websocket)
+    run_dir: Path
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    duration_s: float | None = None
+    entry_ms: float = 20.0
+    response_ms: float = 20.0
+    maker_fee: float = 0.0002
+    taker_fee: float = 0.0004
+    queue_model: str = "power"
+    queue_n: float = 3.0
+    clock: str = "receipt"
+    close_delay_ms: float = 250.0
+    start_cash: float = 10_000.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    kill_file: Path | None = None
+    alerts: AlertConfig = field(default_factory=AlertConfig)
+    verify_tls: bool = False
+    forced: bool = False
+    notional: float = 0.0
+
+
+async def fetch_filters(rest: str, market: str, symbol: str) -> SymbolFilters:
+    """The symbol's exchange filters from the venue's exchangeInfo."""
+    url = f"{rest}{REST_PREFIX[market]}/exchangeInfo"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as s, \
+            s.get(url) as r:
+        r.raise_for_status()
+        info = await r.json(content_type=None)
+    for entry in info.get("symbols", []):
+        if entry.get("symbol") == symbol:
+            return SymbolFilters.from_exchange_info(market, entry)
+    raise TradelabError(f"the venue at {rest} does not list {market} {symbol}")
+
+
+class PaperRun:
+    """One paper run (build with :meth:`create`, then :meth:`run`)."""
+
+    def __init__(self, cfg: PaperConfig, filters: SymbolFilters) -> None:
+        self.cfg = cfg
+        self.filters = filters
+        inst = instrument(float(filters.tick_size), float(filters.step_size),
+                          float(filters.min_qty), float(filters.min_notional),
+                          cfg.maker_fee, cfg.taker_fee)
+        lat = L.constant(int(cfg.entry_ms * 1e6), int(cfg.response_ms * 1e6))
+        self.engine = PaperExchange(inst, lat, cfg.queue_model, cfg.queue_n)
+        self.oms = OrderManager({cfg.symbol: filters}, self._now, "tl")
+        self.risk = RiskEngine(cfg.risk)
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = RunJournal(cfg.run_dir / "journal.log")
+        self.recorder = RunRecorder(time.time_ns())
+        self.metrics = RunnerMetrics(cfg.run_id, cfg.strategy)
+        self.alerter = Alerter(cfg.alerts, cfg.run_id)
+        self.core = BarRunnerCore(
+            BarSetup(cfg.run_id, cfg.strategy, cfg.symbol, cfg.interval_ns, cfg.units,
+                     int(cfg.close_delay_ms * 1e6), cfg.notional),
+            BarDriver(get(cfg.strategy), cfg.params), self.engine, self.oms, self.risk,
+            PaperBroker(self.engine), self.journal, self.recorder, on_risk=self._on_risk)
+        self.stop = asyncio.Event()
+        self.exit_reason = "timeout"
+        self.messages = 0
+        self.last_event_wall = 0.0
+        self.connected_at: float | None = None
+
+    def _now(self) -> int:
+        return self.engine.now or time.time_ns()
+
+    # -- feed callbacks ------------------------------------------------------------------------
+
+    async def on_book(self, book: Any, receipt: float) -> None:
+        self._feed(book_rows(book, receipt, self.cfg.clock), "book")
+
+    async def on_trade(self, trade: Any, receipt: float) -> None:
+        self._feed(trade_row(trade, receipt, self.cfg.clock), "trade")
+
+    def _feed(self, rows: Any, kind: str) -> None:
+        wall = time.time()
+        if self.connected_at is None:
+            self.connected_at = wall
+        self.last_event_wall = wall
+        self.messages += 1
+        self.metrics.messages.labels(self.cfg.symbol, kind).inc()
+        t0 = time.perf_counter_ns()
+        n_orders = len(self.oms.orders)
+        try:
+            self.core.on_rows(rows)
+        except Exception:
+            log.exception("runner core failed on a %s message", kind)
+            self.exit_reason = "error"
+            self.stop.set()
+            return
+        if len(self.oms.orders) > n_orders:
+            self.metrics.tick_to_order.observe((time.perf_counter_ns() - t0) / 1e9)
+
+    # -- risk and kill switch ------------------------------------------------------------------
+
+    def _on_risk(self, ev: RiskEvent) -> None:
+        if ev.kind == "deny":
+            self.metrics.rejects.labels(ev.symbol or self.cfg.symbol, "risk").inc()
+        if ev.kind in ("halt", "close_all", "kill", "stale"):
+            self.metrics.guard_trips.labels(ev.kind).inc()
+        if ev.kind == "close_all":
+            self.core.flatten(self.engine.now, "daily guard")
+        if ev.kind == "stale":
+            self.alerter.on_stale(ev.ts_ns, ev.reason)
+
+    def kill(self, source: str) -> None:
+        """The kill switch: no new orders, cancel everything, stop."""
+        ev = self.risk.kill(time.time_ns(), source)
+        self.core._risk_event(ev)
+        self.core.cancel_all(self.engine.now, "kill")
+        self.exit_reason = "kill_switch"
+        self.stop.set()
+
+    # -- timers --------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        last_pnl = 0.0
+        started = time.monotonic()
+        while not self.stop.is_set():
+            await asyncio.sleep(1.0)
+            now_ns = time.time_ns()
+            if self.cfg.kill_file is not None and self.cfg.kill_file.exists():
+                self.kill(f"file {self.cfg.kill_file}")
+                break
+            if self.last_event_wall:
+                for ev in self.risk.check_stale(self._stale_clock(now_ns)):
+                    self.core._risk_event(ev)
+                    self._on_risk(ev)
+            self._refresh_metrics()
+            if time.monotonic() - last_pnl >= PNL_EVERY_S:
+                last_pnl = time.monotonic()
+                self._snapshot_pnl()
+            if self.cfg.duration_s is not None and time.monotonic() - started \
+                    >= self.cfg.duration_s:
+                self.exit_reason = "timeout"
+                self.stop.set()
+
+    def _stale_clock(self, now_ns: int) -> int:
+        """Stale-data time on the runner's clock: receipt clock is the wall clock; on the
+        exchange clock, the last event's time plus the wall time since it arrived."""
+        if self.cfg.clock == "receipt" or self.risk.last_market_ns is None:
+            return now_ns
+        return self.risk.last_market_ns + int((time.time() - self.last_event_wall) * NS)
+
+    def _snapshot_pnl(self) -> None:
+        sym = self.cfg.symbol
+        eq = self.core.equity(self.cfg.start_cash)
+        self.journal.pnl(self.engine.now, sym, self.core.positions.get(sym, 0.0),
+                         self.core.marks.get(sym), self.core.realized, self.core.unrealized(),
+                         self.core.fees, eq)
+        for ev in self.risk.on_equity(self.engine.now, eq):
+            self.core._risk_event(ev)
+            self._on_risk(ev)
+        self.alerter.on_equity(self.engine.now, eq)
+
+    def _refresh_metrics(self) -> None:
+        m, sym = self.metrics, self.cfg.symbol
+        now = time.time()
+        m.feed_up.labels(sym).set(1 if self.connected_at and now - self.last_event_wall < 30
+                                  else 0)
+        m.feed_uptime.labels(sym).set(now - self.connected_at if self.connected_at else 0)
+        m.last_event_age.labels(sym).set(now - self.last_event_wall if self.last_event_wall
+                                         else float("nan"))
+        m.position.labels(sym).set(self.core.positions.get(sym, 0.0))
+        m.realized_pnl.labels(sym).set(self.core.realized)
+        m.unrealized_pnl.labels(sym).set(self.core.unrealized())
+        m.risk_state.set(1 if self.risk.halted else 0)
+
+    def health(self) -> dict:
+        return {"run_id": self.cfg.run_id, "strategy": self.cfg.strategy,
+                "messages": self.messages, "halted": self.risk.halted,
+                "position": self.core.positions.get(self.cfg.symbol, 0.0)}
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self) -> dict:
+        """Run until the duration, a signal, the kill switch or an error; return the summary."""
+        from cryptofeed import FeedHandler
+        from cryptofeed.defines import L2_BOOK, TRADES
+
+        cfg = self.cfg
+        self.journal.start(cfg.run_id, time.time_ns(), strategy=cfg.strategy,
+                           params=cfg.params, symbol=cfg.symbol, market=cfg.market,
+                           broker="paper", forced=cfg.forced)
+        exchange = EXCHANGE[cfg.market]
+        if cfg.venue_ws:
+            cls = repointed_feed_class(exchange, cfg.venue_ws, cfg.venue_rest, cfg.verify_tls)
+        else:
+            from cryptofeed.exchanges import EXCHANGE_MAP
+
+            cls = EXCHANGE_MAP[exchange]
+        await prefetch_symbols(cls)
+        feed = cls(symbols=[store_symbol_of_raw(cfg.symbol, cfg.market)],
+                   channels=[L2_BOOK, TRADES],
+                   callbacks={L2_BOOK: self.on_book, TRADES: self.on_trade},
+                   depth_interval="100ms",
+                   config={"uvloop": False, "log": {"disabled": True}})
+        fh = FeedHandler(config={"uvloop": False, "log": {"disabled": True}})
+        fh.add_feed(feed)
+        server = await serve_metrics(self.metrics, self.kill, self.health,
+                                     cfg.metrics_host, cfg.metrics_port)
+        self.metrics_url = server.url
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal)
+        fh.run(start_loop=False, install_signal_handlers=False)
+        ticker = asyncio.create_task(self._tick())
+        try:
+            await self.stop.wait()
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await fh.stop_async()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            self._snapshot_pnl()
+            self._refresh_metrics()
+            await server.stop()
+            await self.alerter.close()
+        return self.summary()
+
+    def _on_signal(self) -> None:
+        self.exit_reason = "sigint"
+        self.stop.set()
+
+    def summary(self) -> dict:
+        cfg = self.cfg
+        s = self.recorder.summary(time.time_ns(), self.exit_reason, cfg.duration_s)
+        sym = cfg.symbol
+        fills = [e for o in self.oms.orders.values() for e in o.executions]
+        s.update({
+            "run_id": cfg.run_id, "strategy": cfg.strategy, "params": cfg.params,
+            "symbol": sym, "market": cfg.market, "broker": "paper", "forced": cfg.forced,
+            "messages": self.messages, "bars": len(self.core.bars),
+            "orders": len(self.oms.orders),
+            "fills_detail": [{"trade_id": e.trade_id, "qty": str(e.qty),
+                              "price": str(e.price), "fee": str(e.fee)} for e in fills],
+            "position": self.core.positions.get(sym, 0.0),
+            "realized_pnl": self.core.realized, "unrealized_pnl": self.core.unrealized(),
+            "fees": self.core.fees, "equity": self.core.equity(cfg.start_cash),
+            "risk": {"halted": self.risk.halted, "trips": dict(self.risk.trips)},
+            "metrics_url": getattr(self, "metrics_url", None),
+            "journal": str(cfg.run_dir / "journal.log"),
+            "filters": {"tick": str(self.filters.tick_size), "step": str(self.filters.step_size),
+                        "min_notional": str(self.filters.min_notional)},
+        })
+        return s
+
+
+__all__ = ["PaperConfig", "PaperRun", "fetch_filters"]

@@ -1,0 +1,138 @@
+"""Command lines of the runners (``python -m runners.paper``; see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tradelab.core.timeutil import interval_ns
+from tradelab.errors import TradelabError
+from tradelab.live.alerts import AlertConfig
+from tradelab.live.app import PaperConfig, PaperRun, fetch_filters
+from tradelab.live.promoted import PROMOTED_DIR, load_promoted
+from tradelab.live.risk_config import RiskConfig, load_risk
+
+log = logging.getLogger("tradelab.live")
+BINANCE_REST = {"spot": "https://api.binance.com", "usdm": "https://fapi.binance.com"}
+
+
+def _parser(prog: str, what: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog, description=what, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Exit: the run stops at --duration-s, on SIGINT/SIGTERM, on the kill switch "
+               "(--kill-file appearing, or POST /kill on the metrics port) or on an error, and "
+               "always prints (and with --out-json writes) its JSON summary.")
+    p.add_argument("--strategy", required=True, help="strategy name; its promoted config "
+                   "configs/promoted/NAME.yaml says parameters, symbols and bar interval")
+    p.add_argument("--symbols", help="comma-separated raw symbols (default: the promoted ones)")
+    p.add_argument("--venue", default="local", choices=["local", "binance"],
+                   help="market data from the local venue (tradelab venue) or Binance")
+    p.add_argument("--venue-address", default="127.0.0.1:9080",
+                   help="HOST:PORT of the local venue's plain HTTP port (default %(default)s)")
+    p.add_argument("--duration-s", type=float, help="stop after this many seconds")
+    p.add_argument("--out-json", type=Path, help="write the run summary here")
+    p.add_argument("--force", action="store_true", help="trade a strategy (or symbols) that "
+                   "were not promoted: logged and recorded in the journal and summary")
+    p.add_argument("--promoted-dir", type=Path, default=PROMOTED_DIR)
+    p.add_argument("--interval", help="bar interval instead of the promoted one (e.g. 1s)")
+    p.add_argument("--units", type=float, default=0.0, help="base quantity per unit of "
+                   "target (default: --notional-usdt at the first decision's price)")
+    p.add_argument("--notional-usdt", type=float, default=None,
+                   help="position size when --units is not given (default: the risk "
+                        "config's per-symbol cap)")
+    p.add_argument("--risk", type=Path, default=Path("configs/risk.yaml"),
+                   help="risk limits (default %(default)s; built-in defaults if missing)")
+    p.add_argument("--run-dir", type=Path, help="journal and outputs (default data/runs/RUN_ID)")
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="Prometheus endpoint port on 127.0.0.1 (0: a free one, printed)")
+    p.add_argument("--kill-file", type=Path, help="the kill switch: stop when this file appears")
+    p.add_argument("--clock", default="receipt", choices=["receipt", "exchange"],
+                   help="decision clock: receipt time (live) or the exchange's message time "
+                        "(a replay decides the same however fast it is served)")
+    p.add_argument("--webhook-url", help="POST alerts (stale feed, drawdown, reject bursts) here")
+    p.add_argument("--telegram-chat-id", help="also send alerts to this Telegram chat "
+                   "(bot token from TRADELAB_TELEGRAM_TOKEN)")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def _venue_endpoints(address: str, market: str) -> tuple[str, str]:
+    """(REST base, wss base) of a local venue, from its status endpoint."""
+    url = f"http://{address}/venue/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            status = json.load(r)
+    except (urllib.error.URLError, OSError) as exc:
+        raise TradelabError(f"no venue answers at {url}: {exc}; start one with 'tradelab "
+                            "venue --synthetic' (or --replay FILE)") from None
+    host = status.get("host", address.split(":")[0])
+    tls = status.get("tls_port")
+    if not tls:
+        raise TradelabError(f"the venue at {address} has no TLS port (cryptofeed needs wss://)")
+    return f"http://{address}", f"wss://{host}:{tls}/{market}"
+
+
+def paper_config(args: argparse.Namespace) -> PaperConfig:
+    symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
+    prom = load_promoted(args.strategy, args.promoted_dir, args.force, symbols,
+                         interval=args.interval)
+    if len(prom.symbols) != 1:
+        raise TradelabError(f"{args.strategy}: one symbol per runner process "
+                            f"({', '.join(prom.symbols)} given); start one runner per symbol")
+    risk = load_risk(args.risk) if args.risk.exists() else RiskConfig()
+    run_id = f"paper-{args.strategy}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+    if args.venue == "local":
+        rest, ws = _venue_endpoints(args.venue_address, prom.market)
+    else:
+        rest, ws = BINANCE_REST[prom.market], ""
+    notional = args.notional_usdt or min(risk.caps.per_symbol_usdt,
+                                         risk.sizing.equity_usdt * risk.sizing.max_leverage)
+    cfg = PaperConfig(
+        run_id=run_id, strategy=prom.strategy, params=prom.params, symbol=prom.symbols[0],
+        market=prom.market, interval_ns=interval_ns(prom.interval), units=args.units,
+        venue_rest=rest, venue_ws=ws, run_dir=args.run_dir or Path("data/runs") / run_id,
+        risk=risk, duration_s=args.duration_s, clock=args.clock,
+        metrics_port=args.metrics_port, kill_file=args.kill_file, forced=prom.forced,
+        start_cash=risk.sizing.equity_usdt,
+        alerts=AlertConfig(webhook_url=args.webhook_url,
+                           telegram_chat_id=args.telegram_chat_id), notional=notional)
+    return cfg
+
+
+async def _run_paper(cfg: PaperConfig) -> dict:
+    filters = await fetch_filters(cfg.venue_rest, cfg.market, cfg.symbol)
+    run = PaperRun(cfg, filters)
+    return await run.run()
+
+
+def main_paper(argv: list[str] | None = None) -> int:
+    """``python -m runners.paper``."""
+    args = _parser("python -m runners.paper", "Trade a promoted strategy on paper: fills from "
+                   "the matching core against the live book (queue, latency, fees).") \
+        .parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = paper_config(args)
+        print(f"paper run {cfg.run_id}: {cfg.strategy} {cfg.symbol} ({cfg.market}), "
+              f"journal {cfg.run_dir / 'journal.log'}", flush=True)
+        summary = asyncio.run(_run_paper(cfg))
+    except TradelabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(summary, indent=2, default=str)
+    if args.out_json:
+        args.out_json.parent.mkdir(parents=True, exist_ok=True)
+        args.out_json.write_text(text)
+    print(text)
+    return 0 if summary["exit_reason"] != "error" else 1
+
+
+__all__ = ["main_paper", "paper_config"]
