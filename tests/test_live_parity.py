@@ -159,3 +159,33 @@ def test_recording_paper_equals_backtest_order_by_order(usdm_store) -> None:
     assert len(want) > 10
     assert got == want
     assert _fills(core) == _bt_fills(bt)
+
+
+def test_the_journal_lands_in_the_store_once_and_is_queryable(tmp_path) -> None:
+    from tradelab.live.persist import persist_journal
+
+    ev = _hand_stream()
+    inst = instrument(0.5, 0.001, taker_fee=0.0005, maker_fee=0.0002)
+    journal = RunJournal(tmp_path / "j.log")
+    core = _paper("momentum", MOM, "BTCUSDT", S, 2.0, inst, L.constant(5 * MS, 5 * MS), [ev],
+                  journal)
+    journal.pnl(core.engine.now, "BTCUSDT", core.positions["BTCUSDT"], 99.0, core.realized,
+                core.unrealized(), core.fees, core.equity(1000.0))
+    journal.close()
+    store = tmp_path / "store"
+    first = persist_journal(tmp_path / "j.log", store, "r1", "spot", "BTCUSDT")
+    assert first == {"orders": 3, "fills": 4, "positions": 4, "pnl": 1, "risk_events": 0}
+    persist_journal(tmp_path / "j.log", store, "r1", "spot", "BTCUSDT")  # again: no doubles
+    with Catalog(store) as cat:
+        orders = list(cat.sql("SELECT client_id, side, qty, filled_qty, state FROM orders "
+                              "WHERE run_id = 'r1' ORDER BY ts").itertuples(index=False,
+                                                                              name=None))
+        fills = cat.sql("SELECT count(*) n, sum(qty) q, sum(fee) f FROM fills").iloc[0]
+        last_pos = cat.sql("SELECT position FROM positions ORDER BY ts DESC, trade_id DESC "
+                           "LIMIT 1").iloc[0, 0]
+    assert orders == [("tl-1", "BUY", 2.0, 2.0, "FILLED"), ("tl-2", "SELL", 4.0, 4.0, "FILLED"),
+                      ("tl-3", "BUY", 2.0, 1.0, "EXPIRED")]
+    # fees: 0.0005 x (101 + 102 + 400 + 102) = 0.3525
+    assert fills["n"] == 4 and fills["q"] == pytest.approx(7.0)
+    assert fills["f"] == pytest.approx(0.3525)
+    assert last_pos == pytest.approx(core.positions["BTCUSDT"]) == pytest.approx(-1.0)

@@ -78,6 +78,7 @@ class PaperConfig:
     verify_tls: bool = False
     forced: bool = False
     notional: float = 0.0
+    store: Path | None = None  # where the journal's tables go at the end (None: nowhere)
 
 
 async def fetch_filters(rest: str, market: str, symbol: str) -> SymbolFilters:
@@ -281,7 +282,15 @@ class PaperRun:
             self._refresh_metrics()
             await server.stop()
             await self.alerter.close()
-        return self.summary()
+            self.journal.close()
+        summary = self.summary()
+        if cfg.store is not None:
+            from tradelab.live.persist import persist_journal
+
+            summary["stored"] = persist_journal(cfg.run_dir / "journal.log", cfg.store,
+                                                cfg.run_id, cfg.market, cfg.symbol)
+            summary["store"] = str(cfg.store)
+        return summary
 
     def _on_signal(self) -> None:
         self.exit_reason = "sigint"

@@ -18,6 +18,7 @@ from tradelab.live.alerts import AlertConfig
 from tradelab.live.app import PaperConfig, PaperRun, fetch_filters
 from tradelab.live.promoted import PROMOTED_DIR, load_promoted
 from tradelab.live.risk_config import RiskConfig, load_risk
+from tradelab.store.paths import resolve_root
 
 log = logging.getLogger("tradelab.live")
 BINANCE_REST = {"spot": "https://api.binance.com", "usdm": "https://fapi.binance.com"}
@@ -50,6 +51,10 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     p.add_argument("--risk", type=Path, default=Path("configs/risk.yaml"),
                    help="risk limits (default %(default)s; built-in defaults if missing)")
     p.add_argument("--run-dir", type=Path, help="journal and outputs (default data/runs/RUN_ID)")
+    p.add_argument("--store", type=Path, default=None, help="store the journal's orders, "
+                   "fills, positions, pnl and risk_events tables here at the end (default: the "
+                   "project store, $TRADELAB_STORE or data/parquet)")
+    p.add_argument("--no-store", action="store_true", help="keep the journal only")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="Prometheus endpoint port on 127.0.0.1 (0: a free one, printed)")
     p.add_argument("--kill-file", type=Path, help="the kill switch: stop when this file appears")
@@ -102,7 +107,8 @@ def paper_config(args: argparse.Namespace) -> PaperConfig:
         metrics_port=args.metrics_port, kill_file=args.kill_file, forced=prom.forced,
         start_cash=risk.sizing.equity_usdt,
         alerts=AlertConfig(webhook_url=args.webhook_url,
-                           telegram_chat_id=args.telegram_chat_id), notional=notional)
+                           telegram_chat_id=args.telegram_chat_id), notional=notional,
+        store=None if args.no_store else resolve_root(args.store, create=True))
     return cfg
 
 

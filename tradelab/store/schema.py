@@ -125,6 +125,84 @@ QUALITY_EVENTS = pa.schema(
     ]
 )
 
+# -- the live runners' tables (one row per order, fill, position change, PnL snapshot and risk
+# event of a run; ``run_id`` names the run, ``ts`` is the runner's clock)
+
+ORDERS = pa.schema(
+    [
+        _f("ts", pa.int64(), False),  # when the order was decided
+        _f("run_id", pa.string(), False),
+        _f("client_id", pa.string(), False),
+        _f("venue_id", pa.string()),
+        _f("side", pa.string(), False),
+        _f("order_type", pa.string(), False),
+        _f("tif", pa.string()),
+        _f("qty", pa.float64(), False),
+        _f("price", pa.float64()),
+        _f("reduce_only", pa.bool_()),
+        _f("tag", pa.string()),
+        _f("state", pa.string(), False),  # the last state the journal holds
+        _f("filled_qty", pa.float64(), False),
+        _f("avg_price", pa.float64()),
+        _f("updated_ts", pa.int64()),
+    ]
+)
+
+FILLS = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("run_id", pa.string(), False),
+        _f("client_id", pa.string(), False),
+        _f("trade_id", pa.string(), False),
+        _f("side", pa.string(), False),
+        _f("qty", pa.float64(), False),
+        _f("price", pa.float64(), False),
+        _f("fee", pa.float64()),
+        _f("fee_asset", pa.string()),
+        _f("maker", pa.bool_()),
+        _f("inferred", pa.bool_()),  # reconstructed from an order's cumulative figures
+        _f("position", pa.float64()),  # after this fill
+        _f("realized_pnl", pa.float64()),  # of the run so far
+    ]
+)
+
+POSITIONS = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("run_id", pa.string(), False),
+        _f("position", pa.float64(), False),
+        _f("change", pa.float64(), False),
+        _f("price", pa.float64()),
+        _f("trade_id", pa.string(), False),
+    ]
+)
+
+PNL = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("run_id", pa.string(), False),
+        _f("position", pa.float64()),
+        _f("mark", pa.float64()),
+        _f("realized_pnl", pa.float64()),
+        _f("unrealized_pnl", pa.float64()),
+        _f("fees", pa.float64()),
+        _f("equity", pa.float64()),
+    ]
+)
+
+RISK_EVENTS = pa.schema(
+    [
+        _f("ts", pa.int64(), False),
+        _f("run_id", pa.string(), False),
+        _f("kind", pa.string(), False),
+        _f("reason", pa.string(), False),
+        _f("detail", pa.string()),  # JSON
+        _f("seq", pa.int64(), False),  # the journal record's sequence number
+    ]
+)
+
+RUNNER_TABLES = ("orders", "fills", "positions", "pnl", "risk_events")
+
 SCHEMAS: dict[str, pa.Schema] = {
     "trades": TRADES,
     "book": BOOK,
@@ -133,6 +211,11 @@ SCHEMAS: dict[str, pa.Schema] = {
     "open_interest": OPEN_INTEREST,
     "ohlcv": OHLCV,
     "quality_events": QUALITY_EVENTS,
+    "orders": ORDERS,
+    "fills": FILLS,
+    "positions": POSITIONS,
+    "pnl": PNL,
+    "risk_events": RISK_EVENTS,
 }
 
 ROW_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
@@ -143,13 +226,19 @@ ROW_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "open_interest": (("ts",), None),
     "ohlcv": (("ts", "interval", "kind"), None),
     "quality_events": (("ts", "table_name", "kind", "expected_seq", "got_seq"), None),
+    "orders": (("run_id", "client_id"), None),
+    "fills": (("run_id", "trade_id"), None),
+    "positions": (("run_id", "trade_id"), None),
+    "pnl": (("run_id", "ts"), None),
+    "risk_events": (("run_id", "seq"), None),
 }
 """What makes a stored row the same row, per table: ``(key, fallback)``. The store keeps one row
 per key (per exchange/symbol/date partition) whatever path the data arrives by. A row whose first
 key column is null is keyed by ``fallback`` instead, or never deduplicated when that is None.
 ``book`` is keyed per *message* (its rows up to the one flagged ``BOOK_LAST``): ``seq``,
 ``prev_seq`` and the ``BOOK_SNAPSHOT`` bit of ``flags``; a book message without ``seq`` is never
-deduplicated. Tables registered later (runners' orders/fills) have no key."""
+deduplicated. The runners' tables are keyed by run and the runner's own ids, so exporting a
+journal twice stores it once. Tables registered later have no key."""
 
 MESSAGE_TABLES = ("book",)
 """Tables whose key identifies a message of several rows (the rows up to ``BOOK_LAST``)."""
