@@ -19,6 +19,7 @@ from tradelab.live.app import PaperConfig, PaperRun, fetch_filters
 from tradelab.live.promoted import PROMOTED_DIR, load_promoted
 from tradelab.live.risk_config import RiskConfig, load_risk
 from tradelab.store.paths import resolve_root
+from tradelab.strategies import get
 
 log = logging.getLogger("tradelab.live")
 BINANCE_REST = {"spot": "https://api.binance.com", "usdm": "https://fapi.binance.com"}
@@ -42,6 +43,9 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="trade a strategy (or symbols) that "
                    "were not promoted: logged and recorded in the journal and summary")
     p.add_argument("--promoted-dir", type=Path, default=PROMOTED_DIR)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a strategy parameter (needs --force: it is no longer what "
+                        "was promoted)")
     p.add_argument("--interval", help="bar interval instead of the promoted one (e.g. 1s)")
     p.add_argument("--units", type=float, default=0.0, help="base quantity per unit of "
                    "target (default: --notional-usdt at the first decision's price)")
@@ -88,6 +92,16 @@ def paper_config(args: argparse.Namespace) -> PaperConfig:
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
     prom = load_promoted(args.strategy, args.promoted_dir, args.force, symbols,
                          interval=args.interval)
+    if args.param:
+        if not args.force:
+            raise TradelabError("--param changes what was promoted: add --force")
+        for item in args.param:
+            name, sep, value = item.partition("=")
+            if not sep or name not in prom.params:
+                raise TradelabError(f"--param {item!r}: expected NAME=VALUE with NAME one of "
+                                    f"{', '.join(prom.params)}")
+            prom.params[name] = float(value)
+        get(prom.strategy).Params(**prom.params)  # validated now, not at the first bar
     if len(prom.symbols) != 1:
         raise TradelabError(f"{args.strategy}: one symbol per runner process "
                             f"({', '.join(prom.symbols)} given); start one runner per symbol")
@@ -104,7 +118,8 @@ def paper_config(args: argparse.Namespace) -> PaperConfig:
         market=prom.market, interval_ns=interval_ns(prom.interval), units=args.units,
         venue_rest=rest, venue_ws=ws, run_dir=args.run_dir or Path("data/runs") / run_id,
         risk=risk, duration_s=args.duration_s, clock=args.clock,
-        metrics_port=args.metrics_port, kill_file=args.kill_file, forced=prom.forced,
+        metrics_port=args.metrics_port, kill_file=args.kill_file,
+        forced=prom.forced or bool(args.param),
         start_cash=risk.sizing.equity_usdt,
         alerts=AlertConfig(webhook_url=args.webhook_url,
                            telegram_chat_id=args.telegram_chat_id), notional=notional,
