@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tradelab.adapters.binance.symbols import split_raw
 from tradelab.live.journal import RunJournal
 from tradelab.live.orders import (
     Execution,
@@ -166,9 +167,9 @@ class BarRunnerCore:
             self.recorder.trigger(now)
         last = self.driver.last_order
         last_rejected = last is not None and self._rejected(last)
-        if not self.driver.wants_order(target, self._in_flight(), last_rejected):
-            return
-        self._trade_to(target, float(bar[3]), now)
+        if self.driver.wants_order(target, self._in_flight(), last_rejected):
+            self._trade_to(target, float(bar[3]), now)
+        self.save_state(now)
 
     def _trade_to(self, target: int, price: float, now: int) -> None:
         sym = self.setup.symbol
@@ -230,62 +231,139 @@ class BarRunnerCore:
             cid = f"{self.oms.id_prefix}-{int(m['order_id'])}"
             if cid not in self.oms.orders:
                 continue
+            ts = int(m["ts"])
             if m["what"] == sn.M_FILL:
                 self._fill_seq += 1
                 side = "BUY" if m["side"] > 0 else "SELL"
                 self.on_execution(cid, Execution(
                     f"paper-{self._fill_seq}", Decimal(repr(float(m["qty"]))),
                     Decimal(repr(float(m["px"]))), Decimal(repr(float(m["fee"]))), "USDT",
-                    int(m["ts"]), bool(m["maker"])), side)
+                    ts, bool(m["maker"])), side)
             elif m["what"] == sn.M_REPORT:
-                kind = int(m["kind"])
                 status = {RP_CANCELED: "CANCELED", RP_EXPIRED: "EXPIRED",
-                          RP_REJECTED: "REJECTED"}.get(kind)
+                          RP_REJECTED: "REJECTED"}.get(int(m["kind"]))
                 if status is None:
-                    self.oms.on_ack(cid, str(int(m["order_id"])))
+                    self.on_ack(cid, str(int(m["order_id"])), "NEW", ts)
                 elif status == "REJECTED" and self.oms.orders[cid].state is \
                         OrderState.PENDING_NEW:
-                    self.oms.on_submit_failed(cid, unknown=False, reason=f"reason {m['reason']}")
+                    self.on_rejected(cid, f"matching engine reason {int(m['reason'])}", ts)
                 else:
-                    self.oms.on_status(StatusReport(cid, status, ts_ns=int(m["ts"])))
-                if self.journal is not None:
-                    self.journal.order_state(self.oms.orders[cid], int(m["ts"]))
+                    self.on_status(StatusReport(cid, status, ts_ns=ts))
+
+    # -- what a broker reports (paper or venue) ----------------------------------------------
+
+    def on_ack(self, client_id: str, venue_id: str | None, status: str, ts_ns: int) -> None:
+        """The venue accepted the order."""
+        self.oms.on_ack(client_id, venue_id, status)
+        if self.journal is not None:
+            self.journal.order_state(self.oms.orders[client_id], ts_ns)
+
+    def on_rejected(self, client_id: str, why: str, ts_ns: int) -> None:
+        """The venue refused the order for certain."""
+        self.oms.on_submit_failed(client_id, unknown=False, reason=why)
+        if self.journal is not None:
+            self.journal.order_state(self.oms.orders[client_id], ts_ns)
+        log.warning("order %s rejected: %s", client_id, why)
+
+    def on_unknown(self, client_id: str, why: str, ts_ns: int) -> None:
+        """The submit's outcome is unknown (timeout, 5xx): it will be queried."""
+        self.oms.on_submit_failed(client_id, unknown=True, reason=why)
+        if self.journal is not None:
+            self.journal.order_state(self.oms.orders[client_id], ts_ns)
+        log.warning("order %s: outcome unknown (%s); querying it", client_id, why)
+
+    def on_status(self, report: StatusReport) -> None:
+        """A status from the stream or a query (fills it implies are inferred and booked)."""
+        order = self.oms.orders[report.client_id]
+        before = len(order.executions)
+        inferred = self.oms.on_status(report)
+        for ex in inferred:  # booked like any fill (the manager already counted it)
+            order.executions.pop(before)
+            self.on_execution(report.client_id, ex, order.side)
+        if self.journal is not None:
+            self.journal.order_state(order, report.ts_ns)
+
+    def on_not_found(self, client_id: str, ts_ns: int) -> None:
+        """A query says the venue never had the order."""
+        self.oms.on_not_found(client_id)
+        if self.journal is not None:
+            self.journal.order_state(self.oms.orders[client_id], ts_ns)
 
     def on_execution(self, client_id: str, ex: Execution, side: str) -> None:
-        """One fill of one of our orders (from any broker)."""
+        """One fill of one of our orders (from any broker): counted once, journaled, booked."""
         if not self.oms.on_execution(client_id, ex):
             return
         order = self.oms.orders[client_id]
-        sym = order.symbol
-        signed = float(ex.qty) * (1 if side == "BUY" else -1)
-        px = float(ex.price)
-        pos0 = self.positions.get(sym, 0.0)
-        pos1 = pos0 + signed
-        closed_pnl = None
-        if pos0 != 0 and math.copysign(1, signed) != math.copysign(1, pos0):
-            closing = min(abs(signed), abs(pos0))
-            avg = self._cost / pos0
-            pnl = closing * (px - avg) * (1 if pos0 > 0 else -1)
-            self.realized += pnl
-            self._cost -= avg * closing * (1 if pos0 > 0 else -1)
-            if abs(signed) > abs(pos0):  # reversed: the rest opens at px
-                self._cost = px * pos1
-            closed_pnl = pnl
-        else:
-            self._cost += px * signed
-        if abs(pos1) < 1e-12:
-            pos1, self._cost = 0.0, 0.0
-        self.positions[sym] = pos1
-        self.fees += float(ex.fee)
+        pos0 = self.positions.get(order.symbol, 0.0)
+        closed_pnl = self._book(order.symbol, side, ex)
+        pos1 = self.positions[order.symbol]
         if self.journal is not None:
             self.journal.execution(order, ex, side, pos1, self.realized)
         if self.recorder is not None:
             self.recorder.fill(ex.ts_ns, client_id, 1 if side == "BUY" else -1, float(ex.qty),
-                               px, partial=order.state is not OrderState.FILLED)
+                               float(ex.price), partial=order.state is not OrderState.FILLED)
         round_trip_over = pos1 == 0.0 or math.copysign(1, pos1) != math.copysign(1, pos0)
         if closed_pnl is not None and round_trip_over:
             for ev in self.risk.on_trade_closed(ex.ts_ns, closed_pnl):
                 self._risk_event(ev)
+
+    def _book(self, sym: str, side: str, ex: Execution) -> float | None:
+        """Position, cost basis, realized PnL and fees after one fill; returns the PnL the fill
+        realized (None if it only added). A fee charged in the base asset (Binance spot buys)
+        leaves that much less of it: the position is what is actually held."""
+        qty, px, fee = float(ex.qty), float(ex.price), float(ex.fee)
+        base = split_raw(sym)[0] if sym else ""
+        fee_in_base = bool(ex.fee_asset) and ex.fee_asset == base
+        signed = qty if side == "BUY" else -qty
+        pos0 = self.positions.get(sym, 0.0)
+        closed_pnl = None
+        if pos0 != 0 and math.copysign(1, signed) != math.copysign(1, pos0):
+            closing = min(abs(signed), abs(pos0))
+            avg = self._cost / pos0
+            closed_pnl = closing * (px - avg) * (1 if pos0 > 0 else -1)
+            self.realized += closed_pnl
+            self._cost -= avg * closing * (1 if pos0 > 0 else -1)
+            if abs(signed) > abs(pos0):  # reversed: the rest opens at px
+                self._cost = px * (pos0 + signed)
+        else:
+            self._cost += px * signed
+        pos1 = pos0 + signed
+        if fee_in_base:
+            pos1 -= fee
+            self._cost -= fee * (self._cost / (pos1 + fee)) if pos1 + fee else 0.0
+            self.fees += fee * px
+        else:
+            self.fees += fee
+        if abs(pos1) < 1e-12:
+            pos1, self._cost = 0.0, 0.0
+        self.positions[sym] = pos1
+        return closed_pnl
+
+    def restore(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """A restarted runner: orders, executions, position, PnL, the strategy driver's and
+        the risk guards' state from its journal. Returns the last ``state`` record."""
+        from tradelab.live.journal import rehydrate
+
+        state = rehydrate(records, self.oms)
+        for r in records:
+            if r["type"] == "execution":
+                self._book(r["symbol"], r["side"], Execution(
+                    r["trade_id"], Decimal(r["qty"]), Decimal(r["price"]),
+                    Decimal(r["fee"] or "0"), r["fee_asset"], r["ts_ns"], r["maker"],
+                    r["inferred"]))
+        if state.get("driver"):
+            self.driver.restore(state["driver"])
+        if state.get("risk"):
+            self.risk.restore(state["risk"])
+        if state.get("units"):
+            self.units = float(state["units"])
+        return state
+
+    def save_state(self, now: int) -> None:
+        """Journal what a restart needs beyond orders and fills."""
+        if self.journal is not None:
+            self.journal.state(now, driver=self.driver.state_dict(), risk=self.risk.state(),
+                               units=self.units, bars=len(self.bars))
 
     # -- exits -------------------------------------------------------------------------------
 
