@@ -106,11 +106,11 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
         except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
             raise ReconcileError(f"cannot read positions from the venue ({exc}); a missing "
                                  "position report is never taken as flat") from None
-        mine = [p for p in positions if p.get("symbol") == symbol]
-        if not mine:
+        entries = [p for p in positions if p.get("symbol") == symbol]
+        if not entries:
             raise ReconcileError(f"the venue reported no position entry for {symbol}; a "
                                  "missing position report is never taken as flat")
-        p = mine[0]
+        p = entries[0]
         sign = -1.0 if p.get("side") == "short" else 1.0
         venue_pos = sign * float(p.get("contracts") or 0.0)
         rep.venue_position = venue_pos
