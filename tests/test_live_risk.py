@@ -181,3 +181,15 @@ def test_the_shipped_risk_config_loads():
 
     c = load_risk(Path(__file__).parents[1] / "configs" / "risk.yaml")
     assert c.caps.total_usdt >= c.caps.per_symbol_usdt
+
+
+def test_a_reversal_is_sized_by_the_exposure_it_leaves():
+    e = engine(caps={"per_symbol_usdt": 500, "total_usdt": 1000},
+               orders={"max_orders_per_s": 100})
+    marks = {"BTCUSDT": 50_000.0}
+    # long 0.01 (500): selling 0.02 leaves short 0.01 (500): within the cap, not shrunk
+    d = e.check(T0, "BTCUSDT", "SELL", 0.02, 50_000, 50_000, {"BTCUSDT": 0.01}, marks)
+    assert d.qty == pytest.approx(0.02) and d.events == ()
+    # selling 0.03 would leave short 0.02 (1,000): shrunk to 0.02
+    d = e.check(T0, "BTCUSDT", "SELL", 0.03, 50_000, 50_000, {"BTCUSDT": 0.01}, marks)
+    assert d.qty == pytest.approx(0.02) and d.events[0].kind == "shrink"

@@ -1,4 +1,4 @@
-"""The paper runner's asyncio shell: feeds in, the runner core, timers, metrics, and the exit.
+"""The runners' asyncio shell: feeds in, the runner core, timers, metrics, and the exit.
 
 One event loop owns everything. cryptofeed's callbacks turn book and trade messages into event
 rows and hand them to :class:`~tradelab.live.core.BarRunnerCore` (which decides, checks risk,
@@ -16,25 +16,29 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from tradelab.adapters.binance.ccxt_client import make_client
 from tradelab.adapters.binance.filters import SymbolFilters
 from tradelab.adapters.binance.schema import REST_PREFIX
-from tradelab.adapters.binance.symbols import EXCHANGE, store_symbol_of_raw
+from tradelab.adapters.binance.symbols import EXCHANGE, split_raw, store_symbol_of_raw
 from tradelab.errors import TradelabError
 from tradelab.live.alerts import AlertConfig, Alerter
-from tradelab.live.core import BarRunnerCore, BarSetup, PaperBroker
-from tradelab.live.events import book_rows, trade_row
+from tradelab.live.core import BarRunnerCore, BarSetup, Broker, PaperBroker
+from tradelab.live.events import RowStamper
 from tradelab.live.journal import RunJournal
 from tradelab.live.metrics import RunnerMetrics, serve_metrics
 from tradelab.live.orders import OrderManager
 from tradelab.live.paper import PaperExchange
+from tradelab.live.reconcile import reconcile
 from tradelab.live.risk import RiskEngine, RiskEvent
 from tradelab.live.risk_config import RiskConfig
 from tradelab.live.summary import RunRecorder
+from tradelab.live.venue_broker import VenueBroker
 from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L
 from tradelab.net.cryptofeed_feeds import prefetch_symbols, repointed_feed_class
@@ -47,8 +51,8 @@ PNL_EVERY_S = 5.0
 
 
 @dataclass
-class PaperConfig:
-    """Everything a paper run needs (the runner command builds it from the promoted config)."""
+class RunConfig:
+    """Everything a run needs (the runner commands build it from the promoted config)."""
 
     run_id: str
     strategy: str
@@ -79,6 +83,11 @@ class PaperConfig:
     forced: bool = False
     notional: float = 0.0
     store: Path | None = None  # where the journal's tables go at the end (None: nowhere)
+    broker: str = "paper"  # paper | venue
+    api_key: str = field(default="", repr=False)
+    api_secret: str = field(default="", repr=False)
+    ccxt_rest: str | None = None  # the venue's REST base for ccxt (None: Binance's testnet)
+    poll_s: float = 1.0
 
 
 async def fetch_filters(rest: str, market: str, symbol: str) -> SymbolFilters:
@@ -94,10 +103,13 @@ async def fetch_filters(rest: str, market: str, symbol: str) -> SymbolFilters:
     raise TradelabError(f"the venue at {rest} does not list {market} {symbol}")
 
 
-class PaperRun:
-    """One paper run (build with :meth:`create`, then :meth:`run`)."""
+PaperConfig = RunConfig
 
-    def __init__(self, cfg: PaperConfig, filters: SymbolFilters) -> None:
+
+class LiveRun:
+    """One run of one strategy on one symbol (then :meth:`run`)."""
+
+    def __init__(self, cfg: RunConfig, filters: SymbolFilters) -> None:
         self.cfg = cfg
         self.filters = filters
         inst = instrument(float(filters.tick_size), float(filters.step_size),
@@ -112,16 +124,38 @@ class PaperRun:
         self.recorder = RunRecorder(time.time_ns())
         self.metrics = RunnerMetrics(cfg.run_id, cfg.strategy)
         self.alerter = Alerter(cfg.alerts, cfg.run_id)
+        self.client: Any = None
+        self.venue_broker: VenueBroker | None = None
+        broker: Broker
+        if cfg.broker == "paper":
+            broker = PaperBroker(self.engine)
+        elif cfg.broker == "venue":
+            if not cfg.api_key or not cfg.api_secret:
+                raise TradelabError("the venue broker needs an API key and secret (set "
+                                    "TRADELAB_API_KEY and TRADELAB_API_SECRET, or a .env file)")
+            self.client = make_client(cfg.market, cfg.api_key, cfg.api_secret, cfg.ccxt_rest)
+            base, quote = split_raw(cfg.symbol)
+            ccxt_sym = f"{base}/{quote}" + (f":{quote}" if cfg.market == "usdm" else "")
+            self.venue_broker = broker = VenueBroker(self.client, ccxt_sym)
+        else:
+            raise TradelabError(f"unknown broker {cfg.broker!r}: paper or venue")
         self.core = BarRunnerCore(
             BarSetup(cfg.run_id, cfg.strategy, cfg.symbol, cfg.interval_ns, cfg.units,
                      int(cfg.close_delay_ms * 1e6), cfg.notional),
             BarDriver(get(cfg.strategy), cfg.params), self.engine, self.oms, self.risk,
-            PaperBroker(self.engine), self.journal, self.recorder, on_risk=self._on_risk)
+            broker, self.journal, self.recorder, on_risk=self._on_risk)
+        if self.venue_broker is not None:
+            self.venue_broker.sink = self.core
+            self.venue_broker.on_rtt = lambda kind, us: self.recorder.round_trip(
+                time.time_ns(), kind, us)
+        self.reconciled: dict[str, Any] | None = None
         self.stop = asyncio.Event()
         self.exit_reason = "timeout"
         self.messages = 0
         self.last_event_wall = 0.0
         self.connected_at: float | None = None
+        self._polling = False
+        self.stamper = RowStamper(cfg.clock)
 
     def _now(self) -> int:
         return self.engine.now or time.time_ns()
@@ -129,10 +163,10 @@ class PaperRun:
     # -- feed callbacks ------------------------------------------------------------------------
 
     async def on_book(self, book: Any, receipt: float) -> None:
-        self._feed(book_rows(book, receipt, self.cfg.clock), "book")
+        self._feed(self.stamper.book(book, receipt), "book")
 
     async def on_trade(self, trade: Any, receipt: float) -> None:
-        self._feed(trade_row(trade, receipt, self.cfg.clock), "trade")
+        self._feed(self.stamper.trade(trade, receipt), "trade")
 
     def _feed(self, rows: Any, kind: str) -> None:
         wall = time.time()
@@ -189,6 +223,12 @@ class PaperRun:
                     self.core._risk_event(ev)
                     self._on_risk(ev)
             self._refresh_metrics()
+            vb = self.venue_broker
+            if vb is not None and vb.stream_silent(now_ns) and not self._polling:
+                self._polling = True
+                task = asyncio.get_running_loop().create_task(self._poll())
+                vb.tasks.add(task)
+                task.add_done_callback(vb.tasks.discard)
             if time.monotonic() - last_pnl >= PNL_EVERY_S:
                 last_pnl = time.monotonic()
                 self._snapshot_pnl()
@@ -197,10 +237,46 @@ class PaperRun:
                 self.exit_reason = "timeout"
                 self.stop.set()
 
+    async def _poll(self) -> None:
+        try:
+            assert self.venue_broker is not None
+            await self.venue_broker.poll()
+        finally:
+            self._polling = False
+
+    async def _resume_and_reconcile(self) -> None:
+        """Resume from an existing journal, then (venue broker) reconcile with the venue."""
+        cfg = self.cfg
+        records = self.journal.records
+        start = next((r for r in records if r["type"] == "start"), None)
+        if records:
+            self.core.restore(records)
+            log.info("resumed run %s from its journal (%d records, %d orders)", cfg.run_id,
+                     len(records), len(self.oms.orders))
+        start_base: Decimal | None = None
+        base = split_raw(cfg.symbol)[0]
+        if self.venue_broker is not None and start is not None and start.get("base_balance"):
+            start_base = Decimal(start["base_balance"])
+        elif self.venue_broker is not None and cfg.market == "spot":
+            bal = await self.client.fetch_balance()
+            start_base = Decimal(str((bal.get(base) or {}).get("total") or 0))
+        if start is None:
+            self.journal.start(cfg.run_id, time.time_ns(), strategy=cfg.strategy,
+                               params=cfg.params, symbol=cfg.symbol, market=cfg.market,
+                               broker=cfg.broker, forced=cfg.forced,
+                               base_balance=None if start_base is None else str(start_base))
+        else:
+            self.journal.state(time.time_ns(), restarted=True)
+        if self.venue_broker is not None:
+            await self.client.load_markets()  # now, not inside the first order's round trip
+            rep = await reconcile(self.venue_broker, self.core, cfg.market, base, start_base,
+                                  Decimal(str(self.filters.step_size)))
+            self.reconciled = rep.as_dict()
+
     def _stale_clock(self, now_ns: int) -> int:
-        """Stale-data time on the runner's clock: receipt clock is the wall clock; on the
-        exchange clock, the last event's time plus the wall time since it arrived."""
-        if self.cfg.clock == "receipt" or self.risk.last_market_ns is None:
+        """Now on the runner's event clock (the rows' local time): the last event's time plus
+        the wall time since it arrived."""
+        if self.risk.last_market_ns is None:
             return now_ns
         return self.risk.last_market_ns + int((time.time() - self.last_event_wall) * NS)
 
@@ -241,9 +317,13 @@ class PaperRun:
         from cryptofeed.defines import L2_BOOK, TRADES
 
         cfg = self.cfg
-        self.journal.start(cfg.run_id, time.time_ns(), strategy=cfg.strategy,
-                           params=cfg.params, symbol=cfg.symbol, market=cfg.market,
-                           broker="paper", forced=cfg.forced)
+        try:
+            await self._resume_and_reconcile()
+        except BaseException:
+            if self.client is not None:
+                await self.client.close()
+            self.journal.close()
+            raise
         exchange = EXCHANGE[cfg.market]
         if cfg.venue_ws:
             cls = repointed_feed_class(exchange, cfg.venue_ws, cfg.venue_rest, cfg.verify_tls)
@@ -280,6 +360,9 @@ class PaperRun:
                     loop.remove_signal_handler(sig)
             self._snapshot_pnl()
             self._refresh_metrics()
+            if self.venue_broker is not None:
+                await self.venue_broker.drain()
+                await self.client.close()
             await server.stop()
             await self.alerter.close()
             self.journal.close()
@@ -303,7 +386,8 @@ class PaperRun:
         fills = [e for o in self.oms.orders.values() for e in o.executions]
         s.update({
             "run_id": cfg.run_id, "strategy": cfg.strategy, "params": cfg.params,
-            "symbol": sym, "market": cfg.market, "broker": "paper", "forced": cfg.forced,
+            "symbol": sym, "market": cfg.market, "broker": cfg.broker, "forced": cfg.forced,
+            "reconciled": self.reconciled,
             "messages": self.messages, "bars": len(self.core.bars),
             "orders": len(self.oms.orders),
             "fills_detail": [{"trade_id": e.trade_id, "qty": str(e.qty),
@@ -313,6 +397,7 @@ class PaperRun:
             "fees": self.core.fees, "equity": self.core.equity(cfg.start_cash),
             "risk": {"halted": self.risk.halted, "trips": dict(self.risk.trips)},
             "metrics_url": getattr(self, "metrics_url", None),
+            "broker_errors": dict(self.venue_broker.errors) if self.venue_broker else {},
             "journal": str(cfg.run_dir / "journal.log"),
             "filters": {"tick": str(self.filters.tick_size), "step": str(self.filters.step_size),
                         "min_notional": str(self.filters.min_notional)},
@@ -320,4 +405,6 @@ class PaperRun:
         return s
 
 
-__all__ = ["PaperConfig", "PaperRun", "fetch_filters"]
+PaperRun = LiveRun
+
+__all__ = ["LiveRun", "PaperConfig", "PaperRun", "RunConfig", "fetch_filters"]

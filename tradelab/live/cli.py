@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 import urllib.error
@@ -15,7 +16,7 @@ from pathlib import Path
 from tradelab.core.timeutil import interval_ns
 from tradelab.errors import TradelabError
 from tradelab.live.alerts import AlertConfig
-from tradelab.live.app import PaperConfig, PaperRun, fetch_filters
+from tradelab.live.app import LiveRun, RunConfig, fetch_filters
 from tradelab.live.promoted import PROMOTED_DIR, load_promoted
 from tradelab.live.risk_config import RiskConfig, load_risk
 from tradelab.store.paths import resolve_root
@@ -68,8 +69,26 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     p.add_argument("--webhook-url", help="POST alerts (stale feed, drawdown, reject bursts) here")
     p.add_argument("--telegram-chat-id", help="also send alerts to this Telegram chat "
                    "(bot token from TRADELAB_TELEGRAM_TOKEN)")
+    p.add_argument("--run-id", help="resume this run (its --run-dir journal) instead of "
+                   "starting a new one")
     p.add_argument("--log-level", default="INFO")
     return p
+
+
+def read_keys(env_file: Path = Path(".env")) -> tuple[str, str]:
+    """API key and secret from TRADELAB_API_KEY / TRADELAB_API_SECRET, else from a .env file
+    (KEY=VALUE lines). Never logged."""
+    key, secret = os.environ.get("TRADELAB_API_KEY", ""), os.environ.get("TRADELAB_API_SECRET",
+                                                                           "")
+    if (not key or not secret) and env_file.exists():
+        for line in env_file.read_text().splitlines():
+            name, sep, value = line.strip().partition("=")
+            value = value.strip().strip("'\"")
+            if sep and name.strip() == "TRADELAB_API_KEY" and not key:
+                key = value
+            elif sep and name.strip() == "TRADELAB_API_SECRET" and not secret:
+                secret = value
+    return key, secret
 
 
 def _venue_endpoints(address: str, market: str) -> tuple[str, str]:
@@ -88,7 +107,7 @@ def _venue_endpoints(address: str, market: str) -> tuple[str, str]:
     return f"http://{address}", f"wss://{host}:{tls}/{market}"
 
 
-def paper_config(args: argparse.Namespace) -> PaperConfig:
+def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
     prom = load_promoted(args.strategy, args.promoted_dir, args.force, symbols,
                          interval=args.interval)
@@ -106,14 +125,16 @@ def paper_config(args: argparse.Namespace) -> PaperConfig:
         raise TradelabError(f"{args.strategy}: one symbol per runner process "
                             f"({', '.join(prom.symbols)} given); start one runner per symbol")
     risk = load_risk(args.risk) if args.risk.exists() else RiskConfig()
-    run_id = f"paper-{args.strategy}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+    run_id = args.run_id or (f"{'paper' if broker == 'paper' else 'testnet'}-{args.strategy}-"
+                             f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}")
     if args.venue == "local":
         rest, ws = _venue_endpoints(args.venue_address, prom.market)
     else:
         rest, ws = BINANCE_REST[prom.market], ""
     notional = args.notional_usdt or min(risk.caps.per_symbol_usdt,
                                          risk.sizing.equity_usdt * risk.sizing.max_leverage)
-    cfg = PaperConfig(
+    key, secret = read_keys() if broker == "venue" else ("", "")
+    cfg = RunConfig(
         run_id=run_id, strategy=prom.strategy, params=prom.params, symbol=prom.symbols[0],
         market=prom.market, interval_ns=interval_ns(prom.interval), units=args.units,
         venue_rest=rest, venue_ws=ws, run_dir=args.run_dir or Path("data/runs") / run_id,
@@ -123,28 +144,42 @@ def paper_config(args: argparse.Namespace) -> PaperConfig:
         start_cash=risk.sizing.equity_usdt,
         alerts=AlertConfig(webhook_url=args.webhook_url,
                            telegram_chat_id=args.telegram_chat_id), notional=notional,
-        store=None if args.no_store else resolve_root(args.store, create=True))
+        store=None if args.no_store else resolve_root(args.store, create=True),
+        broker=broker, api_key=key, api_secret=secret,
+        ccxt_rest=rest if args.venue == "local" else None)
     return cfg
 
 
-async def _run_paper(cfg: PaperConfig) -> dict:
+async def _run(cfg: RunConfig) -> dict:
     filters = await fetch_filters(cfg.venue_rest, cfg.market, cfg.symbol)
-    run = PaperRun(cfg, filters)
+    run = LiveRun(cfg, filters)
     return await run.run()
 
 
 def main_paper(argv: list[str] | None = None) -> int:
     """``python -m runners.paper``."""
-    args = _parser("python -m runners.paper", "Trade a promoted strategy on paper: fills from "
-                   "the matching core against the live book (queue, latency, fees).") \
-        .parse_args(argv)
+    return _main("python -m runners.paper", "Trade a promoted strategy on paper: fills from "
+                 "the matching core against the live book (queue, latency, fees).", "paper",
+                 argv)
+
+
+def main_testnet(argv: list[str] | None = None) -> int:
+    """``python -m runners.testnet``."""
+    return _main("python -m runners.testnet", "Trade a promoted strategy on Binance's testnet "
+                 "(or the local venue with --venue local) through ccxt; keys from "
+                 "TRADELAB_API_KEY / TRADELAB_API_SECRET or .env.", "venue", argv)
+
+
+def _main(prog: str, what: str, broker: str, argv: list[str] | None) -> int:
+    args = _parser(prog, what).parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("feedhandler").setLevel(logging.WARNING)
     try:
-        cfg = paper_config(args)
-        print(f"paper run {cfg.run_id}: {cfg.strategy} {cfg.symbol} ({cfg.market}), "
+        cfg = run_config(args, broker)
+        print(f"{broker} run {cfg.run_id}: {cfg.strategy} {cfg.symbol} ({cfg.market}), "
               f"journal {cfg.run_dir / 'journal.log'}", flush=True)
-        summary = asyncio.run(_run_paper(cfg))
+        summary = asyncio.run(_run(cfg))
     except TradelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -156,4 +191,4 @@ def main_paper(argv: list[str] | None = None) -> int:
     return 0 if summary["exit_reason"] != "error" else 1
 
 
-__all__ = ["main_paper", "paper_config"]
+__all__ = ["main_paper", "main_testnet", "read_keys", "run_config"]

@@ -9,6 +9,18 @@ Times: ``exch_ts`` is the exchange's message time; ``local_ts`` is the receipt t
 (``clock="receipt"``, live trading) or the exchange time (``clock="exchange"``: decisions then
 depend on the market's own clock only, so a replay gives the same decisions however fast it is
 served).
+
+:class:`RowStamper` keeps the exchange clock of one stream usable by the simulated exchange,
+which needs it never to go back: a message stamped before the previous one (Binance's trade and
+depth streams interleave by a few ms) takes the previous time, and a REST book snapshot, which
+carries no exchange time at all, takes the last exchange time seen, or waits for the next
+message's when none was seen yet (the local clock may be far from the exchange's).
+
+With the receipt clock, the local time is the receipt time less the smallest ``receipt -
+exchange`` difference seen so far: the two clocks' offset (a replaying venue's clock may be
+minutes behind, a machine's clock off by seconds), leaving the feed's own latency (how much later
+than the fastest message this one arrived). The simulated exchange then sees a feed latency of
+milliseconds, not the clocks' disagreement.
 """
 
 from __future__ import annotations
@@ -85,4 +97,52 @@ def trade_row(trade: Any, receipt: float, clock: str = "receipt") -> np.ndarray:
     return out
 
 
-__all__ = ["CLOCKS", "book_rows", "trade_row"]
+class RowStamper:
+    """Rows of one instrument's messages on a non-decreasing exchange clock (see the module)."""
+
+    def __init__(self, clock: str = "receipt") -> None:
+        if clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
+        self.clock = clock
+        self.last_exch: int | None = None
+        self.pending: np.ndarray | None = None  # a snapshot waiting for an exchange time
+        self.clamped = 0  # messages stamped before the previous one
+        self.offset: int | None = None  # min(receipt - exchange) so far (receipt clock)
+
+    def book(self, book: Any, receipt: float, depth: int | None = None) -> np.ndarray:
+        rows = book_rows(book, receipt, self.clock, depth)
+        if book.delta is None and book.timestamp is None:
+            if self.last_exch is None:
+                self.pending = rows
+                return rows[:0]
+            return self._stamp(rows, self.last_exch)
+        return self._stamp(rows, None)
+
+    def trade(self, trade: Any, receipt: float) -> np.ndarray:
+        return self._stamp(trade_row(trade, receipt, self.clock), None)
+
+    def _stamp(self, rows: np.ndarray, exch: int | None) -> np.ndarray:
+        if len(rows) == 0:
+            return rows
+        t = int(rows["exch_ts"][0]) if exch is None else exch
+        if self.last_exch is not None and t < self.last_exch:
+            t = self.last_exch
+            self.clamped += 1
+        rows["exch_ts"] = t
+        if self.clock == "exchange":
+            rows["local_ts"] = t
+        else:
+            lag = int(rows["local_ts"][0]) - t
+            if exch is None and (self.offset is None or lag < self.offset):
+                self.offset = lag
+            rows["local_ts"] -= self.offset if self.offset is not None else lag
+        self.last_exch = t
+        if self.pending is not None:
+            pend, self.pending = self.pending, None
+            pend["exch_ts"] = t
+            pend["local_ts"] = rows["local_ts"][0] if self.clock == "receipt" else t
+            return np.concatenate([pend, rows])
+        return rows
+
+
+__all__ = ["CLOCKS", "RowStamper", "book_rows", "trade_row"]

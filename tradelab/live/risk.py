@@ -224,8 +224,11 @@ class RiskEngine:
         in_grace = c.soft_cap_pct > 0 and (since is None or now_ns - since
                                            <= c.soft_cap_grace_s * NS)
         sym_cap = c.per_symbol_usdt * (soft if in_grace else 1)
-        room_sym = sym_cap / px - abs(pos)
-        room_total = (c.total_usdt - others) / px - abs(pos)
+        # the largest quantity whose resulting exposure |pos + signed q| fits under a cap:
+        # an order against the position first unwinds it, then opens the other way
+        unwind = abs(pos) if pos != 0 and np.sign(signed) == -np.sign(pos) else -abs(pos)
+        room_sym = sym_cap / px + unwind
+        room_total = (c.total_usdt - others) / px + unwind
         room = max(0.0, min(room_sym, room_total))
         events: list[RiskEvent] = []
         if room <= 1e-12:
@@ -237,7 +240,7 @@ class RiskEngine:
             events.append(RiskEvent(now_ns, "shrink", f"order shrunk from {qty:g} to {room:g} "
                                     "to fit the caps", symbol, {"asked": qty, "allowed": room}))
             qty = room
-        if (abs(pos) + qty) * px > c.per_symbol_usdt:
+        if abs(pos + np.sign(signed) * qty) * px > c.per_symbol_usdt:
             self._soft_since.setdefault(symbol, now_ns)
             events.append(RiskEvent(now_ns, "soft_allow", f"{symbol} above its cap within the "
                                     f"soft band for up to {c.soft_cap_grace_s:g} s", symbol))

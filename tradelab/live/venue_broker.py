@@ -45,13 +45,16 @@ class Sink(Protocol):
     def on_execution(self, client_id: str, ex: Execution, side: str) -> None: ...
 
 
-def execution_of(trade: dict) -> Execution:
-    """A ccxt trade as an :class:`Execution`."""
+def execution_of(trade: dict, default_ts_ns: int | None = None) -> Execution:
+    """A ccxt trade as an :class:`Execution` (a ``FULL`` order answer's fills carry no time:
+    ``default_ts_ns``, else now)."""
     fee = trade.get("fee") or {}
     maker = trade.get("takerOrMaker")
+    ts = trade.get("timestamp")
+    ts_ns = int(ts) * 1_000_000 if ts is not None else (default_ts_ns or time.time_ns())
     return Execution(str(trade["id"]), Decimal(str(trade["amount"])),
                      Decimal(str(trade["price"])), Decimal(str(fee.get("cost") or 0)),
-                     str(fee.get("currency") or ""), int(trade["timestamp"]) * 1_000_000,
+                     str(fee.get("currency") or ""), ts_ns,
                      None if maker is None else maker == "maker")
 
 
@@ -72,12 +75,24 @@ class VenueBroker:
         self.errors: dict[str, int] = {}
         self.place_rtt_us: list[float] = []
         self.cancel_rtt_us: list[float] = []
-        self._since_ms: int | None = None
+        self.on_rtt: Any = None  # callable(kind, microseconds), e.g. the run recorder's
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._count(f"internal {type(exc).__name__}")
+            log.error("venue broker task failed: %r", exc, exc_info=exc)
+
+    def _rtt(self, kind: str, us: float) -> None:
+        (self.place_rtt_us if kind == "place" else self.cancel_rtt_us).append(us)
+        if self.on_rtt is not None:
+            self.on_rtt(kind, us)
 
     def _count(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -120,7 +135,7 @@ class VenueBroker:
                 self.sink.on_rejected(order.client_id, f"{type(exc).__name__}: {exc}",
                                       time.time_ns())
                 return
-            self.place_rtt_us.append((time.perf_counter() - t0) * 1e6)
+            self._rtt("place", (time.perf_counter() - t0) * 1e6)
             self._on_order(order, resp)
             return
 
@@ -141,7 +156,7 @@ class VenueBroker:
             self.sink.oms.on_cancel_failed(order.client_id)
             await self.resolve(order)
             return
-        self.cancel_rtt_us.append((time.perf_counter() - t0) * 1e6)
+        self._rtt("cancel", (time.perf_counter() - t0) * 1e6)
         self._on_order(order, resp)
 
     def _on_order(self, order: ManagedOrder, resp: dict) -> None:
@@ -149,9 +164,11 @@ class VenueBroker:
         assert self.sink is not None
         now = time.time_ns()
         status = _STATUS.get(str(resp.get("status")), "NEW")
+        ts = resp.get("timestamp")
+        at = int(ts) * 1_000_000 if ts is not None else now
         for t in resp.get("trades") or []:
             if t.get("id") is not None and t.get("amount"):
-                self.sink.on_execution(order.client_id, execution_of(t), order.side)
+                self.sink.on_execution(order.client_id, execution_of(t, at), order.side)
         if order.state.value == "PENDING_NEW":
             self.sink.on_ack(order.client_id, str(resp.get("id")), "NEW", now)
         filled = resp.get("filled")
