@@ -317,8 +317,17 @@ class LiveRun:
         from cryptofeed.defines import L2_BOOK, TRADES
 
         cfg = self.cfg
+        import ccxt.async_support as ccxt
+
         try:
-            await self._resume_and_reconcile()
+            try:
+                await self._resume_and_reconcile()
+            except ccxt.AuthenticationError as exc:
+                raise TradelabError(f"authentication failed: the venue refused the API key "
+                                    f"({type(exc).__name__}: {exc}); check TRADELAB_API_KEY "
+                                    "and TRADELAB_API_SECRET") from None
+            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+                raise TradelabError(f"cannot reach the venue's trading API: {exc}") from None
         except BaseException:
             if self.client is not None:
                 await self.client.close()
