@@ -39,6 +39,7 @@ LOOSE = RiskConfig.model_validate({
     "caps": {"per_symbol_usdt": 1e12, "total_usdt": 1e12},
     "orders": {"max_orders_per_s": 1e6, "price_band_pct": 1.0, "stale_after_s": 1e9},
     "daily": {"max_loss_usdt": 1e12, "max_drawdown_pct": 1.0, "max_consecutive_losses": 10**6},
+    "oco": {"enabled": False},  # runner-managed exits are not part of the backtest
 })
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from tradelab.adapters.binance.symbols import split_raw
 from tradelab.live.journal import RunJournal
+from tradelab.live.oco import Bracket
 from tradelab.live.orders import (
     Execution,
     ManagedOrder,
@@ -120,6 +121,8 @@ class BarRunnerCore:
         self.recorder = recorder
         self.on_risk = on_risk
         self.bi, self.bf = bc.new_bar_state(setup.interval_ns, setup.close_delay_ns)
+        if risk.cfg.oco.enabled:  # exits are checked at every trade, not only at bar closes
+            self.bi[bc.BI_TICKS] = 1
         self.bars: list[dict[str, Any]] = []
         self.positions: dict[str, float] = {setup.symbol: 0.0}
         self.marks: dict[str, float] = {}
@@ -128,6 +131,8 @@ class BarRunnerCore:
         self._cost = 0.0  # cost basis of the open position (signed quantity x entry price)
         self._fill_seq = 0
         self.units = setup.units
+        self.brackets: dict[str, Bracket] = {}
+        self._last_px: float | None = None
         if self.units <= 0 and setup.notional <= 0:
             raise ValueError("give units per target or a notional to size them from")
 
@@ -155,8 +160,11 @@ class BarRunnerCore:
     # -- decisions ---------------------------------------------------------------------------
 
     def _on_stop(self, code: int) -> None:
+        if code == bc.EL_TICK or code == bc.EL_OPEN:
+            self._check_brackets()
+            return  # (EL_OPEN: only bar-price agreement runs wait for the next open)
         if code != bc.EL_BAR:
-            return  # EL_OPEN: only bar-price agreement runs wait for the next open
+            return
         now = self.engine.now
         bar = self.bf[bc.BF_CLOSED: bc.BF_CLOSED + 5].copy()
         target = self.driver.on_bar(bar)
@@ -306,6 +314,62 @@ class BarRunnerCore:
         if closed_pnl is not None and round_trip_over:
             for ev in self.risk.on_trade_closed(ex.ts_ns, closed_pnl):
                 self._risk_event(ev)
+        self._follow_bracket(order.symbol, pos0, pos1)
+
+    # -- runner-managed exits (OCO brackets) ---------------------------------------------------
+
+    def _follow_bracket(self, sym: str, pos0: float, pos1: float) -> None:
+        """A new position (or a reversal) gets a bracket at its entry price; a smaller one
+        shrinks its bracket; a flat one has none."""
+        oco = self.risk.cfg.oco
+        if not oco.enabled:
+            return
+        if pos1 == 0.0:
+            self.brackets.pop(sym, None)
+        elif pos0 == 0.0 or math.copysign(1, pos1) != math.copysign(1, pos0):
+            entry = self._cost / pos1
+            self.brackets[sym] = Bracket.open(oco, sym, 1 if pos1 > 0 else -1, entry, abs(pos1))
+        elif abs(pos1) < abs(pos0) and sym in self.brackets:
+            self.brackets[sym].on_reduced(abs(pos0) - abs(pos1))
+        else:
+            return
+        self.save_state(self.engine.now)  # a restart must find the bracket as it is now
+
+    def _check_brackets(self) -> None:
+        """Exits due at the last trade price: reduce-only market orders, one per exit."""
+        if not self.brackets or self.engine.sim is None:
+            return
+        px = float(self.engine.sim.fv[sn.F_LAST_PX])
+        if px <= 0 or px == self._last_px:
+            return
+        self._last_px = px
+        now = self.engine.now
+        for sym, b in list(self.brackets.items()):
+            for ex in b.on_price(px):
+                if self._in_flight():
+                    continue
+                pos = self.positions.get(sym, 0.0)
+                qty = min(ex.qty, abs(pos))
+                if qty <= 0:
+                    continue
+                self._risk_event(RiskEvent(now, "exit", f"{ex.reason} at {ex.trigger:.8g} "
+                                           f"(last {px:.8g})", sym, {"qty": qty}))
+                self._exit_order(sym, "SELL" if pos > 0 else "BUY", qty, px, ex.reason, now)
+            if b.done:
+                self.brackets.pop(sym, None)
+
+    def _exit_order(self, sym: str, side: str, qty: float, px: float, why: str,
+                    now: int) -> None:
+        order = self.oms.prepare(sym, side, Decimal(repr(qty)), None, type="MARKET",
+                                 tif="IOC", reduce_only=True, tag=why,
+                                 reference_price=Decimal(repr(px)))
+        if isinstance(order, Refusal):
+            self._risk_event(RiskEvent(now, "deny", f"{why} exit: {order.reason}", sym))
+            return
+        if self.journal is not None:
+            self.journal.order_new(order, now)
+        self.oms.on_submitted(order.client_id)
+        self.broker.place(order, now)
 
     def _book(self, sym: str, side: str, ex: Execution) -> float | None:
         """Position, cost basis, realized PnL and fees after one fill; returns the PnL the fill
@@ -357,13 +421,22 @@ class BarRunnerCore:
             self.risk.restore(state["risk"])
         if state.get("units"):
             self.units = float(state["units"])
+        self.brackets = {k: Bracket.from_dict(v) for k, v in
+                         (state.get("brackets") or {}).items()}
+        sym = self.setup.symbol
+        pos = self.positions.get(sym, 0.0)
+        if pos == 0.0:
+            self.brackets.pop(sym, None)
+        elif sym not in self.brackets:  # a position without a saved bracket gets a fresh one
+            self._follow_bracket(sym, 0.0, pos)
         return state
 
     def save_state(self, now: int) -> None:
         """Journal what a restart needs beyond orders and fills."""
         if self.journal is not None:
             self.journal.state(now, driver=self.driver.state_dict(), risk=self.risk.state(),
-                               units=self.units, bars=len(self.bars))
+                               units=self.units, bars=len(self.bars),
+                               brackets={k: b.to_dict() for k, b in self.brackets.items()})
 
     # -- exits -------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from tradelab.matching import sim_nb as sn
 
 EL_BAR = 10  # bar_loop_nb: a bar just closed (read it from ``bi``/``bf``)
 EL_OPEN = 11  # bar_loop_nb: the first trade after a bar closed by its timer (``bf[BF_NEXT_OPEN]``)
+EL_TICK = 12  # bar_loop_nb with ``bi[BI_TICKS]`` set: a trade was received (price in its row)
 
 # bar loop int64 state
 BI_STEP = 0  # bar interval (ns)
@@ -26,6 +27,7 @@ BI_DELAY = 6  # local time after a bar's end at which it closes (ns)
 BI_LAST = 7  # open time of the last closed bar (-1: none)
 BI_LATE = 8  # trades received after their bar had closed (not in any bar)
 BI_WAIT_OPEN = 9  # 1: a bar closed by its timer; the next trade is the next bar's open
+BI_TICKS = 10  # 1: also return EL_TICK after every trade received (runner-managed exits)
 BI_SIZE = 12
 # bar loop float64 state: the bar being built, the bar that just closed, the next bar's open
 BF_O, BF_H, BF_L, BF_C, BF_V = 0, 1, 2, 3, 4
@@ -114,6 +116,8 @@ def bar_loop_nb(s: sn.Sim, ev: np.ndarray, bi: np.ndarray, bf: np.ndarray) -> in
                 bf[BF_C] = px
                 bf[BF_V] += q
                 bi[BI_N] += 1
+                if bi[BI_TICKS] != 0:
+                    return EL_TICK
                 continue
             if b <= bi[BI_LAST] or (cur >= 0 and b < cur):
                 bi[BI_LATE] += 1
@@ -127,6 +131,8 @@ def bar_loop_nb(s: sn.Sim, ev: np.ndarray, bi: np.ndarray, bf: np.ndarray) -> in
                 bi[BI_WAIT_OPEN] = 0
                 bf[BF_NEXT_OPEN] = px
                 return EL_OPEN
+            if bi[BI_TICKS] != 0:
+                return EL_TICK
             continue
         if r == sn.EL_END and bi[BI_CUR] >= 0 and bi[BI_FINAL] == 0:
             _close_bar(bi, bf, np.nan)
