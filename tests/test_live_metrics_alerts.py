@@ -27,7 +27,7 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
 def test_metrics_endpoint_serves_the_runners_registry_and_the_kill_action():
     async def main():
         m = RunnerMetrics("run-1", "demo")
-        m.orders.labels("BTCUSDT", "FILLED").inc(3)
+        m.orders.labels("BTCUSDT", "FILLED").set(3)
         m.position.labels("BTCUSDT").set(-0.25)
         m.tick_to_order.observe(0.0003)
         m.tick_to_order.observe(0.002)
@@ -48,7 +48,7 @@ def test_metrics_endpoint_serves_the_runners_registry_and_the_kill_action():
         return got, killed
 
     got, killed = asyncio.run(main())
-    assert got[("tradelab_orders_total", (("status", "FILLED"), ("symbol", "BTCUSDT")))] == 3
+    assert got[("tradelab_orders", (("status", "FILLED"), ("symbol", "BTCUSDT")))] == 3
     assert got[("tradelab_position", (("symbol", "BTCUSDT"),))] == -0.25
     assert got[("tradelab_tick_to_order_seconds_count", ())] == 2
     # 0.3 ms falls in the 0.5 ms bucket, 2 ms in the 2.5 ms one

@@ -141,7 +141,7 @@ class LiveRun:
             raise TradelabError(f"unknown broker {cfg.broker!r}: paper or venue")
         self.core = BarRunnerCore(
             BarSetup(cfg.run_id, cfg.strategy, cfg.symbol, cfg.interval_ns, cfg.units,
-                     int(cfg.close_delay_ms * 1e6), cfg.notional),
+                     int(cfg.close_delay_ms * 1e6), cfg.notional, cfg.start_cash),
             BarDriver(get(cfg.strategy), cfg.params), self.engine, self.oms, self.risk,
             broker, self.journal, self.recorder, on_risk=self._on_risk)
         if self.venue_broker is not None:
@@ -195,9 +195,13 @@ class LiveRun:
         if ev.kind in ("halt", "close_all", "kill", "stale"):
             self.metrics.guard_trips.labels(ev.kind).inc()
         if ev.kind == "close_all":
+            self.core.cancel_all(self.engine.now, "daily guard")
             self.core.flatten(self.engine.now, "daily guard")
         if ev.kind == "stale":
+            self.core.cancel_all(self.engine.now, "stale data")
             self.alerter.on_stale(ev.ts_ns, ev.reason)
+        if ev.kind in ("halt", "close_all"):
+            self.alerter.alert(ev.ts_ns, "daily_guard", ev.reason)
 
     def kill(self, source: str) -> None:
         """The kill switch: no new orders, cancel everything, stop."""
@@ -220,8 +224,7 @@ class LiveRun:
                 break
             if self.last_event_wall:
                 for ev in self.risk.check_stale(self._stale_clock(now_ns)):
-                    self.core._risk_event(ev)
-                    self._on_risk(ev)
+                    self.core._risk_event(ev)  # reaches _on_risk through the core
             self._refresh_metrics()
             vb = self.venue_broker
             if vb is not None and vb.stream_silent(now_ns) and not self._polling:
@@ -286,9 +289,6 @@ class LiveRun:
         self.journal.pnl(self.engine.now, sym, self.core.positions.get(sym, 0.0),
                          self.core.marks.get(sym), self.core.realized, self.core.unrealized(),
                          self.core.fees, eq)
-        for ev in self.risk.on_equity(self.engine.now, eq):
-            self.core._risk_event(ev)
-            self._on_risk(ev)
         self.alerter.on_equity(self.engine.now, eq)
 
     def _refresh_metrics(self) -> None:
@@ -303,6 +303,15 @@ class LiveRun:
         m.realized_pnl.labels(sym).set(self.core.realized)
         m.unrealized_pnl.labels(sym).set(self.core.unrealized())
         m.risk_state.set(1 if self.risk.halted else 0)
+        by_status: dict[str, int] = {}
+        for o in self.oms.orders.values():
+            by_status[o.state.value] = by_status.get(o.state.value, 0) + 1
+        for status, n in by_status.items():
+            m.orders.labels(sym, status).set(n)
+        recent = [o for o in self.oms.orders.values()
+                  if o.created_ns >= self.engine.now - 60 * NS]
+        m.reject_rate.set(sum(o.state.value == "REJECTED" for o in recent) / len(recent)
+                          if recent else 0.0)
 
     def health(self) -> dict:
         return {"run_id": self.cfg.run_id, "strategy": self.cfg.strategy,

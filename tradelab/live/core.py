@@ -76,6 +76,7 @@ class BarSetup:
     units: float  # base quantity per unit of target (target +1 -> long ``units``); 0: from
     close_delay_ns: int = 0  # ... ``notional`` at the first decision's price
     notional: float = 0.0
+    start_cash: float = 0.0  # equity at the start (the daily guard watches equity)
 
 
 class PaperBroker:
@@ -152,6 +153,9 @@ class BarRunnerCore:
             self.marks[self.setup.symbol] = (bid + ask) / 2
             if self.recorder is not None:
                 self.recorder.market(self.engine.now, bid, ask)
+        if self.setup.start_cash > 0 and self.marks:  # the daily guard, at every event
+            for ev in self.risk.on_equity(self.engine.now, self.equity(self.setup.start_cash)):
+                self._risk_event(ev)
 
     def finish(self) -> None:
         """The feed ended: close the last bar (as the backtester does at the end of data)."""

@@ -43,8 +43,8 @@ class RunnerMetrics:
         self.tick_to_order = Histogram("tradelab_tick_to_order_seconds",
                                        "From the market event to the order leaving the runner",
                                        buckets=LATENCY_BUCKETS_S, registry=r)
-        self.orders = Counter("tradelab_orders", "Order state changes by status",
-                              ["symbol", "status"], registry=r)
+        self.orders = Gauge("tradelab_orders", "The run's orders by current status",
+                            ["symbol", "status"], registry=r)
         self.rejects = Counter("tradelab_order_rejects", "Orders refused (by the venue or risk)",
                                ["symbol", "source"], registry=r)
         self.reject_rate = Gauge("tradelab_order_reject_rate",
