@@ -237,7 +237,8 @@ async def _deposit(request: web.Request) -> web.Response:
 
 
 async def _close_user_sockets(app: web.Application) -> None:
-    for sock in list(app[USER_SOCKETS]):
+    live: set[UserSocket] = app[USER_SOCKETS]
+    for sock in list(live):
         sock.drop(1001, "venue shutting down")
         await sock.stop()
 
@@ -249,10 +250,11 @@ def make_app(venue: Venue, rate_limit_per_min: int = 6000) -> web.Application:
     limiter = RateLimiter(rate_limit_per_min)
     app.add_routes(routes(venue, limiter))
     app.add_routes(signed_routes(venue, limiter.charge))
-    app[USER_SOCKETS] = set()
+    user_sockets: set[UserSocket] = set()
+    app[USER_SOCKETS] = user_sockets
     app.add_routes(listen_key_routes(venue, limiter.charge))
-    app.add_routes(ws_api_routes(venue, limiter.charge, rate_limit_per_min, app[USER_SOCKETS]))
-    app.add_routes(stream_routes(venue, app[USER_SOCKETS]))  # before /ws/<streams>
+    app.add_routes(ws_api_routes(venue, limiter.charge, rate_limit_per_min, user_sockets))
+    app.add_routes(stream_routes(venue, user_sockets))  # before /ws/<streams>
     app.on_shutdown.append(_close_user_sockets)
     ws_routes = []
     for base in ("", "/{market:spot|usdm}"):

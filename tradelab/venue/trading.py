@@ -205,7 +205,8 @@ class Trading:
         tif = GTX if req.type == "LIMIT_MAKER" else TIF[req.time_in_force]
         kind = MARKET if req.type == "MARKET" else LIMIT
         px = float(req.price) if kind == LIMIT and req.price is not None else None
-        self._held = held = []
+        held: list[tuple[Account, dict]] = []
+        self._held = held
         try:  # a rejected order leaves no events: hold them until the core has answered
             self._order_event(order, "NEW")
             self._balance_event(acc, inst, before)
