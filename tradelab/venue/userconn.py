@@ -70,7 +70,7 @@ class UserSocket:
         """Stop the sender and finish a pending close."""
         self.closed = True
         self._sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError, RuntimeError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # the client may be gone
             await self._sender
         if self._closing is not None:
             with contextlib.suppress(asyncio.CancelledError):

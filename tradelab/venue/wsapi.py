@@ -81,6 +81,10 @@ class WsApiSession:
         except wire.BinanceError as exc:
             log.info("ws-api %s refused: %d", req.method, exc.code)
             return userdata.ws_error(req.id, exc, limits)
+        except Exception:  # a venue bug: answer it as Binance does, keep the connection
+            log.exception("ws-api %s failed", req.method)
+            return userdata.ws_error(req.id, wire.BinanceError(
+                500, -1000, "An unknown error occurred while processing the request."), limits)
         return userdata.ws_result(req.id, result, limits)
 
     def _signed(self, params: dict[str, Any]) -> tuple[Account, dict[str, str]]:
