@@ -400,3 +400,42 @@ def test_listen_key_streams_spot_and_usdm():
                                data={"listenKey": short}))[1]["code"] == -1125
 
     run_with_venue(body)
+
+
+def test_ccxt_pro_usdm_balance_over_a_listen_key():
+    """ccxt.pro on USD-M takes the listenKey road: POST /fapi/v1/listenKey, then the private
+    stream. What the venue publishes on market "usdm" (USD-M trading does) reaches it."""
+
+    async def main() -> None:
+        usdm_book = {"lastUpdateId": 100, "bids": [["100.00", "2.000"]],
+                     "asks": [["100.10", "1.000"]]}
+        venue = Venue(book_source({("usdm", "BTCUSDT"): usdm_book}), wait_clients=0,
+                      accounts=ACCOUNTS)
+        rv = await start_venue(venue, tls_port=None)
+        ex = ccxt.pro.binance({"apiKey": "key-a", "secret": "secret-a",
+                               "enableRateLimit": False,
+                               "options": {"fetchCurrencies": False, "fetchMargins": False,
+                                           "fetchMarkets": {"types": ["linear"]},
+                                           "defaultType": "future"}})
+        ex.set_sandbox_mode(True)
+        for name, url in list(ex.urls["api"].items()):
+            if isinstance(url, str) and "testnet.binancefuture.com" in url:
+                ex.urls["api"][name] = rv.rest_url + url.split("testnet.binancefuture.com", 1)[1]
+        # ccxt.pro turns ".../ws" into ".../private/ws?listenKey=<key>" for USD-M user data
+        ex.urls["api"]["ws"]["linear"] = f"ws://{rv.host}:{rv.port}/usdm/ws"
+        try:
+            await ex.load_markets()
+            first = asyncio.create_task(ex.watch_balance())
+            await until(lambda: venue.user_events.subscribers(1) == 1)
+            venue.user_events.publish(1, "spot", {"e": "outboundAccountPosition", "E": 4,
+                                                  "u": 4, "B": []})  # not this stream's
+            venue.user_events.publish(1, "usdm", {
+                "e": "ACCOUNT_UPDATE", "E": 5, "T": 5, "a": {"m": "DEPOSIT", "P": [], "B": [
+                    {"a": "USDT", "wb": "123.5", "cw": "123.5", "bc": "0"}]}})
+            bal = await asyncio.wait_for(first, 10)
+            assert bal["USDT"]["total"] == 123.5 and bal["info"]["E"] == 5
+        finally:
+            await ex.close()
+            await rv.stop()
+
+    asyncio.run(main())
