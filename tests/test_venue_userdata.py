@@ -151,13 +151,14 @@ def test_order_life_publishes_execution_reports_and_balances():
                                       quantity="4", price="100.03"))
         assert fok is not None and fok.status == "EXPIRED"
         new, p1, expired, p2 = take()
-        assert _fields(new, "x", "f") == ("NEW", "FOK")
+        assert _fields(new, "x", "f", "w") == ("NEW", "FOK", False)
+        assert "W" not in new  # a FOK never rests on the book
         assert positions(p1) == [("USDT", "9429.84500000", "400.12000000")]
         assert _fields(expired, "x", "X", "z", "w") == ("EXPIRED", "EXPIRED", "0.00000000",
                                                         False)
         assert positions(p2) == [("USDT", "9829.96500000", "0.00000000")]
 
-        # execution ids are unique and increasing; nothing reached another account or market
+        # nothing reached another account or market
         assert others == [] and usdm == []
 
         # 7. a deposit and a withdrawal (the admin's transfer)

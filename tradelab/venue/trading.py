@@ -10,6 +10,11 @@ Balances: a limit buy locks ``price * quantity`` of the quote asset, a sell lock
 of the base asset; a market buy by quantity needs the cost of walking the book free. Fees are
 charged per fill at the account's maker or taker rate, in the asset received (Binance spot:
 a buy pays in the base asset, a sell in the quote asset).
+
+User data: every state change of an order publishes its ``executionReport`` on ``events`` (the
+venue's :class:`~tradelab.venue.userstream.UserEvents`), followed by an
+``outboundAccountPosition`` of the assets that moved; an order refused in the answer (REJECTED
+by the core) publishes nothing, as on Binance.
 """
 
 from __future__ import annotations
@@ -448,7 +453,7 @@ class Trading:
 
     def _order_event(self, order: Order, exec_type: str, fill: Fill | None = None) -> None:
         """Publish the order's ``executionReport`` for what just happened to it."""
-        book_order = order.type in ("LIMIT", "LIMIT_MAKER")
+        book_order = order.type in ("LIMIT", "LIMIT_MAKER") and order.tif == "GTC"  # may rest
         cancel = exec_type == "CANCELED"
         x = userdata.Execution(
             exec_type, order.update_ms or self.clock_ms(), next(self._exec_ids),
