@@ -125,6 +125,10 @@ class Accounts:
     def get(self, api_key: str | None) -> Account | None:
         return self.by_key.get(api_key) if api_key else None
 
+    def by_uid(self, uid: int) -> Account | None:
+        """The account with this ``uid`` (admin use: no key needed)."""
+        return next((a for a in self.by_key.values() if a.uid == uid), None)
+
 
 def load_accounts(path: str | Path) -> list[dict]:
     """The ``accounts:`` list of a YAML file (each entry as :func:`account_from_config` reads

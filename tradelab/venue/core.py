@@ -26,8 +26,10 @@ from tradelab.venue.accounts import Accounts
 from tradelab.venue.book import VenueBook
 from tradelab.venue.history import History
 from tradelab.venue.instruments import Instrument, instrument
+from tradelab.venue.listenkeys import ListenKeys
 from tradelab.venue.sources import MarketSource, VenueMessage
 from tradelab.venue.trading import Trading
+from tradelab.venue.userstream import UserEvents
 
 log = logging.getLogger("tradelab.venue")
 
@@ -117,7 +119,10 @@ class Venue:
             self.instruments.setdefault(key, instrument(*key))
         self.books = {k: VenueBook(usdm=k[0] == "usdm") for k in self.instruments}
         self.accounts = Accounts(accounts)
-        self.trading = Trading(self.accounts, self.instruments, self.books, lambda: self.now_ms)
+        self.user_events = UserEvents()
+        self.listen_keys = ListenKeys()
+        self.trading = Trading(self.accounts, self.instruments, self.books, lambda: self.now_ms,
+                               self.user_events)
         self.conns: set[Conn] = set()
         self.connections = 0  # websocket connections accepted so far
         self.faults = Faults()

@@ -8,8 +8,12 @@ prefix the path means the only market listed (or spot). The same app is served o
 and, for cryptofeed (which requires ``wss://``), on a TLS port with a self-signed certificate.
 
 Admin: ``GET /venue/status``; ``POST /venue/fault`` with ``{"kind": "drop_diff" | "disconnect"
-| "stall" | "malformed" | "rate_limit", "symbol": "BTCUSDT", "count": 1, "seconds": 2}``; a bad
-request is a 400 naming the problem.
+| "stall" | "malformed" | "rate_limit", "symbol": "BTCUSDT", "count": 1, "seconds": 2}``;
+``POST /venue/deposit`` with ``{"uid": 1, "asset": "USDT", "amount": "100"}`` (negative: a
+withdrawal); a bad request is a 400 naming the problem.
+
+User data (see :mod:`~tradelab.venue.wsapi` and :mod:`~tradelab.venue.listenstream`): the
+WebSocket API on ``/ws-api/v3`` and the listenKey streams ``/ws/<listenKey>``.
 
 Fairness: every connection has a bounded send queue (the venue's ``queue_size`` frames) and a
 bounded kernel send buffer (``SEND_BUFFER_BYTES``), and its own sender task. Closing a client
@@ -28,17 +32,22 @@ import logging
 import re
 import socket
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from tradelab.net.tls import self_signed_context
 from tradelab.venue.core import Conn, Venue
+from tradelab.venue.listenstream import listen_key_routes, stream_routes
 from tradelab.venue.rest import RateLimiter, routes
 from tradelab.venue.signed import signed_routes
+from tradelab.venue.userconn import UserSocket
+from tradelab.venue.wsapi import ws_api_routes
 
 log = logging.getLogger("tradelab.venue")
 VENUE_KEY = web.AppKey("venue", Venue)
+USER_SOCKETS = web.AppKey("user_sockets", set[UserSocket])
 
 MAX_STREAMS = 1024
 """Streams one connection may subscribe to (Binance's limit)."""
@@ -204,6 +213,36 @@ async def _fault(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
+async def _deposit(request: web.Request) -> web.Response:
+    """Admin: credit (or, negative, debit) an account's free balance, as a deposit or a
+    withdrawal; the account's user-data stream gets ``balanceUpdate``."""
+    venue: Venue = request.app[VENUE_KEY]
+    try:
+        body = await request.json()
+        if not isinstance(body, dict) or not {"uid", "asset", "amount"} <= set(body):
+            raise ValueError('expected a JSON object like {"uid": 1, "asset": "USDT", '
+                             '"amount": "100"}')
+        acc = venue.accounts.by_uid(int(body["uid"]))
+        if acc is None:
+            raise ValueError(f"no account with uid {body['uid']!r}")
+        try:
+            amount = Decimal(str(body["amount"]))
+        except InvalidOperation:
+            raise ValueError(f"amount {body['amount']!r} is not a number") from None
+        venue.trading.transfer(acc, str(body["asset"]), amount)
+    except (ValueError, KeyError, TypeError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    asset = str(body["asset"]).upper()
+    return web.json_response({"uid": acc.uid, "asset": asset, "free": str(acc.free[asset])})
+
+
+async def _close_user_sockets(app: web.Application) -> None:
+    live: set[UserSocket] = app[USER_SOCKETS]
+    for sock in list(live):
+        sock.drop(1001, "venue shutting down")
+        await sock.stop()
+
+
 def make_app(venue: Venue, rate_limit_per_min: int = 6000) -> web.Application:
     """The aiohttp application: REST, websockets and admin."""
     app = web.Application()
@@ -211,13 +250,20 @@ def make_app(venue: Venue, rate_limit_per_min: int = 6000) -> web.Application:
     limiter = RateLimiter(rate_limit_per_min)
     app.add_routes(routes(venue, limiter))
     app.add_routes(signed_routes(venue, limiter.charge))
+    user_sockets: set[UserSocket] = set()
+    app[USER_SOCKETS] = user_sockets
+    app.add_routes(listen_key_routes(venue, limiter.charge))
+    app.add_routes(ws_api_routes(venue, limiter.charge, rate_limit_per_min, user_sockets))
+    app.add_routes(stream_routes(venue, user_sockets))  # before /ws/<streams>
+    app.on_shutdown.append(_close_user_sockets)
     ws_routes = []
     for base in ("", "/{market:spot|usdm}"):
         ws_routes += [web.get(f"{base}/{{kind:stream}}", _ws_handler),
                       web.get(f"{base}/{{kind:ws}}", _ws_handler),
                       web.get(f"{base}/{{kind:ws}}/{{streams:.+}}", _ws_handler)]
     app.add_routes(ws_routes)
-    app.add_routes([web.get("/venue/status", _status), web.post("/venue/fault", _fault)])
+    app.add_routes([web.get("/venue/status", _status), web.post("/venue/fault", _fault),
+                    web.post("/venue/deposit", _deposit)])
     return app
 
 

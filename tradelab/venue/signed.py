@@ -64,9 +64,8 @@ def post_order_test(venue: Venue, acc: Account, params: dict[str, str]) -> dict:
 
 def delete_order(venue: Venue, acc: Account, params: dict[str, str]) -> dict:
     oid, cid = wire.order_ref(params)
-    order = venue.trading.cancel(acc, _symbol(params), oid, cid)
-    return wire.cancel_response(order.view(), params.get("newClientOrderId") or
-                                f"cancel-{order.order_id}")
+    order = venue.trading.cancel(acc, _symbol(params), oid, cid, params.get("newClientOrderId"))
+    return wire.cancel_response(order.view(), order.cancel_client_id)
 
 
 def get_order(venue: Venue, acc: Account, params: dict[str, str]) -> dict:
@@ -80,7 +79,7 @@ def get_open_orders(venue: Venue, acc: Account, params: dict[str, str]) -> list:
 
 
 def delete_open_orders(venue: Venue, acc: Account, params: dict[str, str]) -> list:
-    return [wire.cancel_response(o.view(), f"cancel-{o.order_id}")
+    return [wire.cancel_response(o.view(), o.cancel_client_id)
             for o in venue.trading.cancel_all(acc, _symbol(params))]
 
 

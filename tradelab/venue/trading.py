@@ -10,6 +10,11 @@ Balances: a limit buy locks ``price * quantity`` of the quote asset, a sell lock
 of the base asset; a market buy by quantity needs the cost of walking the book free. Fees are
 charged per fill at the account's maker or taker rate, in the asset received (Binance spot:
 a buy pays in the base asset, a sell in the quote asset).
+
+User data: every state change of an order publishes its ``executionReport`` on ``events`` (the
+venue's :class:`~tradelab.venue.userstream.UserEvents`), followed by an
+``outboundAccountPosition`` of the assets that moved; an order refused in the answer (REJECTED
+by the core) publishes nothing, as on Binance.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from decimal import ROUND_DOWN, Decimal
 import numpy as np
 
 from tradelab.adapters.binance import trading as wire
+from tradelab.adapters.binance import userdata
 from tradelab.adapters.binance.filters import FilterFailure
 from tradelab.matching import (
     BUY,
@@ -45,6 +51,7 @@ from tradelab.matching import (
 from tradelab.venue.accounts import Account, Accounts, InsufficientBalance
 from tradelab.venue.book import VenueBook
 from tradelab.venue.instruments import Instrument
+from tradelab.venue.userstream import UserEvents
 
 PRICE_WINDOW = 0.10
 """The matching core's dense book spans the mid price +-10 % (orders outside are refused)."""
@@ -90,6 +97,7 @@ class Order:
     lock_asset: str = ""
     locked: Decimal = Decimal(0)  # still locked for this order
     fills: list[Fill] = field(default_factory=list)
+    cancel_client_id: str = ""  # the cancel request's client id, once cancelled
 
     @property
     def open(self) -> bool:
@@ -110,8 +118,10 @@ class Trading:
     """Orders of every account on the venue's spot instruments."""
 
     def __init__(self, accounts: Accounts, instruments: dict[tuple[str, str], Instrument],
-                 books: dict[tuple[str, str], VenueBook], clock_ms: Callable[[], int]) -> None:
+                 books: dict[tuple[str, str], VenueBook], clock_ms: Callable[[], int],
+                 events: UserEvents | None = None) -> None:
         self.accounts = accounts
+        self.events = events if events is not None else UserEvents()
         self.instruments = instruments
         self.books = books
         self.clock_ms = clock_ms
@@ -122,6 +132,8 @@ class Trading:
         self._trade_ids: dict[str, itertools.count] = {}
         self._client_ids = itertools.count(1)
         self._reject_error = wire.rejected("Order rejected.")
+        self._exec_ids = itertools.count(1)
+        self._held: list[tuple[Account, dict]] | None = None  # events of an order being placed
 
     # -- market data ----------------------------------------------------------------------
 
@@ -189,6 +201,7 @@ class Trading:
         order = Order(acc, inst, next(self._order_ids), cid, req.side, req.type, req.time_in_force,
                       req.price or Decimal(0), qty, req.quote_qty or Decimal(0), now,
                       update_ms=now)
+        before = self._holdings(acc, inst)
         if lock_asset:
             acc.lock(lock_asset, lock)
             order.lock_asset, order.locked = lock_asset, lock
@@ -197,20 +210,31 @@ class Trading:
         tif = GTX if req.type == "LIMIT_MAKER" else TIF[req.time_in_force]
         kind = MARKET if req.type == "MARKET" else LIMIT
         px = float(req.price) if kind == LIMIT and req.price is not None else None
-        ex = core.place(self._ns(), order.order_id, side, float(qty), px, kind=kind, tif=tif)
-        self._apply(inst.symbol, ex)
+        held: list[tuple[Account, dict]] = []
+        self._held = held
+        try:  # a rejected order leaves no events: hold them until the core has answered
+            self._order_event(order, "NEW")
+            self._balance_event(acc, inst, before)
+            ex = core.place(self._ns(), order.order_id, side, float(qty), px, kind=kind, tif=tif)
+            self._apply(inst.symbol, ex)
+        finally:
+            self._held = None
         if order.status == "REJECTED":
             del self.orders[order.order_id]
             raise self._reject_error
+        for owner, event in held:
+            self.events.publish(owner.uid, "spot", event)
         return order
 
     def cancel(self, acc: Account, symbol: str, order_id: int | None,
-               client_id: str | None) -> Order:
-        """Cancel one open order (-2011 if unknown or finished)."""
+               client_id: str | None, cancel_client_id: str | None = None) -> Order:
+        """Cancel one open order (-2011 if unknown or finished); ``cancel_client_id`` names
+        the cancel request (``newClientOrderId``; ``cancel-<orderId>`` if not given)."""
         inst = self._instrument(symbol)
         order = self._find(acc, inst, order_id, client_id)
         if order is None or not order.open:
             raise wire.BinanceError(400, -2011, wire.MSG_UNKNOWN_ORDER)
+        order.cancel_client_id = cancel_client_id or f"cancel-{order.order_id}"
         core = self.cores[inst.symbol]
         self._apply(inst.symbol, core.cancel(self._ns(), order.order_id))
         return order
@@ -361,6 +385,7 @@ class Trading:
 
     def _fill(self, order: Order, r) -> None:
         inst, acc = order.inst, order.account
+        before = self._holdings(acc, inst)
         px = Decimal(f"{float(r['px']):.{inst.price_decimals()}f}")
         qty = Decimal(f"{float(r['qty']):.{inst.qty_decimals()}f}")
         maker = bool(r["maker"])
@@ -393,8 +418,11 @@ class Trading:
         if order.status == "FILLED":
             self._release(order)
         self.trades.setdefault(acc.uid, []).append((order, fill))
+        self._order_event(order, "TRADE", fill)
+        self._balance_event(acc, inst, before)
 
     def _report(self, order: Order, kind: int, reason: int) -> None:
+        before = self._holdings(order.account, order.inst)
         if kind == RP_CANCELED:
             order.status = "CANCELED"
         elif kind == RP_EXPIRED:
@@ -411,6 +439,60 @@ class Trading:
             return
         order.update_ms = self.clock_ms()
         self._release(order)
+        if order.status != "REJECTED":  # Binance refuses those in the answer only
+            self._order_event(order, order.status)
+            self._balance_event(order.account, order.inst, before)
+
+    # -- user-data events -----------------------------------------------------------------
+
+    def _publish(self, acc: Account, event: dict) -> None:
+        if self._held is not None:
+            self._held.append((acc, event))
+        else:
+            self.events.publish(acc.uid, "spot", event)
+
+    def _order_event(self, order: Order, exec_type: str, fill: Fill | None = None) -> None:
+        """Publish the order's ``executionReport`` for what just happened to it."""
+        book_order = order.type in ("LIMIT", "LIMIT_MAKER") and order.tif == "GTC"  # may rest
+        cancel = exec_type == "CANCELED"
+        x = userdata.Execution(
+            exec_type, order.update_ms or self.clock_ms(), next(self._exec_ids),
+            order.cancel_client_id if cancel else order.client_id,
+            order.client_id if cancel else "",
+            fill.qty if fill else Decimal(0), fill.price if fill else Decimal(0),
+            fill.commission if fill else Decimal(0), fill.commission_asset if fill else None,
+            fill.trade_id if fill else -1, fill.maker if fill else False,
+            on_book=book_order and order.open, worked_on_book=book_order)
+        self._publish(order.account, userdata.execution_report(order.view(), x))
+
+    @staticmethod
+    def _holdings(acc: Account, inst: Instrument) -> dict[str, tuple[Decimal, Decimal]]:
+        """The account's (free, locked) of the two assets an order of ``inst`` moves."""
+        return {a: (acc.free.get(a, Decimal(0)), acc.locked.get(a, Decimal(0)))
+                for a in (inst.base, inst.quote)}
+
+    def _balance_event(self, acc: Account, inst: Instrument,
+                       before: dict[str, tuple[Decimal, Decimal]]) -> None:
+        """Publish ``outboundAccountPosition`` with the assets that changed since ``before``."""
+        now = self._holdings(acc, inst)
+        changed = {a: v for a, v in now.items() if v != before[a]}
+        if changed:
+            self._publish(acc, userdata.account_position(self.clock_ms(), changed))
+
+    def transfer(self, acc: Account, asset: str, delta: Decimal) -> None:
+        """Credit (deposit) or debit (withdrawal) the account's free ``asset``, as the venue's
+        admin does; publishes ``balanceUpdate`` and ``outboundAccountPosition``."""
+        asset = asset.upper()
+        free = acc.free.get(asset, Decimal(0))
+        if delta == 0 or not delta.is_finite():
+            raise ValueError(f"amount must be a non-zero number, got {delta}")
+        if free + delta < 0:
+            raise ValueError(f"{asset}: cannot withdraw {-delta}, only {free} is free")
+        acc.credit(asset, delta)
+        now = self.clock_ms()
+        self.events.publish(acc.uid, "spot", userdata.balance_update(now, asset, delta))
+        self.events.publish(acc.uid, "spot", userdata.account_position(
+            now, {asset: (acc.free[asset], acc.locked.get(asset, Decimal(0)))}))
 
     @staticmethod
     def _release(order: Order) -> None:
