@@ -87,6 +87,7 @@ class RunConfig:
     api_key: str = field(default="", repr=False)
     api_secret: str = field(default="", repr=False)
     ccxt_rest: str | None = None  # the venue's REST base for ccxt (None: Binance's testnet)
+    user_stream: bool = True  # follow fills on the user-data stream (else polling only)
     poll_s: float = 1.0
 
 
@@ -240,6 +241,15 @@ class LiveRun:
                 self.exit_reason = "timeout"
                 self.stop.set()
 
+    async def _reconnected(self) -> None:
+        """The user-data stream is back: settle what may have happened while it was down."""
+        assert self.venue_broker is not None
+        await self.venue_broker.poll()
+        await reconcile(self.venue_broker, self.core, self.cfg.market,
+                        split_raw(self.cfg.symbol)[0], None, Decimal(0), balances=False)
+        self.core._risk_event(RiskEvent(self.engine.now, "resume",
+                                        "user-data stream reconnected; reconciled"))
+
     async def _poll(self) -> None:
         try:
             assert self.venue_broker is not None
@@ -366,12 +376,23 @@ class LiveRun:
                 loop.add_signal_handler(sig, self._on_signal)
         fh.run(start_loop=False, install_signal_handlers=False)
         ticker = asyncio.create_task(self._tick())
+        watcher = None
+        if self.venue_broker is not None and cfg.user_stream:
+            self.pro = make_client(cfg.market, cfg.api_key, cfg.api_secret, cfg.ccxt_rest,
+                                   pro=True)
+            watcher = asyncio.create_task(self.venue_broker.watch(self.pro, self._reconnected))
         try:
             await self.stop.wait()
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watcher
+                with contextlib.suppress(Exception):
+                    await self.pro.close()
             await fh.stop_async()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -416,6 +437,8 @@ class LiveRun:
             "risk": {"halted": self.risk.halted, "trips": dict(self.risk.trips)},
             "metrics_url": getattr(self, "metrics_url", None),
             "broker_errors": dict(self.venue_broker.errors) if self.venue_broker else {},
+            "user_stream_messages": (self.venue_broker.stream_messages
+                                     if self.venue_broker else None),
             "journal": str(cfg.run_dir / "journal.log"),
             "filters": {"tick": str(self.filters.tick_size), "step": str(self.filters.step_size),
                         "min_notional": str(self.filters.min_notional)},

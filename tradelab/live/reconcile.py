@@ -51,9 +51,11 @@ class ReconcileReport:
 
 
 async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_asset: str,
-                    start_base: Decimal | None, tolerance: Decimal) -> ReconcileReport:
+                    start_base: Decimal | None, tolerance: Decimal,
+                    balances: bool = True) -> ReconcileReport:
     """Bring the runner ``core`` in line with the venue (see the module docstring).
-    ``start_base``: the base balance when the run first started (spot)."""
+    ``start_base``: the base balance when the run first started (spot). ``balances=False``
+    (after a stream reconnect, with orders possibly in flight) checks orders and fills only."""
     import ccxt.async_support as ccxt
 
     oms = core.oms
@@ -100,7 +102,9 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
     # 3. balances / positions
     journal_pos = core.positions.get(core.setup.symbol, 0.0)
     rep.journal_position = journal_pos
-    if market == "usdm":
+    if not balances:
+        pass
+    elif market == "usdm":
         try:
             positions = await client.fetch_positions([symbol])
         except (ccxt.NetworkError, ccxt.ExchangeError) as exc:

@@ -75,6 +75,7 @@ class VenueBroker:
         self.errors: dict[str, int] = {}
         self.place_rtt_us: list[float] = []
         self.cancel_rtt_us: list[float] = []
+        self.stream_messages = 0
         self.on_rtt: Any = None  # callable(kind, microseconds), e.g. the run recorder's
 
     def _spawn(self, coro: Any) -> None:
@@ -228,6 +229,59 @@ class VenueBroker:
         for order in list(self.sink.oms.open_orders()) + self.sink.oms.to_query():
             if order.venue_id is not None or order.outcome_unknown:
                 await self.resolve(order)
+
+    async def watch(self, pro: Any, on_reconnect: Any = None) -> None:
+        """Follow the user-data stream (ccxt.pro ``watch_my_trades`` and ``watch_orders``):
+        fills and statuses as they happen. A dropped stream is reopened after a pause and
+        ``on_reconnect`` (reconciliation) runs; meanwhile :meth:`poll` covers the gap."""
+        trades = asyncio.get_running_loop().create_task(self._watch(pro, "trades",
+                                                                    on_reconnect))
+        orders = asyncio.get_running_loop().create_task(self._watch(pro, "orders", None))
+        try:
+            await asyncio.gather(trades, orders)
+        finally:
+            trades.cancel()
+            orders.cancel()
+
+    async def _watch(self, pro: Any, what: str, on_reconnect: Any) -> None:
+        import ccxt.async_support as ccxt
+
+        assert self.sink is not None
+        failed = False
+        while True:
+            try:
+                if what == "trades":
+                    items = await pro.watch_my_trades(self.symbol)
+                else:
+                    items = await pro.watch_orders(self.symbol)
+            except asyncio.CancelledError:
+                raise
+            except (ccxt.NetworkError, ccxt.ExchangeError, OSError) as exc:
+                self._count(f"stream {type(exc).__name__}")
+                log.warning("user-data stream (%s) dropped: %s; polling until it is back",
+                            what, exc)
+                failed = True
+                self.last_stream_ns = 0
+                await asyncio.sleep(1.0)
+                continue
+            self.last_stream_ns = time.time_ns()
+            self.stream_messages += 1
+            if failed and on_reconnect is not None:
+                failed = False
+                await on_reconnect()
+            failed = False
+            by_cid = self.sink.oms.orders
+            by_venue = {o.venue_id: o for o in by_cid.values() if o.venue_id}
+            for item in items:
+                if what == "trades":
+                    order = by_venue.get(str(item.get("order")))
+                    if order is not None:
+                        self.sink.on_execution(order.client_id, execution_of(item),
+                                               order.side)
+                else:
+                    order = by_cid.get(str(item.get("clientOrderId") or ""))
+                    if order is not None and order.state.value != "PENDING_NEW":
+                        self._on_order(order, {**item, "trades": []})
 
     def stream_silent(self, now_ns: int) -> bool:
         return now_ns - self.last_stream_ns > self.stream_silence_s * 1e9

@@ -36,11 +36,25 @@ def repoint(client: Any, rest_base: str) -> None:
                     api[name] = base + url[len(host):]
 
 
+def repoint_ws(client: Any, rest_base: str) -> None:
+    """Point a ccxt.pro client's websockets at a local venue: the spot WebSocket API
+    (``/ws-api/v3``, what ``watch_orders``/``watch_balance`` subscribe through), the spot
+    stream base and the USD-M private stream base (listenKey streams)."""
+    host = rest_base.rstrip("/").split("://", 1)[1]
+    ws = client.urls["api"]["ws"]
+    if isinstance(ws.get("ws-api"), dict):
+        ws["ws-api"]["spot"] = f"ws://{host}/ws-api/v3"
+    ws["spot"] = f"ws://{host}/spot/ws"
+    ws["linear"] = f"ws://{host}/usdm/ws"
+
+
 def make_client(market: str, api_key: str, secret: str, rest_base: str | None = None, *,
-                asynchronous: bool = True, timeout_ms: int = 10_000) -> Any:
+                asynchronous: bool = True, timeout_ms: int = 10_000, pro: bool = False) -> Any:
     """A ccxt client for ``market`` in sandbox mode (Binance's testnet), or pointed at
-    ``rest_base`` (a local venue) when given."""
-    if asynchronous:
+    ``rest_base`` (a local venue) when given. ``pro``: a ccxt.pro client (websockets)."""
+    if pro:
+        import ccxt.pro as ccxt_mod
+    elif asynchronous:
         import ccxt.async_support as ccxt_mod
     else:
         import ccxt as ccxt_mod
@@ -50,7 +64,9 @@ def make_client(market: str, api_key: str, secret: str, rest_base: str | None = 
     client.set_sandbox_mode(True)
     if rest_base:
         repoint(client, rest_base)
+        if pro:
+            repoint_ws(client, rest_base)
     return client
 
 
-__all__ = ["TESTNET_HOSTS", "client_options", "make_client", "repoint"]
+__all__ = ["TESTNET_HOSTS", "client_options", "make_client", "repoint", "repoint_ws"]
