@@ -7,6 +7,7 @@ and exit non-zero; nothing stored is changed by a command that failed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -737,6 +738,69 @@ def promote(
                           f"{len(verdict.failed)} gate(s) failed; nothing written")
     if not verdict.passed:
         raise typer.Exit(3)
+
+
+@app.command("exec-smoke")
+def exec_smoke_cmd(
+    symbol: Annotated[str, typer.Option(help="Raw Binance symbol.")] = "BTCUSDT",
+    market: Annotated[str, typer.Option(help="spot or usdm.")] = "spot",
+    venue: Annotated[str | None, typer.Option(help="HOST:PORT of a local venue (default: "
+                                                   "Binance's testnet).")] = None,
+    iterations: Annotated[int, typer.Option("--iterations", "--iters",
+                                            help="Measured place+cancel rounds.")] = 50,
+    warmup: Annotated[int, typer.Option(help="Rounds first, excluded from the figures.")] = 5,
+    transport: Annotated[str, typer.Option(help="rest (ccxt) or ws_api (ccxt.pro over the "
+                                                "WebSocket API).")] = "rest",
+    discount_bps: Annotated[float, typer.Option(help="How far below the best bid the "
+                                                     "orders rest.")] = 500.0,
+    user_stream: Annotated[bool, typer.Option(help="Measure place/cancel-to-ack on the "
+                                                   "user-data stream.")] = True,
+    out_json: Annotated[Path | None, typer.Option(help="Write the report here.")] = None,
+) -> None:
+    """Place and cancel far-from-market orders N times and report the round trips and
+    place-to-ack times (p50/p95/p99, warm-up excluded), errors, ack timeouts and rate-limit
+    waits as JSON; its latency_table feeds the backtester's recorded latency model. Keys from
+    TRADELAB_API_KEY / TRADELAB_API_SECRET or .env."""
+    from tradelab.adapters.binance.symbols import split_raw
+    from tradelab.live.app import fetch_filters
+    from tradelab.live.cli import BINANCE_REST, read_keys
+    from tradelab.live.smoke import exec_smoke
+
+    with cli_errors():
+        key, secret = read_keys()
+        if not key or not secret:
+            raise TradelabError("exec-smoke needs TRADELAB_API_KEY and TRADELAB_API_SECRET "
+                                "(or a .env file)")
+        rest = f"http://{venue}" if venue else None
+        base, quote = split_raw(symbol.upper())
+        ccxt_sym = f"{base}/{quote}" + (f":{quote}" if market == "usdm" else "")
+
+        async def run() -> dict:
+            filters = await fetch_filters(rest or BINANCE_REST[market], market, symbol.upper())
+            return await exec_smoke(rest=rest, market=market, symbol=symbol.upper(),
+                                    ccxt_symbol=ccxt_sym, api_key=key, api_secret=secret,
+                                    filters=filters, iterations=iterations, warmup=warmup,
+                                    transport=transport, discount_bps=discount_bps,
+                                    user_stream=user_stream)
+
+        report = asyncio.run(run())
+    text = json.dumps(report, indent=2)
+    if out_json:
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(text)
+    g = report["stats_global"]
+    console.print(f"[bold]exec-smoke[/] {transport} {symbol}: {report['succeeded_measured']}/"
+                  f"{iterations} rounds; place rtt p50/p99 "
+                  f"{_us(g['place_rtt_us']['p50'])}/{_us(g['place_rtt_us']['p99'])}, "
+                  f"cancel {_us(g['cancel_rtt_us']['p50'])}/{_us(g['cancel_rtt_us']['p99'])}, "
+                  f"place-to-ack {_us(g['place_to_ack_us']['p50'])}; errors {report['errors']}")
+    if not out_json:
+        console.print_json(json.dumps({k: v for k, v in report.items()
+                                       if k != "latency_table"}))
+
+
+def _us(v: float | None) -> str:
+    return "-" if v is None else f"{v / 1000:.2f} ms"
 
 
 @app.command()

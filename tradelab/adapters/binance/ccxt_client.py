@@ -49,9 +49,12 @@ def repoint_ws(client: Any, rest_base: str) -> None:
 
 
 def make_client(market: str, api_key: str, secret: str, rest_base: str | None = None, *,
-                asynchronous: bool = True, timeout_ms: int = 10_000, pro: bool = False) -> Any:
+                asynchronous: bool = True, timeout_ms: int = 10_000, pro: bool = False,
+                rate_limit: bool = True) -> Any:
     """A ccxt client for ``market`` in sandbox mode (Binance's testnet), or pointed at
-    ``rest_base`` (a local venue) when given. ``pro``: a ccxt.pro client (websockets)."""
+    ``rest_base`` (a local venue) when given. ``pro``: a ccxt.pro client (websockets).
+    ``rate_limit=False`` turns ccxt's own request spacing off (a latency measurement must not
+    time ccxt's throttle; the venue's 429s still arrive)."""
     if pro:
         import ccxt.pro as ccxt_mod
     elif asynchronous:
@@ -59,7 +62,7 @@ def make_client(market: str, api_key: str, secret: str, rest_base: str | None = 
     else:
         import ccxt as ccxt_mod
     cls = getattr(ccxt_mod, CCXT_EXCHANGE[check_market(market)])
-    client = cls({"apiKey": api_key, "secret": secret, "enableRateLimit": True,
+    client = cls({"apiKey": api_key, "secret": secret, "enableRateLimit": rate_limit,
                   "timeout": timeout_ms, "options": client_options(market)})
     client.set_sandbox_mode(True)
     if rest_base:
