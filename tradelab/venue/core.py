@@ -121,10 +121,6 @@ class Venue:
         self.books = {k: VenueBook(usdm=k[0] == "usdm") for k in self.instruments}
         self.accounts = Accounts(accounts)
         self.trading = Trading(self.accounts, self.instruments, self.books, lambda: self.now_ms)
-        self.user_events = UserEvents()
-        self.futures = Futures(self.accounts, self.instruments, self.books, lambda: self.now_ms,
-                               self.user_events, self.mark_price, self.funding_rate,
-                               self.next_funding_ms)
         self.conns: set[Conn] = set()
         self.connections = 0  # websocket connections accepted so far
         self.faults = Faults()
@@ -138,6 +134,10 @@ class Venue:
         self._next_mark: dict[tuple[str, str], int] = {}
         self._oi: dict[tuple[str, str], float] = {}
         self._last_trade_px: dict[tuple[str, str], str] = {}
+        self.user_events = UserEvents()
+        self.futures = Futures(self.accounts, self.instruments, self.books, lambda: self.now_ms,
+                               self.user_events, self.mark_price, self.funding_rate,
+                               self.next_funding_ms)
         self._sync_from_source_snapshots()
 
     # -- clients ---------------------------------------------------------------------------

@@ -200,9 +200,9 @@ class Futures(BookCores):
         fwire.check_filters(inst.filters, req.price, qty, market, ref, req.reduce_only)
         if not req.reduce_only:
             self._check_margin(acc, inst, sign, qty, req.price if not market else ref)
-        if req.type == "LIMIT" and req.tif in ("GTX", "FOK"):
+        if req.type == "LIMIT" and req.time_in_force in ("GTX", "FOK"):
             assert req.price is not None
-            self._pre_match(inst, sign, qty, req.price, req.tif)
+            self._pre_match(inst, sign, qty, req.price, req.time_in_force)
         now = self.clock_ms()
         self._next_client_id += req.client_id is None
         order = FuturesOrder(acc, inst, self._next_order_id, cid, req.side, req.type,
@@ -549,17 +549,18 @@ class Futures(BookCores):
         fee = (notional * (acc.maker_fee if maker else acc.taker_fee)).quantize(EIGHT)
         pos = self._position(acc, inst.symbol)
         ch = apply_fill(pos.amount, pos.entry, order.sign * qty, px)
+        realized = ch.realized.quantize(EIGHT)  # the wallet counts USDT to 8 decimals
         now = self.clock_ms()
         pos.amount, pos.entry, pos.update_ms = ch.amount, ch.entry, now
-        wallet.balance += ch.realized - fee
+        wallet.balance += realized - fee
         wallet.update_ms = now
         trade_id = self._next_trade_id.get(inst.symbol, 1)
         self._next_trade_id[inst.symbol] = trade_id + 1
-        if ch.realized:
-            self._income(wallet, inst.symbol, "REALIZED_PNL", ch.realized, now, trade_id)
+        if realized:
+            self._income(wallet, inst.symbol, "REALIZED_PNL", realized, now, trade_id)
         if fee:
             self._income(wallet, inst.symbol, "COMMISSION", -fee, now, trade_id)
-        fill = FuturesFill(trade_id, px, qty, fee, ch.realized, maker, now)
+        fill = FuturesFill(trade_id, px, qty, fee, realized, maker, now)
         order.fills.append(fill)
         order.executed += qty
         order.cum_quote += notional
@@ -568,7 +569,7 @@ class Futures(BookCores):
         self.trades.setdefault(acc.uid, []).append((order, fill))
         view = self.position_view(acc, inst.symbol)
         self._emit_order(fwire.ExecutionView(order.view(), "TRADE", qty, px, fee, trade_id,
-                                             maker, ch.realized, view.bid_notional,
+                                             maker, realized, view.bid_notional,
                                              view.ask_notional), acc)
         self.events.publish(str(acc.uid), "usdm", fwire.account_update(
             "ORDER", wallet.balance, ZERO, [view], now, now))

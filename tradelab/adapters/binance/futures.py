@@ -308,7 +308,7 @@ def account(a: AccountView, version: int) -> dict:
              "updateTime": a.update_ms}
     positions = []
     for p in a.positions:
-        row = {"symbol": p.symbol, "positionSide": "BOTH", "positionAmt": fmt_qty(p.amount),
+        row: dict[str, object] = {"symbol": p.symbol, "positionSide": "BOTH", "positionAmt": fmt_qty(p.amount),
                "unrealizedProfit": fmt(p.unrealized), "isolatedMargin": "0",
                "notional": fmt(p.notional), "isolatedWallet": "0",
                "initialMargin": fmt(p.position_margin + p.order_margin),
@@ -321,7 +321,7 @@ def account(a: AccountView, version: int) -> dict:
                         "openOrderInitialMargin": fmt(p.order_margin),
                         "bidNotional": fmt(p.bid_notional), "askNotional": fmt(p.ask_notional)})
         positions.append(row)
-    out = {"totalInitialMargin": fmt(im), "totalMaintMargin": fmt(a.maint_margin),
+    out: dict[str, object] = {"totalInitialMargin": fmt(im), "totalMaintMargin": fmt(a.maint_margin),
            "totalWalletBalance": fmt(a.wallet), "totalUnrealizedProfit": fmt(a.unrealized),
            "totalMarginBalance": fmt(a.margin_balance),
            "totalPositionInitialMargin": fmt(a.position_margin),
