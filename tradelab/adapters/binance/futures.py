@@ -308,12 +308,13 @@ def account(a: AccountView, version: int) -> dict:
              "updateTime": a.update_ms}
     positions = []
     for p in a.positions:
-        row: dict[str, object] = {"symbol": p.symbol, "positionSide": "BOTH", "positionAmt": fmt_qty(p.amount),
-               "unrealizedProfit": fmt(p.unrealized), "isolatedMargin": "0",
-               "notional": fmt(p.notional), "isolatedWallet": "0",
-               "initialMargin": fmt(p.position_margin + p.order_margin),
-               "maintMargin": fmt(abs(p.notional) * MAINT_MARGIN_RATE),
-               "updateTime": p.update_ms}
+        row: dict[str, object] = {
+            "symbol": p.symbol, "positionSide": "BOTH", "positionAmt": fmt_qty(p.amount),
+            "unrealizedProfit": fmt(p.unrealized), "isolatedMargin": "0",
+            "notional": fmt(p.notional), "isolatedWallet": "0",
+            "initialMargin": fmt(p.position_margin + p.order_margin),
+            "maintMargin": fmt(abs(p.notional) * MAINT_MARGIN_RATE),
+            "updateTime": p.update_ms}
         if version == 2:
             row.update({"leverage": str(p.leverage), "entryPrice": fmt(p.entry),
                         "breakEvenPrice": fmt(p.entry), "maxNotional": fmt(MAX_NOTIONAL, 0),
@@ -321,14 +322,15 @@ def account(a: AccountView, version: int) -> dict:
                         "openOrderInitialMargin": fmt(p.order_margin),
                         "bidNotional": fmt(p.bid_notional), "askNotional": fmt(p.ask_notional)})
         positions.append(row)
-    out: dict[str, object] = {"totalInitialMargin": fmt(im), "totalMaintMargin": fmt(a.maint_margin),
-           "totalWalletBalance": fmt(a.wallet), "totalUnrealizedProfit": fmt(a.unrealized),
-           "totalMarginBalance": fmt(a.margin_balance),
-           "totalPositionInitialMargin": fmt(a.position_margin),
-           "totalOpenOrderInitialMargin": fmt(a.order_margin),
-           "totalCrossWalletBalance": fmt(a.wallet), "totalCrossUnPnl": fmt(a.unrealized),
-           "availableBalance": fmt(a.available), "maxWithdrawAmount": fmt(withdraw),
-           "assets": [asset], "positions": positions}
+    out: dict[str, object] = {
+        "totalInitialMargin": fmt(im), "totalMaintMargin": fmt(a.maint_margin),
+        "totalWalletBalance": fmt(a.wallet), "totalUnrealizedProfit": fmt(a.unrealized),
+        "totalMarginBalance": fmt(a.margin_balance),
+        "totalPositionInitialMargin": fmt(a.position_margin),
+        "totalOpenOrderInitialMargin": fmt(a.order_margin),
+        "totalCrossWalletBalance": fmt(a.wallet), "totalCrossUnPnl": fmt(a.unrealized),
+        "availableBalance": fmt(a.available), "maxWithdrawAmount": fmt(withdraw),
+        "assets": [asset], "positions": positions}
     if version == 2:
         out = {"feeTier": 0, "canTrade": a.can_trade, "canDeposit": False,
                "canWithdraw": False, "feeBurn": False, "tradeGroupId": -1,
