@@ -114,7 +114,9 @@ def test_hand_made_futures_timeline():
             ("COMMISSION", D("-0.05005")), ("COMMISSION", D("-0.003996")),
             ("REALIZED_PNL", D("-0.08")), ("COMMISSION", D("-0.06"))]
 
-        # 5. refusals, each with Binance's futures code; none of them changes the account
+        # 5. refusals, each with Binance's futures code; none of them changes the account or
+        #    sends an event
+        n = len(events)
         assert _code(f.new_order, acc, _req(side="SELL", type="MARKET", quantity="1",
                                             reduceOnly="true")) == (-2022, fwire.MSG_REDUCE_ONLY)
         assert _code(f.new_order, acc, _req(side="SELL", type="LIMIT", timeInForce="GTX",
@@ -138,6 +140,7 @@ def test_hand_made_futures_timeline():
         assert _code(f.cancel, acc, "BTCUSDT", 999, None)[0] == -2011
         assert _code(f.query, acc, "BTCUSDT", 999, None)[0] == -2013
         assert f.wallets[1].balance == D("999.805954")
+        assert len(events) == n and f.open_orders(acc, "BTCUSDT") == [o2]
 
         # 6. a short: market sell 0.5 at 100.00 (0.8 left there after order 3), fee 0.025
         o4, _ = f.new_order(acc, _req(side="SELL", type="MARKET", quantity="0.5"))
@@ -255,5 +258,11 @@ def test_state_round_trip_keeps_orders_positions_wallet_and_counters():
         assert o.fills[0].trade_id == 2  # the trade id counter continued
         nxt, _ = g.new_order(acc2, _req(side="SELL", type="MARKET", quantity="0.1"))
         assert nxt.order_id == resting.order_id + 1
+        # a state naming an account this venue does not have is refused by name
+        other = Venue(book_source({KEY: BOOK}), wait_clients=0,
+                      accounts=[{**ACCOUNT, "api_key": "k9"}, {**ACCOUNT, "api_key": "k8"}])
+        state["wallets"]["7"] = state["wallets"]["1"]
+        with pytest.raises(ValueError, match=r"uid \[7\]"):
+            other.futures.restore(state)
 
     asyncio.run(session())

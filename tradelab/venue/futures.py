@@ -171,6 +171,7 @@ class Futures(BookCores):
         self._reject_error: wire.BinanceError | None = None
         self._revive: dict[str, list[int]] = {}  # restored resting orders without a core yet
         self._expiring: set[int] = set()  # reduce-only orders being expired
+        self._held: list[tuple[str, dict]] | None = None  # events while an order is placed
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -200,9 +201,6 @@ class Futures(BookCores):
         fwire.check_filters(inst.filters, req.price, qty, market, ref, req.reduce_only)
         if not req.reduce_only:
             self._check_margin(acc, inst, sign, qty, req.price if not market else ref)
-        if req.type == "LIMIT" and req.time_in_force in ("GTX", "FOK"):
-            assert req.price is not None
-            self._pre_match(inst, sign, qty, req.price, req.time_in_force)
         now = self.clock_ms()
         self._next_client_id += req.client_id is None
         order = FuturesOrder(acc, inst, self._next_order_id, cid, req.side, req.type,
@@ -211,16 +209,25 @@ class Futures(BookCores):
         self._next_order_id += 1
         self.orders[order.order_id] = order
         ack = order.view()
-        self._emit_order(fwire.ExecutionView(ack, "NEW"), acc)
         self._reject_error = None
         kind = MARKET if market else LIMIT
         px = float(req.price) if not market and req.price is not None else None
-        ex = core.place(self._ns(), order.order_id, BUY if sign > 0 else SELL, float(qty), px,
-                        kind=kind, tif=TIF[req.time_in_force] if not market else GTC)
-        self._apply(inst.symbol, ex)
-        if order.status == "REJECTED":
+        self._held = []  # events wait until the order is known to be accepted
+        try:
+            ex = core.place(self._ns(), order.order_id, BUY if sign > 0 else SELL, float(qty),
+                            px, kind=kind, tif=TIF[req.time_in_force] if not market else GTC)
+            self._apply(inst.symbol, ex)
+        finally:
+            held, self._held = self._held, None
+        if order.status == "REJECTED" or (req.time_in_force == "FOK" and not order.fills):
+            # Binance refuses (and does not record) a post-only order that would take and a
+            # FOK order that cannot fill whole at once
             del self.orders[order.order_id]
-            raise self._reject_error or wire.rejected("Order rejected by the matching engine.")
+            raise (fwire.fok_rejected() if order.status != "REJECTED" else
+                   self._reject_error or wire.rejected("Order rejected by the matching engine."))
+        self._emit_order(fwire.ExecutionView(ack, "NEW"), acc)
+        for uid, event in held:
+            self.events.publish(uid, "usdm", event)
         return order, ack
 
     def cancel(self, acc: Account, symbol: str, order_id: int | None,
@@ -403,6 +410,11 @@ class Futures(BookCores):
         """Rebuild from :meth:`state`. Resting orders go back on the book (at the back of
         their level's queue) once the symbol's book is live."""
         by_uid = {acc.uid: acc for acc in self.accounts.by_key.values()}
+        unknown = ({row["uid"] for row in state["orders"]} |
+                   {int(u) for u in state["wallets"]}) - set(by_uid)
+        if unknown:
+            raise ValueError(f"futures state names accounts the venue does not have: "
+                             f"uid {sorted(unknown)}")
         self.orders.clear()
         self.trades.clear()
         self.cores.clear()
@@ -510,17 +522,6 @@ class Futures(BookCores):
         if after - before > self.summary(acc).available:
             raise fwire.margin_insufficient()
 
-    def _pre_match(self, inst: Instrument, sign: int, qty: Decimal, price: Decimal,
-                   tif: str) -> None:
-        """Binance refuses a post-only order that would take (-5022) and a FOK order that
-        cannot fill whole at once (-5021) without recording them."""
-        levels = self._levels(inst, "BUY" if sign > 0 else "SELL")
-        reachable = [(p, q) for p, q in levels if (p <= price if sign > 0 else p >= price)]
-        if tif == "GTX" and reachable:
-            raise fwire.post_only_rejected()
-        if tif == "FOK" and sum((q for _, q in reachable), ZERO) < qty:
-            raise fwire.fok_rejected()
-
     def _apply(self, symbol: str, ex: Executions) -> None:
         """Book the core's fills and reports in the order they happened, then expire
         reduce-only orders the fills made invalid."""
@@ -571,8 +572,7 @@ class Futures(BookCores):
         self._emit_order(fwire.ExecutionView(order.view(), "TRADE", qty, px, fee, trade_id,
                                              maker, realized, view.bid_notional,
                                              view.ask_notional), acc)
-        self.events.publish(str(acc.uid), "usdm", fwire.account_update(
-            "ORDER", wallet.balance, ZERO, [view], now, now))
+        self._publish(acc, fwire.account_update("ORDER", wallet.balance, ZERO, [view], now, now))
 
     def _report(self, order: FuturesOrder, kind: int, reason: int) -> None:
         if kind == RP_CANCELED:
@@ -611,7 +611,15 @@ class Futures(BookCores):
         self._next_tran_id += 1
 
     def _emit_order(self, x: fwire.ExecutionView, acc: Account) -> None:
-        self.events.publish(str(acc.uid), "usdm", fwire.order_trade_update(x, self.clock_ms()))
+        self._publish(acc, fwire.order_trade_update(x, self.clock_ms()))
+
+    def _publish(self, acc: Account, event: dict) -> None:
+        """Publish on the bus (the bus keys accounts by ``str(uid)``), or hold the event while
+        an order is being placed."""
+        if self._held is not None:
+            self._held.append((str(acc.uid), event))
+        else:
+            self.events.publish(str(acc.uid), "usdm", event)
 
 
 __all__ = ["Futures", "FuturesFill", "FuturesOrder", "Position", "Wallet"]
