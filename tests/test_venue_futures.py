@@ -266,3 +266,56 @@ def test_state_round_trip_keeps_orders_positions_wallet_and_counters():
             other.futures.restore(state)
 
     asyncio.run(session())
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_futures_on_the_replayed_usdm_recording(binance_ws):
+    """A long opened on the real USD-M recording (2024-08-08 23:54 to 00:05 UTC) pays the real
+    midnight funding settlement.
+
+    Truth from the recording itself: the market buy fills at the recorded best ask of that
+    moment; at the first message stamped after 2024-08-09 00:00:00 UTC the long pays
+    0.01 x (the book's mid just before it) x the venue's default rate 0.01 %, once."""
+    from tradelab.venue.accounts import DEMO_API_KEY
+    from tradelab.venue.sources import RecordingSource
+
+    midnight = 1723161600000
+
+    async def run() -> None:
+        venue = Venue(RecordingSource([binance_ws / "usdm_btcusdt_20240808.gz"]), speed=0,
+                      wait_clients=0)
+        acc = venue.accounts.get(DEMO_API_KEY)
+        assert acc is not None
+        f, book, src = venue.futures, venue.books[KEY], venue.source
+        n, order, mid_at_settlement = 0, None, None
+        while batch := src.take(None):
+            for msg in batch:
+                e_ms = msg.data.get("E") or msg.data.get("T")
+                if mid_at_settlement is None and e_ms and int(e_ms) >= midnight:
+                    bid, ask = book.best()
+                    assert bid is not None and ask is not None
+                    mid_at_settlement = D(f"{(bid + ask) / 2:.8f}")
+                await venue.publish(msg)
+                n += 1
+                if order is None and n > 3000 and book.synced:
+                    bid, ask = book.best()
+                    assert ask is not None
+                    assert D(book.asks[min(book.asks, key=D)]) >= D("0.01")  # one level fills it
+                    order, _ = f.new_order(acc, _req(side="BUY", type="MARKET", quantity="0.01"))
+                    assert [(x.price, x.qty, x.maker) for x in order.fills] == [
+                        (D(f"{ask:.1f}"), D("0.010"), False)]
+        assert order is not None and mid_at_settlement is not None
+        entry = order.fills[0].price
+        fee = (entry * D("0.01") * D("0.001")).quantize(D("0.00000001"))
+        pay = (-D("0.01") * mid_at_settlement * D("0.0001")).quantize(D("0.00000001"))
+        assert [(i.kind, i.amount, i.time_ms) for i in f.incomes(acc)] == [
+            ("COMMISSION", -fee, order.fills[0].time_ms), ("FUNDING_FEE", pay, midnight)]
+        assert f.wallets[1].balance == D(100000) - fee + pay
+        pos = f.position_view(acc, "BTCUSDT")
+        bid, ask = book.best()
+        assert bid is not None and ask is not None
+        assert (pos.amount, pos.entry) == (D("0.01"), entry)
+        assert pos.unrealized == D("0.01") * (D(f"{(bid + ask) / 2:.8f}") - entry)
+
+    asyncio.run(run())
