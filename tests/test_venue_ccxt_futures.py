@@ -18,6 +18,7 @@ import urllib.request
 from decimal import Decimal
 
 import ccxt
+import ccxt.pro
 import pytest
 
 from tests.venue_helpers import book_source, venue_in_thread
@@ -66,6 +67,8 @@ def _publish(rv, e_ms: int, trade_id: int) -> None:
 
 
 def test_ccxt_usdm_orders_positions_balance_and_funding(running):
+    events: list[dict] = []
+    token = running.venue.user_events.subscribe("1", "usdm", events.append)
     ex = client(running.rest_url)
     markets = ex.load_markets()
     m = markets[SYM]
@@ -132,6 +135,24 @@ def test_ccxt_usdm_orders_positions_balance_and_funding(running):
     assert bal["info"]["totalWalletBalance"] == "999.77995250"
     [pos] = ex.fetch_positions([SYM])
     assert (pos["side"], pos["contracts"], pos["entryPrice"]) == ("short", 0.5, 100.0)
+
+    # the bus carried the same story; ccxt pro's own parsers read the events
+    running.venue.user_events.unsubscribe(token)
+    pro = ccxt.pro.binanceusdm()
+    pro.set_markets(list(ex.markets.values()))
+    orders = [pro.parse_ws_order(e["o"]) for e in events if e["e"] == "ORDER_TRADE_UPDATE"]
+    assert [(o["id"], o["status"], o["filled"]) for o in orders] == [
+        (rest["id"], "open", 0), (mkt["id"], "open", 0), (mkt["id"], "closed", 1),
+        (close["id"], "open", 0), (close["id"], "closed", 1), (rest["id"], "canceled", 0),
+        (short["id"], "open", 0), (short["id"], "closed", 0.5)]
+    assert [o["fee"]["cost"] for o in orders if o["fee"]] == ["0.05005000", "0.05000000",
+                                                              "0.02500000"]
+    updates = [e["a"] for e in events if e["e"] == "ACCOUNT_UPDATE"]
+    assert [(u["m"], u["B"][0]["wb"]) for u in updates] == [
+        ("ORDER", "999.94995000"), ("ORDER", "999.79995000"), ("ORDER", "999.77495000"),
+        ("FUNDING_FEE", "999.77995250")]
+    last = pro.parse_ws_position(updates[-1]["P"][0])
+    assert (last["side"], last["contracts"], last["entryPrice"]) == ("short", 0.5, 100.0)
 
 
 def test_ccxt_usdm_errors_arrive_as_ccxt_classes(running):

@@ -219,7 +219,8 @@ class Futures(BookCores):
             self._apply(inst.symbol, ex)
         finally:
             held, self._held = self._held, None
-        if order.status == "REJECTED" or (req.time_in_force == "FOK" and not order.fills):
+        fok_missed = not market and req.time_in_force == "FOK" and not order.fills
+        if order.status == "REJECTED" or fok_missed:
             # Binance refuses (and does not record) a post-only order that would take and a
             # FOK order that cannot fill whole at once
             del self.orders[order.order_id]
@@ -370,6 +371,8 @@ class Futures(BookCores):
                 mark = self._mark(inst) or pos.entry
                 rate = Decimal(repr(self.funding_rate(inst.key, t_ms - 1)))
                 pay = funding_payment(pos.amount, mark, rate).quantize(EIGHT)
+                if pay == 0:
+                    continue  # a zero rate moves nothing and records nothing
                 wallet.balance += pay
                 wallet.update_ms = t_ms
                 self._income(wallet, sym, "FUNDING_FEE", pay, t_ms, None)
