@@ -319,3 +319,21 @@ def test_futures_on_the_replayed_usdm_recording(binance_ws):
         assert pos.unrealized == D("0.01") * (D(f"{(bid + ask) / 2:.8f}") - entry)
 
     asyncio.run(run())
+
+
+def test_futures_wallet_config():
+    from tradelab.venue.accounts import Accounts
+
+    # without usdm_wallet the futures wallet starts with the USDT balance; the spot balance
+    # itself is not touched by futures trading
+    venue = Venue(book_source({KEY: BOOK}), wait_clients=0,
+                  accounts=[{"api_key": "a", "secret": "b", "balances": {"USDT": "700"}}])
+    acc = venue.accounts.get("a")
+    assert acc is not None and venue.futures.wallets[1].balance == D(700)
+    venue.futures.new_order(acc, _req(side="BUY", type="MARKET", quantity="1"))
+    assert acc.balances()["USDT"] == (D(700), D(0))
+    assert venue.futures.wallets[1].balance == D("699.8999")  # taker 0.1 % of 100.10
+    with pytest.raises(ValueError, match="usdm_wallet is negative"):
+        Accounts([{**ACCOUNT, "usdm_wallet": "-1"}])
+    with pytest.raises(ValueError, match="usdm_wallet: 'lots' is not a number"):
+        Accounts([{**ACCOUNT, "usdm_wallet": "lots"}])
