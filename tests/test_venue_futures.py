@@ -164,6 +164,9 @@ def test_hand_made_futures_timeline():
         assert [(x.price, x.qty, x.realized, x.commission) for x in o2.fills[1:]] == [
             (D("99.90"), D("0.300"), D("0.03"), D("0.005994"))]
         assert f.position_view(acc, "BTCUSDT").amount == D("-0.2")
+        # the ACCOUNT_UPDATE of that fill: accumulated realized -0.08 + 0.03 = -0.05
+        assert [e["a"]["P"][0]["cr"] for e in events if e["e"] == "ACCOUNT_UPDATE"][-1] == \
+            "-0.05000000"
         assert o5.status == "EXPIRED"
         assert events[-1]["o"]["x"] == "EXPIRED" and events[-1]["o"]["i"] == o5.order_id
         wallet = D("999.780954") + D("0.03") - D("0.005994")

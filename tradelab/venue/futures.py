@@ -120,6 +120,7 @@ class Position:
     amount: Decimal = ZERO
     entry: Decimal = ZERO
     update_ms: int = 0
+    realized: Decimal = ZERO  # accumulated realized PnL of the symbol (before fees)
 
 
 @dataclass
@@ -311,7 +312,7 @@ class Futures(BookCores):
                                   unrealized_pnl(pos.amount, pos.entry, mark), lev,
                                   position_margin(pos.amount, mark, lev),
                                   open_order_margin(pos.amount, orders, lev), bid, ask,
-                                  pos.update_ms)
+                                  pos.update_ms, pos.realized)
 
     def positions(self, acc: Account, symbol: str | None = None,
                   active_only: bool = False) -> list[fwire.PositionView]:
@@ -397,7 +398,7 @@ class Futures(BookCores):
                 for o in sorted(self.orders.values(), key=lambda o: o.order_id)],
             "wallets": {str(uid): {
                 "balance": str(w.balance), "update_ms": w.update_ms,
-                "positions": {s: [str(p.amount), str(p.entry), p.update_ms]
+                "positions": {s: [str(p.amount), str(p.entry), p.update_ms, str(p.realized)]
                               for s, p in w.positions.items()},
                 "leverage": dict(w.leverage),
                 "incomes": [[i.tran_id, i.symbol, i.kind, str(i.amount), i.time_ms, i.trade_id]
@@ -438,7 +439,7 @@ class Futures(BookCores):
         for uid, w in state["wallets"].items():
             self.wallets[int(uid)] = Wallet(
                 Decimal(w["balance"]), w["update_ms"],
-                {s: Position(Decimal(a), Decimal(e), ms) for s, (a, e, ms)
+                {s: Position(Decimal(a), Decimal(e), ms, Decimal(r)) for s, (a, e, ms, r)
                  in w["positions"].items()},
                 {s: int(v) for s, v in w["leverage"].items()},
                 [fwire.IncomeView(t, s, k, Decimal(a), ms, tid) for t, s, k, a, ms, tid
@@ -556,6 +557,7 @@ class Futures(BookCores):
         realized = ch.realized.quantize(EIGHT)  # the wallet counts USDT to 8 decimals
         now = self.clock_ms()
         pos.amount, pos.entry, pos.update_ms = ch.amount, ch.entry, now
+        pos.realized += realized
         wallet.balance += realized - fee
         wallet.update_ms = now
         trade_id = self._next_trade_id.get(inst.symbol, 1)

@@ -248,6 +248,7 @@ class PositionView:
     bid_notional: Decimal
     ask_notional: Decimal
     update_ms: int
+    cum_realized: Decimal = Decimal(0)  # realized PnL of the symbol so far (before fees)
 
     @property
     def notional(self) -> Decimal:
@@ -420,5 +421,6 @@ def account_update(reason: str, wallet: Decimal, balance_change: Decimal,
         "m": reason,
         "B": [{"a": "USDT", "wb": fmt(wallet), "cw": fmt(wallet), "bc": fmt(balance_change)}],
         "P": [{"s": p.symbol, "pa": fmt_qty(p.amount), "ep": fmt(p.entry), "bep": fmt(p.entry),
-               "cr": "0", "up": fmt(p.unrealized), "mt": "cross", "iw": "0", "ps": "BOTH"}
+               "cr": fmt(p.cum_realized), "up": fmt(p.unrealized), "mt": "cross", "iw": "0",
+               "ps": "BOTH"}
               for p in positions]}}
