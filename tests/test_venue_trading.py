@@ -236,6 +236,7 @@ def test_accounts_file_loads_and_bad_files_are_named(tmp_path):
     accs = Accounts(load_accounts(shipped))
     trader = accs.get("local-trader-key")
     assert trader is not None and trader.balances()["BTC"] == (D("0.5"), D(0))
+    assert trader.usdm_wallet == D("20000")
     ro = accs.get("local-readonly-key")
     assert ro is not None and not ro.can_trade
     bad = tmp_path / "a.yaml"

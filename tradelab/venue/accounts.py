@@ -38,6 +38,7 @@ class Account:
     can_trade: bool = True
     free: dict[str, Decimal] = field(default_factory=dict)
     locked: dict[str, Decimal] = field(default_factory=dict)
+    usdm_wallet: Decimal | None = None  # USD-M futures wallet (USDT); None: the USDT balance
 
     def __repr__(self) -> str:
         return f"Account(uid={self.uid}, key=***)"
@@ -79,14 +80,15 @@ def _dec(value: object, what: str) -> Decimal:
 
 def account_from_config(entry: Mapping, uid: int) -> Account:
     """An account from a config entry: ``{"api_key", "secret", "balances": {asset: amount},
-    "maker_fee", "taker_fee", "can_trade"}`` (fees are rates, 0.001 = 0.1 %)."""
+    "maker_fee", "taker_fee", "can_trade", "usdm_wallet"}`` (fees are rates, 0.001 = 0.1 %;
+    ``usdm_wallet`` is the USD-M futures wallet in USDT, by default the USDT balance)."""
     if not isinstance(entry, Mapping):
         raise ValueError("an account must be a mapping with api_key and secret")
     key, secret = entry.get("api_key"), entry.get("secret")
     if not isinstance(key, str) or not key or not isinstance(secret, str) or not secret:
         raise ValueError(f"account #{uid}: api_key and secret must be non-empty strings")
     unknown = set(entry) - {"api_key", "secret", "balances", "maker_fee", "taker_fee",
-                            "can_trade"}
+                            "can_trade", "usdm_wallet"}
     if unknown:
         raise ValueError(f"account #{uid}: unknown fields {sorted(unknown)}")
     balances = entry.get("balances", {})
@@ -101,7 +103,17 @@ def account_from_config(entry: Mapping, uid: int) -> Account:
     return Account(api_key=key, secret=secret, uid=uid,
                    maker_fee=_dec(entry.get("maker_fee", DEFAULT_FEE), f"account #{uid} maker_fee"),
                    taker_fee=_dec(entry.get("taker_fee", DEFAULT_FEE), f"account #{uid} taker_fee"),
-                   can_trade=bool(entry.get("can_trade", True)), free=free)
+                   can_trade=bool(entry.get("can_trade", True)), free=free,
+                   usdm_wallet=_wallet(entry.get("usdm_wallet"), uid))
+
+
+def _wallet(value: object, uid: int) -> Decimal | None:
+    if value is None:
+        return None
+    d = _dec(value, f"account #{uid} usdm_wallet")
+    if d < 0:
+        raise ValueError(f"account #{uid}: usdm_wallet is negative ({value})")
+    return d
 
 
 def demo_account() -> Account:

@@ -5,8 +5,9 @@ One timeline for all clients, like an exchange. The replay is paced by the sourc
 client before it starts, and pauses while no client is connected, so a reconnecting client misses
 nothing. Every published depth diff is applied to the venue's own book, so REST snapshots are
 consistent with the stream position; a dropped-diff fault withholds a diff from clients only.
-Spot diffs and trades also reach :class:`~tradelab.venue.trading.Trading`, where the accounts'
-orders match on the shared matching core.
+Spot diffs and trades also reach :class:`~tradelab.venue.trading.Trading`, and USD-M ones
+:class:`~tradelab.venue.futures.Futures`, where the accounts' orders match on the shared matching
+core; the venue clock also drives the futures' funding settlements.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tradelab.adapters.binance.encode import agg_trade_of_trade, envelope, mark_
 from tradelab.adapters.binance.schema import stream_kind
 from tradelab.venue.accounts import Accounts
 from tradelab.venue.book import VenueBook
+from tradelab.venue.futures import Futures
 from tradelab.venue.history import History
 from tradelab.venue.instruments import Instrument, instrument
 from tradelab.venue.listenkeys import ListenKeys
@@ -136,6 +138,10 @@ class Venue:
         self._next_mark: dict[tuple[str, str], int] = {}
         self._oi: dict[tuple[str, str], float] = {}
         self._last_trade_px: dict[tuple[str, str], str] = {}
+        self.user_events = UserEvents()
+        self.futures = Futures(self.accounts, self.instruments, self.books, lambda: self.now_ms,
+                               self.user_events, self.mark_price, self.funding_rate,
+                               self.next_funding_ms)
         self._sync_from_source_snapshots()
 
     # -- clients ---------------------------------------------------------------------------
@@ -202,6 +208,8 @@ class Venue:
                 book.load_snapshot(snap)
                 if market == "spot":
                     self.trading.on_snapshot(symbol)
+                else:
+                    self.futures.on_snapshot(symbol)
                 log.info("%s %s: venue book synced from snapshot %s", market, symbol,
                          snap["lastUpdateId"])
 
@@ -213,11 +221,12 @@ class Venue:
         if e_ms and (self._now_ms is None or int(e_ms) > self._now_ms):
             self._now_ms = int(e_ms)
         self._sync_from_source_snapshots()
+        self.futures.on_time(self.now_ms)  # funding settles at the mark before this message
         if msg.kind == "depth":
             book = self.books[key]
             applied = book.apply(data, msg.market == "usdm")
-            if applied == "applied" and msg.market == "spot":
-                self.trading.on_depth(msg.symbol, data)
+            if applied == "applied":
+                (self.trading if msg.market == "spot" else self.futures).on_depth(msg.symbol, data)
             if applied == "gap":
                 log.warning("%s %s: the source itself has a gap at U=%s; REST snapshots are "
                             "stale until the next snapshot in the source", *key, data["U"])
@@ -227,8 +236,8 @@ class Venue:
                 return
         elif msg.kind in ("trade", "aggTrade"):
             self._record_trade(key, msg)
-            if msg.market == "spot" and (msg.kind == "trade" or not self.source.provides("trade")):
-                self.trading.on_trade(msg.symbol, data)  # each market trade once
+            if msg.kind == "trade" or not self.source.provides("trade"):  # each trade once
+                (self.trading if msg.market == "spot" else self.futures).on_trade(msg.symbol, data)
         if self.faults.malformed > 0:
             self.faults.malformed -= 1
             self.faults.fired["malformed"] += 1

@@ -1,4 +1,5 @@
-"""The venue's signed spot endpoints (``/api/v3``): order entry, queries and the account.
+"""The venue's signed spot endpoints (``/api/v3``): order entry, queries and the account (the
+USD-M ones under ``/fapi`` are in :mod:`tradelab.venue.signed_usdm`, served by the same routes).
 
 Every request is checked the Binance way before it reaches the orders: the ``X-MBX-APIKEY``
 header names an account (-2015 otherwise), the ``signature`` is the HMAC-SHA256 of the query
@@ -18,13 +19,16 @@ from typing import Any
 
 from aiohttp import web
 
+from tradelab.adapters.binance import futures as fwire
 from tradelab.adapters.binance import trading as wire
 from tradelab.adapters.binance.schema import REST_PREFIX
+from tradelab.venue import signed_usdm
 from tradelab.venue.accounts import Account
 from tradelab.venue.core import Venue
 
 log = logging.getLogger("tradelab.venue")
 SPOT = REST_PREFIX["spot"]
+WEIGHTS = {**wire.WEIGHT, **fwire.WEIGHT}
 
 Handler = Callable[[Venue, Account, dict[str, str]], Any]
 
@@ -146,7 +150,7 @@ def signed_routes(venue: Venue, charge: Callable[[int], tuple[bool, int]],
     def endpoint(name: str, fn: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             query = request.raw_path.partition("?")[2]
-            weight = wire.WEIGHT[name]
+            weight = WEIGHTS[name]
             if name == "openOrders" and "symbol=" not in query:
                 weight = wire.WEIGHT["openOrdersAll"]
             ok, used = charge(weight)
@@ -172,4 +176,6 @@ def signed_routes(venue: Venue, charge: Callable[[int], tuple[bool, int]],
     routes = []
     for method, path, name, fn in ENDPOINTS:
         routes.append(web.route(method, f"{SPOT}/{path}", endpoint(name, fn)))
+    for method, path, name, fn in signed_usdm.ENDPOINTS:
+        routes.append(web.route(method, f"/fapi/{path}", endpoint(name, fn)))
     return routes

@@ -1,10 +1,9 @@
 """Spot order entry on the venue: orders, balances and fills on the shared matching core.
 
-Each spot instrument gets a :class:`~tradelab.matching.MatchingCore` the first time an order
-arrives, seeded with the venue's book; from then on every depth diff and trade the venue
-publishes is fed to it, so resting orders keep a queue position and fill from the market's
-trades and crossings, and takers walk the book. The core sees prices and quantities as floats on
-the tick/lot grid; balances, fees and everything on the wire are Decimal.
+Each spot instrument gets a :class:`~tradelab.matching.MatchingCore` fed with the venue's book
+(:class:`~tradelab.venue.bookcores.BookCores`), so resting orders keep a queue position and fill
+from the market's trades and crossings, and takers walk the book. The core sees prices and
+quantities as floats on the tick/lot grid; balances, fees and everything on the wire are Decimal.
 
 Balances: a limit buy locks ``price * quantity`` of the quote asset, a sell locks the quantity
 of the base asset; a market buy by quantity needs the cost of walking the book free. Fees are
@@ -24,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
-import numpy as np
-
 from tradelab.adapters.binance import trading as wire
 from tradelab.adapters.binance import userdata
 from tradelab.adapters.binance.filters import FilterFailure
@@ -34,7 +31,6 @@ from tradelab.matching import (
     FOK,
     GTC,
     GTX,
-    I_BASE,
     IOC,
     LIMIT,
     MARKET,
@@ -46,20 +42,15 @@ from tradelab.matching import (
     SELL,
     Executions,
     MatchingCore,
-    instrument,
 )
 from tradelab.venue.accounts import Account, Accounts, InsufficientBalance
 from tradelab.venue.book import VenueBook
+from tradelab.venue.bookcores import BookCores
 from tradelab.venue.instruments import Instrument
 from tradelab.venue.userstream import UserEvents
 
-PRICE_WINDOW = 0.10
-"""The matching core's dense book spans the mid price +-10 % (orders outside are refused)."""
 EIGHT = Decimal("0.00000001")
 TIF = {"GTC": GTC, "IOC": IOC, "FOK": FOK}
-MAX_WALK = 1000
-"""Price levels a market order's cost or quantity is worked out over (Binance walks at most
-this deep too, in practice)."""
 
 
 @dataclass
@@ -114,8 +105,10 @@ class Order:
                 for f in self.fills]
 
 
-class Trading:
+class Trading(BookCores):
     """Orders of every account on the venue's spot instruments."""
+
+    market = "spot"
 
     def __init__(self, accounts: Accounts, instruments: dict[tuple[str, str], Instrument],
                  books: dict[tuple[str, str], VenueBook], clock_ms: Callable[[], int],
@@ -134,34 +127,6 @@ class Trading:
         self._reject_error = wire.rejected("Order rejected.")
         self._exec_ids = itertools.count(1)
         self._held: list[tuple[Account, dict]] | None = None  # events of an order being placed
-
-    # -- market data ----------------------------------------------------------------------
-
-    def on_depth(self, symbol: str, diff: dict) -> None:
-        """A depth diff the venue applied to its book (spot)."""
-        core = self.cores.get(symbol)
-        if core is None:
-            return
-        rows = [(BUY, p, q) for p, q in diff.get("b", [])] + [
-            (SELL, p, q) for p, q in diff.get("a", [])]
-        ts = self._ns()
-        for k, (side, p, q) in enumerate(rows):
-            self._apply(symbol, core.on_depth(ts, side, float(p), float(q),
-                                              last=k == len(rows) - 1))
-
-    def on_trade(self, symbol: str, data: dict) -> None:
-        """A market trade (``m``: the buyer was the maker, so the taker sold)."""
-        core = self.cores.get(symbol)
-        if core is None:
-            return
-        taker = SELL if data["m"] else BUY
-        self._apply(symbol, core.on_trade(self._ns(), taker, float(data["p"]), float(data["q"])))
-
-    def on_snapshot(self, symbol: str) -> None:
-        """The venue's book was (re)loaded from a snapshot: the core takes it whole."""
-        core = self.cores.get(symbol)
-        if core is not None:
-            self._seed(symbol, core)
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -306,54 +271,6 @@ class Trading:
         failure: FilterFailure | None = inst.filters.reject_reason(price, qty, market)
         if failure is not None:
             raise wire.filter_failure(failure.reason)
-
-    def _ns(self) -> int:
-        return self.clock_ms() * 1_000_000
-
-    def _core(self, inst: Instrument) -> MatchingCore:
-        core = self.cores.get(inst.symbol)
-        if core is not None:
-            return core
-        book = self.books[inst.key]
-        bid, ask = book.best()
-        if not book.synced or bid is None or ask is None:
-            raise wire.rejected("Market is closed.")
-        mid = (bid + ask) / 2
-        core = MatchingCore(instrument(float(inst.tick), float(inst.step)),
-                            mid * (1 - PRICE_WINDOW), mid * (1 + PRICE_WINDOW))
-        self._seed(inst.symbol, core)
-        self.cores[inst.symbol] = core
-        return core
-
-    def _seed(self, symbol: str, core: MatchingCore) -> None:
-        book = self.books[("spot", symbol)]
-        bids = [(float(p), float(q)) for p, q in book.bids.items()]
-        asks = [(float(p), float(q)) for p, q in book.asks.items()]
-        self._apply(symbol, core.on_book(self._ns(), bids, asks))
-
-    def _levels(self, inst: Instrument, side: str) -> list[tuple[Decimal, Decimal]]:
-        """What a taker on ``side`` can take, best first: the matching core's book less what
-        the venue's own orders already took from it (until the market's next update)."""
-        c = self.cores[inst.symbol].core
-        q, used = (c.ask_q, c.ask_c) if side == "BUY" else (c.bid_q, c.bid_c)
-        avail = q - used
-        idx = np.flatnonzero(avail > 0)
-        if side == "SELL":
-            idx = idx[::-1]
-        base, tick, qd = int(c.iv[I_BASE]), Decimal(inst.tick), inst.qty_decimals()
-        return [((base + int(i)) * tick, Decimal(f"{avail[i]:.{qd}f}")) for i in idx[:MAX_WALK]]
-
-    def _walk_cost(self, inst: Instrument, qty: Decimal) -> Decimal:
-        """Quote cost of buying ``qty`` from the asks (of what they hold, if less: the rest of
-        the market order expires unfilled)."""
-        left, cost = qty, Decimal(0)
-        for p, q in self._levels(inst, "BUY"):
-            take = min(left, q)
-            cost += take * p
-            left -= take
-            if left <= 0:
-                break
-        return cost
 
     def _market_qty(self, inst: Instrument, req: wire.OrderRequest) -> Decimal:
         """A market order's base quantity: as sent, or what ``quoteOrderQty`` buys / sells
