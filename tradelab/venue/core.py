@@ -138,7 +138,6 @@ class Venue:
         self._next_mark: dict[tuple[str, str], int] = {}
         self._oi: dict[tuple[str, str], float] = {}
         self._last_trade_px: dict[tuple[str, str], str] = {}
-        self.user_events = UserEvents()
         self.futures = Futures(self.accounts, self.instruments, self.books, lambda: self.now_ms,
                                self.user_events, self.mark_price, self.funding_rate,
                                self.next_funding_ms)
