@@ -74,6 +74,7 @@ def main() -> None:
             reports=work / "r" / "demo",
             console=Console(file=io.StringIO()),
             collect_s=0,
+            paper_s=0,
         )
         demo_s = time.perf_counter() - t0
         base = load_nightly_config(root / "configs" / "nightly.yaml")

@@ -87,6 +87,6 @@ def small_store(tmp_path_factory) -> tuple[Path, str]:
 
     work = tmp_path_factory.mktemp("small_store")
     run_demo(work / "demo", days=1.0, seed=5, reports=work / "r",
-             console=Console(file=io.StringIO()), collect_s=0)
+             console=Console(file=io.StringIO()), collect_s=0, paper_s=0)
     store = work / "demo" / "store"
     return store, swept_store(store, drift=1e-4, seed=3, family="sig", symbol="SIG-USDT")

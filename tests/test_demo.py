@@ -14,7 +14,7 @@ from tradelab.demo import run_demo
 def test_demo_runs_end_to_end(tmp_path):
     out = io.StringIO()
     result = run_demo(tmp_path / "demo", days=7.0, seed=3, reports=tmp_path / "reports",
-                      console=Console(file=out, width=140), collect_s=6)
+                      console=Console(file=out, width=140), collect_s=6, paper_s=15)
     text = out.getvalue()
     assert result["trades_match_candles"] is True
     assert result["report"]["summary"]["partitions_with_issues"] == 0
@@ -48,7 +48,13 @@ def test_demo_runs_end_to_end(tmp_path):
     n = int(gates["trades"]["value"])
     assert f"trades sweep {n}, event {n}, matched {n}" in agreement["reason"]
     assert "PASS agreement" in text and "no events" not in text
+    # the paper step: nothing promoted, so the named demo strategy trades, forced and recorded
+    # as such, through the real runner process against a real venue process
+    paper = result["paper"]
+    assert paper["strategy"] == "ma_crossover" and paper["forced"] is True
+    assert paper["bars"] >= 5 and paper["metrics_url"].startswith("http://127.0.0.1:")
+    assert "python -m runners.paper" in text and "--force" in text
     # a second run starts from a fresh store, not on top of the first
     again = run_demo(tmp_path / "demo", days=7.0, seed=3, reports=tmp_path / "reports",
-                     console=Console(file=io.StringIO()), collect_s=0)
+                     console=Console(file=io.StringIO()), collect_s=0, paper_s=0)
     assert again["report"]["summary"]["rows"] == result["report"]["summary"]["rows"]

@@ -17,7 +17,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 @pytest.mark.slow
 def test_store_tour_runs_on_the_demo_store(tmp_path):
     run_demo(tmp_path / "demo", days=1.0, seed=5, reports=tmp_path / "r",
-             console=Console(file=io.StringIO()), collect_s=0)
+             console=Console(file=io.StringIO()), collect_s=0, paper_s=0)
     out = tmp_path / "tour.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "store_tour.ipynb"), str(out),
                         parameters={"store": str(tmp_path / "demo" / "store"),

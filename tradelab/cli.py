@@ -903,15 +903,19 @@ def demo(
     reports: Annotated[Path, typer.Option(help="Where charts are written.")] = Path("reports/demo"),
     collect_s: Annotated[float, typer.Option(help="Seconds of live collection from the local "
                                                   "venue (0 skips that step).")] = 20.0,
+    paper_s: Annotated[float, typer.Option(help="Seconds of paper trading at the end "
+                                                "(0 skips that step).")] = 30.0,
 ) -> None:
     """The end-to-end demo: a synthetic market written as freqtrade files and a Binance
     recording, imported into a fresh store, quality-checked and queried; then the local venue
     serves a synthetic order flow that the real cryptofeed collector records, and ccxt
-    backfills candles from it. No keys, no network beyond 127.0.0.1."""
+    backfills candles from it; the nightly and the promotion gates; last, the promoted strategy
+    (or a named demo strategy, forced) trades on paper against the local venue. No keys, no
+    network beyond 127.0.0.1."""
     from tradelab.demo import run_demo
 
     with cli_errors():
-        run_demo(workdir, days, seed, reports, console, collect_s)
+        run_demo(workdir, days, seed, reports, console, collect_s, paper_s)
 
 
 def main() -> None:

@@ -36,9 +36,11 @@ def run_demo(
     reports: Path = Path("reports/demo"),
     console: Console | None = None,
     collect_s: float = 20.0,
+    paper_s: float = 30.0,
 ) -> dict:
     """Run every step; returns the figures it printed (for tests). ``collect_s`` seconds of
-    live collection from the local venue (0 skips it)."""
+    live collection from the local venue (0 skips it); ``paper_s`` seconds of paper trading
+    (0 skips it)."""
     from tradelab.report.console import print_quality
 
     con = console or Console()
@@ -143,6 +145,12 @@ def run_demo(
                                               reports.parent, con))
         timings["nightly"] = time.perf_counter() - t0
 
+    if paper_s > 0:
+        con.print(Rule(f"10. paper trading on the local venue ({paper_s:g} s)"))
+        t0 = time.perf_counter()
+        figures.update(_paper(workdir, figures.get("promoted"), paper_s, seed, con))
+        timings["paper"] = time.perf_counter() - t0
+
     timings["total"] = time.perf_counter() - t_start
     con.print(Rule("summary"))
     con.print(
@@ -167,9 +175,111 @@ def run_demo(
     con.print(
         f'explore it: tradelab sql "SELECT symbol, count(*) FROM trades GROUP BY 1" --store {store}'
     )
+    if "paper" in figures:
+        p = figures["paper"]
+        con.print(f"paper: {p['strategy']} ({'promoted' if not p['forced'] else 'forced demo'})"
+                  f" {p['fills']} fills, position {p['position']:.5f}, realized "
+                  f"{p['realized_pnl']:.4f}, equity {p['equity']:.2f} USDT; journal "
+                  f"{p['journal']}")
     if "reports_index" in figures:
         con.print(f"reports: {figures['reports_index']}")
     return {"report": report, "timings": timings, **figures}
+
+
+DEMO_PAPER = ("ma_crossover", ["fast=3", "slow=8"])
+"""What the demo trades on paper when nothing was promoted (forced, and recorded as such)."""
+
+
+def _free_port_pair() -> int:
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return int(port)
+    raise RuntimeError("no free pair of ports on 127.0.0.1")
+
+
+def _paper(workdir: Path, promoted: str | None, seconds: float, seed: int,
+           con: Console) -> dict:
+    """``python -m runners.paper`` for ``seconds`` against a synthetic local venue (both real
+    processes): the promoted strategy, or a named demo strategy with ``--force``."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = _free_port_pair()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get(
+            "PYTHONPATH")])])}
+    venue = subprocess.Popen([sys.executable, "-m", "tradelab.cli", "venue", "--synthetic",
+                              "--symbols", "BTCUSDT", "--market", "spot", "--seed", str(seed),
+                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    out = workdir / "paper" / "summary.json"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/venue/status", timeout=1)
+                break
+            except OSError:
+                if time.time() > deadline or venue.poll() is not None:
+                    raise RuntimeError("the demo venue did not start") from None
+                time.sleep(0.3)
+        cmd = [sys.executable, "-m", "runners.paper", "--venue", "local",
+               "--venue-address", f"127.0.0.1:{port}", "--duration-s", str(seconds),
+               "--interval", "1s", "--out-json", str(out), "--run-dir",
+               str(workdir / "paper" / "run"), "--store", str(workdir / "store"),
+               "--notional-usdt", "300", "--log-level", "WARNING"]
+        if promoted:
+            name = Path(promoted).stem
+            cmd += ["--strategy", name, "--promoted-dir", str(Path(promoted).parent)]
+            con.print(f"trading the promoted {name} on paper (1 s bars for the demo)")
+        else:
+            name, params = DEMO_PAPER
+            cmd += ["--strategy", name, "--force"]
+            for p in params:
+                cmd += ["--param", p]
+            con.print(f"nothing was promoted: trading the demo strategy {name} "
+                      f"({', '.join(params)}) with --force (recorded in the run)")
+        shutil.rmtree(workdir / "paper", ignore_errors=True)
+        con.print("$ python -m runners.paper " + " ".join(cmd[3:]), highlight=False)
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                           timeout=seconds + 120)
+        if r.returncode != 0:
+            raise RuntimeError(f"the paper runner failed:\n{r.stdout[-2000:]}"
+                               f"\n{r.stderr[-2000:]}")
+    finally:
+        venue.terminate()
+        try:
+            venue.wait(10)
+        except subprocess.TimeoutExpired:
+            venue.kill()
+    s = json.loads(out.read_text())
+    fills = [(f["qty"], f["price"]) for f in s["fills_detail"]]
+    con.print(f"metrics were served at {s['metrics_url']}/metrics; {s['messages']} market "
+              f"messages, {s['bars']} bars, {s['orders']} orders, {len(fills)} fills")
+    for q, px in fills[:10]:
+        con.print(f"  fill {q} @ {px}")
+    con.print(f"position {s['position']:.5f} BTC, realized {s['realized_pnl']:.4f}, "
+              f"unrealized {s['unrealized_pnl']:.4f}, fees {s['fees']:.4f}, equity "
+              f"{s['equity']:.2f} USDT; exit: {s['exit_reason']}; risk {s['risk']}")
+    con.print(f"journal {s['journal']}; its tables are in the store (orders, fills, "
+              f"positions, pnl, risk_events) under run {s['run_id']}")
+    return {"paper": {"strategy": s["strategy"], "forced": s["forced"], "fills": len(fills),
+                      "bars": s["bars"], "orders": s["orders"],
+                      "position": s["position"], "realized_pnl": s["realized_pnl"],
+                      "equity": s["equity"], "journal": s["journal"],
+                      "run_id": s["run_id"], "metrics_url": s["metrics_url"]}}
 
 
 def _queries(cat: Catalog, market, con: Console) -> dict:
