@@ -122,6 +122,8 @@ class Trading:
         self._trade_ids: dict[str, itertools.count] = {}
         self._client_ids = itertools.count(1)
         self._reject_error = wire.rejected("Order rejected.")
+        self.at_ns: int | None = None  # set while an order action takes effect (venue latency)
+        self.queue_model, self.queue_n = "risk_averse", 2.0  # the matching cores' queue model
 
     # -- market data ----------------------------------------------------------------------
 
@@ -185,7 +187,7 @@ class Trading:
             raise wire.rejected(wire.MSG_INSUFFICIENT)
         if test:
             return None
-        now = self.clock_ms()
+        now = self._ms()
         order = Order(acc, inst, next(self._order_ids), cid, req.side, req.type, req.time_in_force,
                       req.price or Decimal(0), qty, req.quote_qty or Decimal(0), now,
                       update_ms=now)
@@ -284,7 +286,12 @@ class Trading:
             raise wire.filter_failure(failure.reason)
 
     def _ns(self) -> int:
-        return self.clock_ms() * 1_000_000
+        """Time on the matching core: when the current order action takes effect (``at_ns``,
+        set by the venue's latency gate), else the venue clock."""
+        return self.at_ns if self.at_ns is not None else self.clock_ms() * 1_000_000
+
+    def _ms(self) -> int:
+        return self._ns() // 1_000_000
 
     def _core(self, inst: Instrument) -> MatchingCore:
         core = self.cores.get(inst.symbol)
@@ -296,7 +303,8 @@ class Trading:
             raise wire.rejected("Market is closed.")
         mid = (bid + ask) / 2
         core = MatchingCore(instrument(float(inst.tick), float(inst.step)),
-                            mid * (1 - PRICE_WINDOW), mid * (1 + PRICE_WINDOW))
+                            mid * (1 - PRICE_WINDOW), mid * (1 + PRICE_WINDOW),
+                            self.queue_model, self.queue_n)
         self._seed(inst.symbol, core)
         self.cores[inst.symbol] = core
         return core
@@ -382,7 +390,7 @@ class Trading:
             order.locked -= qty
             acc.credit(inst.quote, quote - fee)
             fee_asset = inst.quote
-        now = self.clock_ms()
+        now = self._ms()
         ids = self._trade_ids.setdefault(inst.symbol, itertools.count(1))
         fill = Fill(next(ids), px, qty, fee, fee_asset, maker, now)
         order.fills.append(fill)
@@ -409,7 +417,7 @@ class Trading:
                 self._reject_error = wire.rejected("Order rejected by the matching engine.")
         else:
             return
-        order.update_ms = self.clock_ms()
+        order.update_ms = self._ms()
         self._release(order)
 
     @staticmethod
