@@ -224,3 +224,56 @@ def test_latency_configs_name_their_problems(tmp_path: Path):
     (tmp_path / "bad.csv").write_text("3,2,1\n1,2,3\n")
     with pytest.raises(ConfigError, match="request times must be sorted"):
         latency_from_config({"kind": "table", "table": str(tmp_path / "bad.csv")})
+
+
+def test_cli_refuses_bad_latency_and_queue_model():
+    from typer.testing import CliRunner
+
+    from tradelab.cli import app
+
+    out = CliRunner().invoke(app, ["venue", "--synthetic", "--latency", "soon", "--port", "0"])
+    assert out.exit_code == 1 and "entry_ms must be a number of ms, got 'soon'" in out.output
+    out = CliRunner().invoke(app, ["venue", "--synthetic", "--queue-model", "fifo"])
+    assert out.exit_code == 2 and "unknown queue model 'fifo'" in out.output
+
+
+@pytest.mark.slow
+def test_ccxt_orders_take_effect_after_the_latency_on_a_paced_replay():
+    """The real ccxt client against a real-time synthetic market with 40 ms entry latency:
+    each order takes effect at least 40 ms of venue clock after the clock read when it was
+    sent (``transactTime``), and its answer comes back after that."""
+    import time
+
+    import ccxt
+    import requests
+
+    from tests.test_venue_ccxt_trading import client
+    from tests.venue_helpers import venue_in_thread
+    from tradelab.venue.run import synthetic_source
+
+    def make() -> Venue:
+        return Venue(synthetic_source(["BTCUSDT"], ["spot"], 7), speed=1.0, wait_clients=0,
+                     accounts=[ACCOUNT | {"balances": {"USDT": "1000000", "BTC": "10"}}],
+                     latency=VenueLatency.constant(40 * MS, 20 * MS))
+
+    with venue_in_thread(make, tls_port=None) as rv:
+        ex = client(rv.rest_url, "k1", "s1")
+        ex.load_markets()
+        status = f"{rv.rest_url}/venue/status"
+        while not requests.get(status, timeout=10).json()["published"]:
+            time.sleep(0.05)  # the venue clock is the stream's once it publishes
+        for _ in range(3):
+            before = requests.get(status, timeout=10).json()["now_ms"]
+            o = ex.create_order("BTC/USDT", "market", "buy", 0.01)
+            after = requests.get(status, timeout=10).json()["now_ms"]
+            assert o["status"] == "closed" and o["filled"] == 0.01
+            assert before + 40 <= int(o["info"]["transactTime"]) <= after
+        book = ex.fetch_order_book("BTC/USDT", 5)
+        o = ex.create_order("BTC/USDT", "limit", "buy", 0.01, book["bids"][-1][0])
+        before = requests.get(status, timeout=10).json()["now_ms"]
+        c = ex.cancel_order(o["id"], "BTC/USDT")
+        assert c["status"] == "canceled"
+        assert rv.venue.gate.applied == 5 and rv.venue.gate.pending == 0
+        with pytest.raises(ccxt.OrderNotFound):
+            ex.cancel_order(o["id"], "BTC/USDT")
+        assert before <= requests.get(status, timeout=10).json()["now_ms"]
