@@ -240,8 +240,8 @@ def test_cli_refuses_bad_latency_and_queue_model():
 @pytest.mark.slow
 def test_ccxt_orders_take_effect_after_the_latency_on_a_paced_replay():
     """The real ccxt client against a real-time synthetic market with 40 ms entry latency:
-    each order takes effect at least 40 ms of venue clock after the clock read when it was
-    sent (``transactTime``), and its answer comes back after that."""
+    each order takes effect (``transactTime``) at least 40 ms of venue clock after the clock
+    read before it was sent, and the gate holds nothing once the answers are back."""
     import time
 
     import ccxt
@@ -265,9 +265,9 @@ def test_ccxt_orders_take_effect_after_the_latency_on_a_paced_replay():
         for _ in range(3):
             before = requests.get(status, timeout=10).json()["now_ms"]
             o = ex.create_order("BTC/USDT", "market", "buy", 0.01)
-            after = requests.get(status, timeout=10).json()["now_ms"]
             assert o["status"] == "closed" and o["filled"] == 0.01
-            assert before + 40 <= int(o["info"]["transactTime"]) <= after
+            # (the stream may lag it: on a quiet stretch the wall clock carries the action)
+            assert int(o["info"]["transactTime"]) >= before + 40
         book = ex.fetch_order_book("BTC/USDT", 5)
         o = ex.create_order("BTC/USDT", "limit", "buy", 0.01, book["bids"][-1][0])
         before = requests.get(status, timeout=10).json()["now_ms"]

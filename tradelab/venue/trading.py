@@ -132,12 +132,10 @@ class Trading:
         core = self.cores.get(symbol)
         if core is None:
             return
-        rows = [(BUY, p, q) for p, q in diff.get("b", [])] + [
-            (SELL, p, q) for p, q in diff.get("a", [])]
-        ts = self._ns()
-        for k, (side, p, q) in enumerate(rows):
-            self._apply(symbol, core.on_depth(ts, side, float(p), float(q),
-                                              last=k == len(rows) - 1))
+        # one message: its rows in a row (bids, then asks), fills only at its end (crossings)
+        self._apply(symbol, core.on_book(
+            self._ns(), [(float(p), float(q)) for p, q in diff.get("b", [])],
+            [(float(p), float(q)) for p, q in diff.get("a", [])], snapshot=False))
 
     def on_trade(self, symbol: str, data: dict) -> None:
         """A market trade (``m``: the buyer was the maker, so the taker sold)."""
