@@ -151,3 +151,89 @@ def test_latency_moves_the_fills(events):
     # answers are released response latency after the action took effect
     for _a, tk in slow.tickets:
         assert tk.respond_ns == tk.effective_ns + 3 * MS
+
+
+@pytest.mark.slow
+def test_ccxt_orders_on_the_http_venue_fill_as_in_the_backtester(events):
+    """Coarse, through the real stack: ccxt trades on the HTTP venue while it replays the
+    recording 20x faster than real time, placing around the REST book of the moment; the venue
+    notes when each action took effect, and the backtester, given the same actions sent at the
+    same times, must fill them identically.
+
+    Zero latency here: a paced replay's quiet-stream rule lets the wall clock carry a delayed
+    action, which cannot be replayed exactly (the latency models agree in the test above)."""
+    import time
+
+    import ccxt
+
+    from tests.test_venue_ccxt_trading import client
+    from tests.venue_helpers import venue_in_thread
+    from tradelab.adapters.binance import trading as wire
+    from tradelab.venue.timeline import fills_of
+
+    seen: list[tuple[int, str, object]] = []  # (effective ns, kind, what)
+
+    def make() -> Venue:
+        venue = Venue(EventSource(events), speed=20, wait_clients=0, accounts=[ACCOUNT],
+                      queue_model="power", queue_n=3.0)
+        t = venue.trading
+        new_order, cancel = t.new_order, t.cancel
+
+        def noting_new(acc, req: wire.OrderRequest, test: bool = False):
+            te = t._ns()
+            order = None
+            try:
+                order = new_order(acc, req, test)
+                return order
+            finally:  # a refused order is part of the timeline too (under an id of its own)
+                seen.append((te, "place", (req, order.order_id if order else 10_000 + len(seen))))
+
+        def noting_cancel(acc, symbol, order_id, client_id, *rest):
+            seen.append((t._ns(), "cancel", order_id))
+            return cancel(acc, symbol, order_id, client_id, *rest)
+
+        t.new_order, t.cancel = noting_new, noting_cancel  # type: ignore[method-assign]
+        return venue
+
+    with venue_in_thread(make, tls_port=None) as rv:
+        venue: Venue = rv.venue
+        ex = client(rv.rest_url, "k", "s")
+        ex.load_markets()
+        prev: list[str] = []
+        for _ in range(100):  # until the replay ends
+            if venue.finished.is_set():
+                break
+            book = ex.fetch_order_book("BTC/USDT", 5)
+            bid, ask = book["bids"][0][0], book["asks"][0][0]
+            ids = [ex.create_order("BTC/USDT", "limit", "buy", 0.01, bid)["id"],
+                   ex.create_order("BTC/USDT", "limit", "sell", 0.01, ask)["id"]]
+            ex.create_order("BTC/USDT", "market", "buy", 0.002)
+            for oid in prev:
+                try:
+                    ex.cancel_order(oid, "BTC/USDT")
+                except ccxt.OrderNotFound:
+                    pass  # filled first
+            prev = ids
+        while not venue.finished.is_set():
+            time.sleep(0.05)
+        acc = venue.accounts.get("k")
+        assert acc is not None
+        orders = {o.order_id: o for o in venue.trading.orders.values()}
+        venue_fills = fills_of(venue.trading, acc, orders)
+    acts: list[Action] = []
+    for te, kind, what in seen:
+        if kind == "place":
+            req, oid = what  # type: ignore[misc]
+            acts.append(Action(te, "place", oid, req.side, req.type, req.time_in_force or "GTC",
+                               str(req.quantity), None if req.price is None else str(req.price)))
+        else:
+            assert kind == "cancel" and isinstance(what, int)
+            acts.append(Action(te, "cancel", what))
+    # the client really traded: resting orders filled from the queue, takers
+    assert len(acts) >= 30
+    assert any(f.maker for f in venue_fills) and any(not f.maker for f in venue_fills)
+    inst = instrument(0.01, 0.00001, maker_fee=MAKER, taker_fee=TAKER)
+    zero = VenueLatency()
+    rp = Replay([events], inst, Latency(zero.code, zero.params, zero.table), "power", 3.0)
+    bt = backtest_timeline(rp, acts, price_places=2, qty_places=5)
+    assert bt.fills == venue_fills

@@ -19,7 +19,7 @@ from tradelab.matching.types import A_CANCEL, A_PLACE
 from tradelab.venue.accounts import Account
 from tradelab.venue.core import Venue
 from tradelab.venue.latency import Ticket
-from tradelab.venue.trading import Order
+from tradelab.venue.trading import Order, Trading
 
 MS = 1_000_000
 
@@ -89,13 +89,17 @@ async def run_timeline(venue: Venue, account: Account, symbol: str,
             orders[a.order_id] = tk.result
         else:
             status[a.order_id] = "REJECTED"
-    fills = []
+    status.update({oid: o.status for oid, o in orders.items()})
+    return VenueTimeline(fills_of(trading, account, orders), status, sent, orders)
+
+
+def fills_of(trading: Trading, account: Account, orders: dict[int, Order]) -> list[TimelineFill]:
+    """The account's fills of ``orders`` (timeline id -> venue order), as they happened."""
     by_order = {o.order_id: oid for oid, o in orders.items()}
+    fills = []
     for order, f in trading.trades.get(account.uid, []):
         oid = by_order.get(order.order_id)
-        if oid is None:
-            continue
-        fills.append(TimelineFill(oid, f.time_ms, order.side, f.price, f.qty, f.maker,
-                                  f.commission))
-    status.update({oid: o.status for oid, o in orders.items()})
-    return VenueTimeline(fills, status, sent, orders)
+        if oid is not None:
+            fills.append(TimelineFill(oid, f.time_ms, order.side, f.price, f.qty, f.maker,
+                                      f.commission))
+    return fills
