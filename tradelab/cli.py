@@ -431,7 +431,8 @@ def venue(
     allOrders, account, myTrades). Websockets: /spot/stream?streams=... and
     /usdm/stream?streams=... (also /ws and SUBSCRIBE), plain and TLS. Faults: POST
     /venue/fault {"kind": "drop_diff" | "disconnect" | "stall" | "malformed" | "rate_limit",
-    "symbol": "BTCUSDT"}.
+    "symbol": "BTCUSDT"}. Orders take effect after --latency on the venue clock (the exchange
+    time of the stream; see README "Trading on the local venue").
     """
     import asyncio
 

@@ -6,7 +6,8 @@ client before it starts, and pauses while no client is connected, so a reconnect
 nothing. Every published depth diff is applied to the venue's own book, so REST snapshots are
 consistent with the stream position; a dropped-diff fault withholds a diff from clients only.
 Spot diffs and trades also reach :class:`~tradelab.venue.trading.Trading`, where the accounts'
-orders match on the shared matching core.
+orders match on the shared matching core; order actions take effect after the venue's latency,
+released by the replay ahead of each message (:mod:`tradelab.venue.latency`).
 """
 
 from __future__ import annotations

@@ -62,7 +62,6 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
     else:
         source = StaticSource(hist.by_key)
     from tradelab.venue.accounts import DEMO_API_KEY, load_accounts
-
     from tradelab.venue.latency import parse_latency
 
     venue = Venue(source, hist, speed=speed, wait_clients=wait_clients, slow_client=slow_client,
