@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/sweep.py
 	$(PY) benchmarks/synth_zi.py
 	$(PY) benchmarks/validate_pbo.py
+	$(PY) benchmarks/venue.py
 
 # JupyterLab on the loopback only, in the project's venv, opened on notebooks/. The notebooks'
 # `store = None` resolves to $$TRADELAB_STORE, else the demo store (.demo/store, `make demo`).

@@ -416,6 +416,14 @@ def venue(
     accounts: Annotated[Path | None, typer.Option(
         help="YAML file of trading accounts (api_key, secret, balances, maker_fee, taker_fee, "
              "can_trade) [default: the built-in demo account].")] = None,
+    latency: Annotated[str | None, typer.Option(
+        help="Order latency on the venue clock: ENTRY_MS[/RESPONSE_MS], or a YAML file with "
+             "the backtest config's latency: block (constant, per_action, or table: a CSV of "
+             "req_ts,exch_ts,resp_ts ns) [default: 0].")] = None,
+    queue_model: Annotated[str, typer.Option(
+        help="Queue-position model of resting orders: risk_averse, power, power2, power3, "
+             "log, log2 (as the event backtester's queue.model).")] = "risk_averse",
+    queue_n: Annotated[float, typer.Option(help="Exponent of the power queue models.")] = 2.0,
 ) -> None:
     """A local exchange on 127.0.0.1 speaking the Binance spot and USD-M protocol.
 
@@ -424,7 +432,8 @@ def venue(
     allOrders, account, myTrades). Websockets: /spot/stream?streams=... and
     /usdm/stream?streams=... (also /ws and SUBSCRIBE), plain and TLS. Faults: POST
     /venue/fault {"kind": "drop_diff" | "disconnect" | "stall" | "malformed" | "rate_limit",
-    "symbol": "BTCUSDT"}.
+    "symbol": "BTCUSDT"}. Orders take effect after --latency on the venue clock (the exchange
+    time of the stream; see README "Trading on the local venue").
     """
     import asyncio
 
@@ -434,6 +443,11 @@ def venue(
         if not (replay or files or synthetic or history or synth_history_days):
             raise ValueError("nothing to serve: pass --replay FILE..., --synthetic, --history "
                              "DIR or --synth-history-days N")
+        from tradelab.matching.types import QUEUE_MODELS
+
+        if queue_model not in QUEUE_MODELS:
+            raise ValueError(f"unknown queue model {queue_model!r}: use one of "
+                             f"{', '.join(QUEUE_MODELS)}")
         if (replay or files) and synthetic:
             raise ValueError("choose recordings (--replay FILE...) or --synthetic, not both")
         asyncio.run(run_venue(
@@ -444,7 +458,8 @@ def venue(
             history=history, synth_history_days=synth_history_days,
             wait_clients=wait_clients, exit_at_end=exit_at_end, rate_limit=rate_limit,
             slow_client=slow_client or ("wait" if speed <= 0 else "disconnect"),
-            accounts=accounts, console=err))
+            accounts=accounts, console=err, latency=latency, queue_model=queue_model,
+            queue_n=queue_n))
 
 
 @app.command()

@@ -33,6 +33,11 @@ class BookCores:
     books: dict[tuple[str, str], VenueBook]
     clock_ms: Callable[[], int]
     cores: dict[str, MatchingCore]
+    at_ns: int | None = None
+    """Set while an order action takes effect (the venue's latency gate): the cores' time."""
+    queue_model: str = "risk_averse"
+    """The matching cores' queue-position model (and its exponent ``queue_n``)."""
+    queue_n: float = 2.0
 
     def _apply(self, symbol: str, ex: Executions) -> None:
         raise NotImplementedError
@@ -44,12 +49,10 @@ class BookCores:
         core = self.cores.get(symbol)
         if core is None:
             return
-        rows = [(BUY, p, q) for p, q in diff.get("b", [])] + [
-            (SELL, p, q) for p, q in diff.get("a", [])]
-        ts = self._ns()
-        for k, (side, p, q) in enumerate(rows):
-            self._apply(symbol, core.on_depth(ts, side, float(p), float(q),
-                                              last=k == len(rows) - 1))
+        # one message: its rows in a row (bids, then asks), fills only at its end (crossings)
+        self._apply(symbol, core.on_book(
+            self._ns(), [(float(p), float(q)) for p, q in diff.get("b", [])],
+            [(float(p), float(q)) for p, q in diff.get("a", [])], snapshot=False))
 
     def on_trade(self, symbol: str, data: dict) -> None:
         """A market trade (``m``: the buyer was the maker, so the taker sold)."""
@@ -68,7 +71,12 @@ class BookCores:
     # -- cores ----------------------------------------------------------------------------
 
     def _ns(self) -> int:
-        return self.clock_ms() * 1_000_000
+        """Time on the matching core: when the current order action takes effect (``at_ns``,
+        set by the venue's latency gate), else the venue clock."""
+        return self.at_ns if self.at_ns is not None else self.clock_ms() * 1_000_000
+
+    def _ms(self) -> int:
+        return self._ns() // 1_000_000
 
     def _core(self, inst: Instrument) -> MatchingCore:
         core = self.cores.get(inst.symbol)
@@ -80,7 +88,8 @@ class BookCores:
             raise wire.rejected("Market is closed.")
         mid = (bid + ask) / 2
         core = MatchingCore(instrument(float(inst.tick), float(inst.step)),
-                            mid * (1 - PRICE_WINDOW), mid * (1 + PRICE_WINDOW))
+                            mid * (1 - PRICE_WINDOW), mid * (1 + PRICE_WINDOW),
+                            self.queue_model, self.queue_n)
         self._seed(inst.symbol, core)
         self.cores[inst.symbol] = core
         return core

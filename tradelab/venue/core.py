@@ -7,7 +7,9 @@ nothing. Every published depth diff is applied to the venue's own book, so REST 
 consistent with the stream position; a dropped-diff fault withholds a diff from clients only.
 Spot diffs and trades also reach :class:`~tradelab.venue.trading.Trading`, and USD-M ones
 :class:`~tradelab.venue.futures.Futures`, where the accounts' orders match on the shared matching
-core; the venue clock also drives the futures' funding settlements.
+core; the venue clock also drives the futures' funding settlements. Spot order actions take
+effect after the venue's latency, released by the replay ahead of each message
+(:mod:`tradelab.venue.latency`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tradelab.venue.book import VenueBook
 from tradelab.venue.futures import Futures
 from tradelab.venue.history import History
 from tradelab.venue.instruments import Instrument, instrument
+from tradelab.venue.latency import OrderGate, VenueLatency
 from tradelab.venue.listenkeys import ListenKeys
 from tradelab.venue.sources import MarketSource, VenueMessage
 from tradelab.venue.trading import Trading
@@ -103,7 +106,9 @@ class Venue:
                  wait_clients: int = 1, pause_when_idle: bool | None = None,
                  queue_size: int = 5000,
                  default_funding_rate: float = 1e-4, stop_at_end: bool = False,
-                 slow_client: str = "wait", accounts: list[dict] | None = None) -> None:
+                 slow_client: str = "wait", accounts: list[dict] | None = None,
+                 latency: VenueLatency | None = None, queue_model: str = "risk_averse",
+                 queue_n: float = 2.0) -> None:
         if slow_client not in ("wait", "disconnect"):
             raise ValueError("slow_client must be 'wait' or 'disconnect'")
         self.source = source
@@ -125,6 +130,9 @@ class Venue:
         self.listen_keys = ListenKeys()
         self.trading = Trading(self.accounts, self.instruments, self.books, lambda: self.now_ms,
                                self.user_events)
+        self.trading.queue_model, self.trading.queue_n = queue_model, queue_n
+        self.gate = OrderGate(latency or VenueLatency(), lambda: self.now_ms * 1_000_000,
+                              self._stamp, speed)  # order latency (tradelab.venue.latency)
         self.conns: set[Conn] = set()
         self.connections = 0  # websocket connections accepted so far
         self.faults = Faults()
@@ -170,13 +178,16 @@ class Venue:
         """Publish the source's messages, paced; returns when the source is exhausted."""
         await self._wait_for_clients(self.wait_clients)
         self.started.set()
+        self.gate.set_streaming(True)
         src = self.source
         t0_wall, t0_at = time.monotonic(), src.start_at()
         log.info("replay started (speed %s)", self.speed or "max")
         while True:
             if self.pause_when_idle and not self.conns:
                 paused_at = time.monotonic()
+                self.gate.set_streaming(False)
                 await self._wait_for_clients(1)
+                self.gate.set_streaming(True)
                 t0_wall += time.monotonic() - paused_at
             if self.speed > 0:
                 target = t0_at + int((time.monotonic() - t0_wall) * self.speed * 1e9)
@@ -196,8 +207,12 @@ class Venue:
                 await self.publish(msg)
             if self.speed <= 0:
                 await asyncio.sleep(0)  # let senders and REST handlers run
+        self.gate.set_streaming(False)
         log.info("replay finished: %s", dict(self.published))
         self.finished.set()
+
+    def _stamp(self, t_ns: int | None) -> None:
+        self.trading.at_ns = t_ns
 
     def _sync_from_source_snapshots(self) -> None:
         while self.source.snapshots:
@@ -217,6 +232,8 @@ class Venue:
         key = (msg.market, msg.symbol)
         data = msg.data
         e_ms = data.get("E") or data.get("T")
+        if e_ms:
+            self.gate.release_before(int(e_ms) * 1_000_000)  # order actions due before it
         if e_ms and (self._now_ms is None or int(e_ms) > self._now_ms):
             self._now_ms = int(e_ms)
         self._sync_from_source_snapshots()

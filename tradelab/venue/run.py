@@ -41,7 +41,9 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
                     markets: list[str], seed: int, speed: float, port: int, tls_port: int,
                     history: Path | None, synth_history_days: float, wait_clients: int,
                     exit_at_end: bool, rate_limit: int, console: Console,
-                    slow_client: str = "wait", accounts: Path | None = None) -> None:
+                    slow_client: str = "wait", accounts: Path | None = None,
+                    latency: str | None = None, queue_model: str = "risk_averse",
+                    queue_n: float = 2.0) -> None:
     """Start the venue and serve until Ctrl-C (or the end of the replay with exit_at_end)."""
     hist = History()
     loaded = []
@@ -60,9 +62,12 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
     else:
         source = StaticSource(hist.by_key)
     from tradelab.venue.accounts import DEMO_API_KEY, load_accounts
+    from tradelab.venue.latency import parse_latency
 
     venue = Venue(source, hist, speed=speed, wait_clients=wait_clients, slow_client=slow_client,
-                  accounts=load_accounts(accounts) if accounts else None)
+                  accounts=load_accounts(accounts) if accounts else None,
+                  latency=parse_latency(latency) if latency else None,
+                  queue_model=queue_model, queue_n=queue_n)
     rv = await start_venue(venue, port=port, tls_port=tls_port, rate_limit_per_min=rate_limit)
     console.print(f"[bold]tradelab venue[/] on 127.0.0.1: REST {rv.rest_url}, "
                   f"websockets ws://127.0.0.1:{rv.port}/{{spot,usdm}}/stream, "
@@ -75,6 +80,9 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
     console.print(f"trading: {n_acc} account(s)" + ("" if accounts else
                   f" (the built-in demo key {DEMO_API_KEY}; its secret is in "
                   "tradelab.venue.accounts)"))
+    if latency:
+        console.print(f"order latency: {latency} (on the venue clock); queue model "
+                      f"{queue_model}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

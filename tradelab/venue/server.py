@@ -291,6 +291,7 @@ class RunningVenue:
         self.replay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.replay
+        self.venue.gate.set_streaming(False)  # the clock stops: pending order actions answer
         closing = []
         for conn in list(self.venue.conns):
             with contextlib.suppress(Exception):

@@ -7,7 +7,9 @@ string plus the body exactly as received (-1022), and the ``timestamp`` lies wit
 ``recvWindow`` of the server clock and at most 1 s ahead (-1021). The server clock for these
 checks is the wall clock (a replay's exchange time may be years old, and clients sign with
 their own clock). Each endpoint charges its Binance request weight through the shared limiter
-(a 429 with ``Retry-After`` beyond it, or while a ``rate_limit`` fault is pending).
+(a 429 with ``Retry-After`` beyond it, or while a ``rate_limit`` fault is pending). Order
+actions (new order, cancel, cancel all) pass the venue's latency gate
+(:mod:`tradelab.venue.latency`): they take effect, and are answered, on the venue clock.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiohttp import web
 from tradelab.adapters.binance import futures as fwire
 from tradelab.adapters.binance import trading as wire
 from tradelab.adapters.binance.schema import REST_PREFIX
+from tradelab.matching.types import A_CANCEL, A_PLACE
 from tradelab.venue import signed_usdm
 from tradelab.venue.accounts import Account
 from tradelab.venue.core import Venue
@@ -129,6 +132,11 @@ ENDPOINTS: tuple[tuple[str, str, str, Handler], ...] = (
 )
 
 
+GATED = {"order": A_PLACE, "cancel": A_CANCEL, "cancelAll": A_CANCEL}
+"""Order actions, which take effect and are answered after the venue's latency
+(:mod:`tradelab.venue.latency`); queries answer at once."""
+
+
 def authenticate(venue: Venue, api_key: str | None, query: str, body: str,
                  server_ms: int) -> tuple[Account, dict[str, str]]:
     """The account a signed request speaks for and its parameters, or the Binance error."""
@@ -166,7 +174,8 @@ def signed_routes(venue: Venue, charge: Callable[[int], tuple[bool, int]],
             try:
                 acc, params = authenticate(venue, request.headers.get("X-MBX-APIKEY"), query,
                                            body, clock_ms())
-                out = fn(venue, acc, params)
+                out = await venue.gate.call(GATED.get(name),
+                                            lambda: fn(venue, acc, params))
             except wire.BinanceError as exc:
                 log.info("signed %s %s refused: %d", request.method, name, exc.code)
                 return web.json_response(exc.body(), status=exc.status, headers=headers)

@@ -127,6 +127,7 @@ class Trading(BookCores):
         self._reject_error = wire.rejected("Order rejected.")
         self._exec_ids = itertools.count(1)
         self._held: list[tuple[Account, dict]] | None = None  # events of an order being placed
+        self.at_ns: int | None = None  # set while an order action takes effect (venue latency)
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -162,7 +163,7 @@ class Trading(BookCores):
             raise wire.rejected(wire.MSG_INSUFFICIENT)
         if test:
             return None
-        now = self.clock_ms()
+        now = self._ms()
         order = Order(acc, inst, next(self._order_ids), cid, req.side, req.type, req.time_in_force,
                       req.price or Decimal(0), qty, req.quote_qty or Decimal(0), now,
                       update_ms=now)
@@ -324,7 +325,7 @@ class Trading(BookCores):
             order.locked -= qty
             acc.credit(inst.quote, quote - fee)
             fee_asset = inst.quote
-        now = self.clock_ms()
+        now = self._ms()
         ids = self._trade_ids.setdefault(inst.symbol, itertools.count(1))
         fill = Fill(next(ids), px, qty, fee, fee_asset, maker, now)
         order.fills.append(fill)
@@ -354,7 +355,7 @@ class Trading(BookCores):
                 self._reject_error = wire.rejected("Order rejected by the matching engine.")
         else:
             return
-        order.update_ms = self.clock_ms()
+        order.update_ms = self._ms()
         self._release(order)
         if order.status != "REJECTED":  # Binance refuses those in the answer only
             self._order_event(order, order.status)

@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from tradelab.adapters.binance import trading as wire
 from tradelab.adapters.binance import userdata
+from tradelab.matching.types import A_CANCEL, A_PLACE
 from tradelab.venue import signed
 from tradelab.venue.accounts import Account
 from tradelab.venue.core import Venue
@@ -50,8 +51,9 @@ class WsApiSession:
         self.subscriptions: dict[int, int] = {}  # subscriptionId -> bus token
         self._ids = itertools.count(0)
 
-    def handle(self, text: str) -> dict:
-        """The answer to one request frame."""
+    async def handle(self, text: str) -> dict:
+        """The answer to one request frame (order actions after the venue's latency, as on
+        REST)."""
         try:
             raw = json.loads(text)
         except ValueError:
@@ -77,7 +79,7 @@ class WsApiSession:
                 429, -1003, "Too many requests; current limit of IP is "
                             f"{self.per_minute} request weight per 1 MINUTE."), limits)
         try:
-            result = self._dispatch(req)
+            result = await self._dispatch(req)
         except wire.BinanceError as exc:
             log.info("ws-api %s refused: %d", req.method, exc.code)
             return userdata.ws_error(req.id, exc, limits)
@@ -100,14 +102,16 @@ class WsApiSession:
         wire.check_timestamp(strings, self.clock_ms())
         return acc, strings
 
-    def _dispatch(self, req: userdata.WsRequest) -> object:
+    async def _dispatch(self, req: userdata.WsRequest) -> object:
         if req.method == "userDataStream.unsubscribe":
             return self._unsubscribe(req.params)
         acc, params = self._signed(req.params)
         if req.method == "order.place":
-            return signed.post_order(self.venue, acc, params)
+            return await self.venue.gate.call(
+                A_PLACE, lambda: signed.post_order(self.venue, acc, params))
         if req.method == "order.cancel":
-            return signed.delete_order(self.venue, acc, params)
+            return await self.venue.gate.call(
+                A_CANCEL, lambda: signed.delete_order(self.venue, acc, params))
         if req.method == "order.status":
             return signed.get_order(self.venue, acc, params)
         assert req.method == "userDataStream.subscribe.signature"
@@ -163,7 +167,7 @@ def ws_api_routes(venue: Venue, charge: Charge, per_minute: int,
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    sock.push(session.handle(msg.data))
+                    sock.push(await session.handle(msg.data))
                     await asyncio.sleep(0)  # let the sender run between requests
         finally:
             session.close()

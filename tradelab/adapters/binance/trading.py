@@ -62,6 +62,13 @@ def rejected(msg: str) -> BinanceError:
     return BinanceError(400, -2010, msg)
 
 
+def overloaded() -> BinanceError:
+    """-1008: the exchange refused the request under load (the venue's latency model rejects
+    an action this way: a negative entry latency)."""
+    return BinanceError(503, -1008, "Server is currently overloaded with other requests. "
+                                    "Please try again in a few minutes.")
+
+
 # -- signing -------------------------------------------------------------------------------------
 
 

@@ -3,7 +3,8 @@
 - :mod:`tradelab.matching.sim_nb` (shared with the paper broker): the numba two-clock replay
   state and loop (exchange and local sides, latency queues);
 - :mod:`.replay`: the Python driver over chunks of ``Catalog.iter_events`` (bounded memory);
-- :mod:`.loops_nb`: strategy loops (quoting, book intents, bars from trades) on the replay;
+- :mod:`.loops_nb`: strategy loops (quoting, book intents) on the replay (bars from trades:
+  :mod:`tradelab.matching.bar_clock_nb`);
 - :mod:`.bars`: bar strategies (their own ``step`` per bar, market orders via the core);
 - :mod:`.agreement`: ``compare_with_sweep``, the event engine against a saved sweep's set;
 - :mod:`.multi`: several instruments (and venues) in one run, merged by local time;
