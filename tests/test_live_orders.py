@@ -155,3 +155,16 @@ def test_bad_input_is_named(om):
         om.on_status(StatusReport(o.client_id, "WEIRD"))
     with pytest.raises(ValueError, match="client id prefix"):
         OrderManager({}, Clock(), "bad prefix!")
+
+
+def test_a_real_fill_reported_after_an_inferred_one_takes_its_place(om):
+    o = _order(om, qty=D("0.002"))
+    om.on_ack(o.client_id, "5")
+    # a status query says 0.002 filled for 120 USDT before the stream reported any fill
+    inferred = om.on_status(StatusReport(o.client_id, "FILLED", cum_qty=D("0.002"),
+                                         cum_quote=D("120")))
+    assert [e.qty for e in inferred] == [D("0.002")] and o.filled == D("0.002")
+    # then the stream's real fill arrives: it replaces the inferred one, nothing is doubled
+    assert not om.on_execution(o.client_id, Execution("900", D("0.002"), D("60000")))
+    assert o.filled == D("0.002") and [e.trade_id for e in o.executions] == ["900"]
+    assert om.ignored["replaced_inferred"] == 1

@@ -35,6 +35,8 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     p.add_argument("--strategy", required=True, help="strategy name; its promoted config "
                    "configs/promoted/NAME.yaml says parameters, symbols and bar interval")
     p.add_argument("--symbols", help="comma-separated raw symbols (default: the promoted ones)")
+    p.add_argument("--market", choices=["spot", "usdm"], default=None,
+                   help="spot or usdm (default: the promoted config's; spot when forced)")
     p.add_argument("--venue", default="local", choices=["local", "binance"],
                    help="market data from the local venue (tradelab venue) or Binance")
     p.add_argument("--venue-address", default="127.0.0.1:9080",
@@ -110,7 +112,7 @@ def _venue_endpoints(address: str, market: str) -> tuple[str, str]:
 def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
     prom = load_promoted(args.strategy, args.promoted_dir, args.force, symbols,
-                         interval=args.interval)
+                         market=args.market, interval=args.interval)
     if args.param:
         if not args.force:
             raise TradelabError("--param changes what was promoted: add --force")

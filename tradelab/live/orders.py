@@ -251,6 +251,27 @@ class OrderManager:
         if any(e.trade_id == execution.trade_id for e in order.executions):
             self.ignored["duplicate_execution"] += 1
             return False
+        if not execution.inferred:
+            inferred = [e for e in order.executions if e.inferred]
+            if sum((e.qty for e in inferred), Decimal(0)) >= execution.qty > 0:
+                # the fill an inferred execution stood for, now reported for real: it takes
+                # the inferred one's place (its quantity was already counted)
+                left = execution.qty
+                for e in inferred:
+                    take = min(left, e.qty)
+                    i = order.executions.index(e)
+                    rest = e.qty - take
+                    if rest > 0:
+                        order.executions[i] = Execution(e.trade_id, rest, e.price, e.fee,
+                                                        e.fee_asset, e.ts_ns, e.maker, True)
+                    else:
+                        order.executions.pop(i)
+                    left -= take
+                    if left <= 0:
+                        break
+                order.executions.append(execution)
+                self.ignored["replaced_inferred"] += 1
+                return False
         if order.done and order.state is not OrderState.CANCELED:
             # a fill after FILLED/REJECTED/EXPIRED cannot be ours to add: the venue said done
             if order.filled + execution.qty > order.qty:

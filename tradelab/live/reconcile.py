@@ -111,12 +111,24 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
             raise ReconcileError(f"cannot read positions from the venue ({exc}); a missing "
                                  "position report is never taken as flat") from None
         entries = [p for p in positions if p.get("symbol") == symbol]
-        if not entries:
-            raise ReconcileError(f"the venue reported no position entry for {symbol}; a "
-                                 "missing position report is never taken as flat")
-        p = entries[0]
-        sign = -1.0 if p.get("side") == "short" else 1.0
-        venue_pos = sign * float(p.get("contracts") or 0.0)
+        if entries:
+            p = entries[0]
+            sign = -1.0 if p.get("side") == "short" else 1.0
+            venue_pos = sign * float(p.get("contracts") or 0.0)
+        else:
+            # the v3 list leaves flat symbols out: ask for this one by name (v2 answers every
+            # symbol asked for, flat or not); no answer for it is an error, never "flat"
+            raw_symbol = core.setup.symbol
+            try:
+                rows = await client.fapiPrivateV2GetPositionRisk({"symbol": raw_symbol})
+            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+                raise ReconcileError(f"cannot read the position of {raw_symbol} ({exc}); a "
+                                     "missing position report is never taken as flat") from None
+            named = [r for r in rows or [] if r.get("symbol") == raw_symbol]
+            if not named:
+                raise ReconcileError(f"the venue reported no position entry for {raw_symbol};"
+                                     " a missing position report is never taken as flat")
+            venue_pos = float(named[0].get("positionAmt") or 0.0)
         rep.venue_position = venue_pos
         if abs(venue_pos - journal_pos) > float(tolerance):
             raise ReconcileError(f"position differs: venue {venue_pos} vs journal "

@@ -110,7 +110,10 @@ class VenueBroker:
         import ccxt.async_support as ccxt
 
         assert self.sink is not None
-        params = {"newClientOrderId": order.client_id, "newOrderRespType": "FULL"}
+        # spot's FULL answer carries the fills; USD-M has RESULT at most (fills come from the
+        # stream or the order's trades)
+        params = {"newClientOrderId": order.client_id,
+                  "newOrderRespType": "RESULT" if self.symbol.endswith(":USDT") else "FULL"}
         if order.type == "LIMIT":
             params["timeInForce"] = order.tif
         kind = "market" if order.type == "MARKET" else "limit"
@@ -137,6 +140,10 @@ class VenueBroker:
                                       time.time_ns())
                 return
             self._rtt("place", (time.perf_counter() - t0) * 1e6)
+            if resp.get("filled") and not resp.get("trades"):
+                # an answer with fills but without them (USD-M's RESULT): read the order's own
+                # trades first, so its executions are the real ones, not inferred
+                await self._trades_of(order, str(resp.get("id")))
             self._on_order(order, resp)
             return
 
