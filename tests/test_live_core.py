@@ -120,3 +120,35 @@ def test_a_restart_rebuilds_position_pnl_and_the_strategy_state(tmp_path):
         [o.client_id for o in first.oms.orders.values()]
     assert second.oms.next_client_id() == f"tl-{len(first.oms.orders) + 1}"
     assert first.positions["BTCUSDT"] == pytest.approx(2.0)
+
+
+def test_the_daily_guard_halts_within_one_event_and_close_all_flattens():
+    # long 2 bought at the ask 100.5 (fee 0.0005 x 201 = 0.1005) and marked at the mid
+    # 100.25: equity 1000 - 0.1005 - 2 x 0.25 = 999.3995, a loss of 0.6005 > 0.55: the guard
+    # trips on the event that brings the fill, not at the next bar or PnL snapshot
+    cfg = LOOSE.model_copy(update={"daily": LOOSE.daily.model_copy(
+        update={"max_loss_usdt": 0.55, "action": "close_all"})})
+    engine = PaperExchange(INST, LAT, queue_model="risk_averse", queue_n=2.0)
+    oms = OrderManager({"BTCUSDT": symbol_filters("spot", "BTCUSDT", "0.5", "0.001")},
+                       lambda: engine.now, "tl")
+    events = []
+    core = BarRunnerCore(BarSetup("r", "momentum", "BTCUSDT", S, 2.0, start_cash=1000.0),
+                         BarDriver(get("momentum"), MOM), engine, oms, RiskEngine(cfg),
+                         PaperBroker(engine), on_risk=events.append)
+    core.on_risk = lambda ev: (events.append(ev), ev.kind == "close_all"
+                               and core.flatten(core.engine.now, "daily guard"))
+    stream = _stream(RISING_THEN_FALLING)
+    for i in range(len(stream)):  # one message at a time, as a feed delivers them
+        core.on_rows(stream[i:i + 1])
+    trips = [e for e in events if e.kind == "close_all"]
+    assert len(trips) == 1 and "daily loss 0.60 > 0.55" in trips[0].reason
+    entry = oms.orders["tl-1"]
+    # the fill (response at 4.010 s) is received with the next message (the trade at 4.2 s):
+    # the guard trips on that message, long before the next bar (5 s)
+    assert entry.executions[-1].ts_ns == 4_010 * MS and trips[0].ts_ns == 4_200 * MS
+    assert core.risk.halted and core.risk.halted.startswith("daily guard")
+    flat = [o for o in oms.orders.values() if o.tag == "flatten: daily guard"]
+    assert len(flat) == 1 and flat[0].reduce_only and flat[0].side == "SELL"
+    # no new risk after the halt: bar 5's short signal is denied
+    assert all(o.tag != "target -1" for o in oms.orders.values())
+    assert any(e.kind == "deny" and "halted" in e.reason for e in events)
