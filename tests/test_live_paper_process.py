@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,30 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from tradelab.net.ports import free_port_pair
 from tradelab.store.catalog import Catalog
 from tradelab.store.jsonlog import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port_pair() -> int:
-    """A port p with p and p + 1 free (the venue's plain and TLS ports)."""
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            p = a.getsockname()[1]
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", p + 1))
-                except OSError:
-                    continue
-                return p
-    raise RuntimeError("no free port pair")
-
-
 @pytest.fixture
 def venue():
-    port = _free_port_pair()
+    port = free_port_pair()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "tradelab.cli", "venue", "--synthetic",
                              "--symbols", "BTCUSDT", "--market", "spot", "--port", str(port)],
@@ -70,7 +55,7 @@ def _metrics(port: int) -> str:
 @pytest.mark.slow
 def test_paper_runner_trades_on_the_venue_and_stops_on_the_kill_switch(venue, tmp_path):
     store, run_dir, out = tmp_path / "store", tmp_path / "run", tmp_path / "summary.json"
-    mport = _free_port_pair()
+    mport = free_port_pair()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "runners.paper", "--strategy", "ma_crossover", "--force",
            "--param", "fast=2", "--param", "slow=4", "--interval", "1s",

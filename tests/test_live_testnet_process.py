@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_live_paper_process import _free_port_pair, venue  # noqa: F401  (fixture)
+from tests.test_live_paper_process import venue  # noqa: F401  (fixture)
+from tradelab.net.ports import free_port_pair
 from tradelab.store.jsonlog import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def _balance(venue_port: int) -> float:
 def test_testnet_runner_survives_its_own_sigkill_and_reconciles(venue, tmp_path):  # noqa: F811
     run_dir, out, store = tmp_path / "run", tmp_path / "out.json", tmp_path / "store"
     start_btc = _balance(venue)
-    mport = _free_port_pair()
+    mport = free_port_pair()
     proc = subprocess.Popen(_cmd(venue, run_dir, out, 300, mport, store), env=_env(),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -82,7 +83,7 @@ def test_testnet_runner_survives_its_own_sigkill_and_reconciles(venue, tmp_path)
     orders_before = [r["client_id"] for r in before if r["type"] == "order"]
     assert orders_before
     # restart the same run: it resumes from the journal and reconciles with the venue first
-    mport2 = _free_port_pair()
+    mport2 = free_port_pair()
     r = subprocess.run(_cmd(venue, run_dir, out, 12, mport2, store), env=_env(), cwd=ROOT,
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -112,7 +113,7 @@ def test_testnet_runner_survives_its_own_sigkill_and_reconciles(venue, tmp_path)
 
 
 def test_a_wrong_key_is_a_clear_authentication_error(venue, tmp_path):  # noqa: F811
-    mport = _free_port_pair()
+    mport = free_port_pair()
     r = subprocess.run(_cmd(venue, tmp_path / "run", tmp_path / "o.json", 5, mport,
                             tmp_path / "store"),
                        env=_env("not-a-key", "not-a-secret"), cwd=ROOT, capture_output=True,

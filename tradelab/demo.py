@@ -190,22 +190,6 @@ DEMO_PAPER = ("ma_crossover", ["fast=3", "slow=8"])
 """What the demo trades on paper when nothing was promoted (forced, and recorded as such)."""
 
 
-def _free_port_pair() -> int:
-    import socket
-
-    for _ in range(100):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return int(port)
-    raise RuntimeError("no free pair of ports on 127.0.0.1")
-
-
 def _paper(workdir: Path, promoted: str | None, seconds: float, seed: int,
            con: Console) -> dict:
     """``python -m runners.paper`` for ``seconds`` against a synthetic local venue (both real
@@ -216,7 +200,9 @@ def _paper(workdir: Path, promoted: str | None, seconds: float, seed: int,
     import sys
     import urllib.request
 
-    port = _free_port_pair()
+    from tradelab.net.ports import free_port_pair
+
+    port = free_port_pair()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get(
             "PYTHONPATH")])])}

@@ -198,17 +198,10 @@ class BarRunnerCore:
             self._risk_event(ev)
         if not decision.allowed:
             return  # the target stays unreached: the next bar tries again
-        order = self.oms.prepare(sym, side, Decimal(repr(decision.qty)), None, type="MARKET",
-                                 tif="IOC", tag=f"target {target:+d}",
-                                 reference_price=Decimal(repr(price)))
-        if isinstance(order, Refusal):
-            self._risk_event(RiskEvent(now, "deny", f"{order.reason}: {order.detail}", sym))
+        order = self._send_market(sym, side, decision.qty, price, f"target {target:+d}", now)
+        if order is None:
             self.driver.sent(target, None)
             return
-        if self.journal is not None:
-            self.journal.order_new(order, now)
-        self.oms.on_submitted(order.client_id)
-        self.broker.place(order, now)
         self.driver.sent(target, sim_id(order.client_id))
         if self.bars:
             self.bars[-1]["ordered"] = True
@@ -364,16 +357,24 @@ class BarRunnerCore:
 
     def _exit_order(self, sym: str, side: str, qty: float, px: float, why: str,
                     now: int) -> None:
+        self._send_market(sym, side, qty, px, why, now, reduce_only=True)
+
+    def _send_market(self, sym: str, side: str, qty: float, px: float, tag: str, now: int,
+                     reduce_only: bool = False) -> ManagedOrder | None:
+        """A market order through the order manager (on the grid, or refused as a risk
+        event), journaled before it goes to the broker."""
         order = self.oms.prepare(sym, side, Decimal(repr(qty)), None, type="MARKET",
-                                 tif="IOC", reduce_only=True, tag=why,
+                                 tif="IOC", reduce_only=reduce_only, tag=tag,
                                  reference_price=Decimal(repr(px)))
         if isinstance(order, Refusal):
-            self._risk_event(RiskEvent(now, "deny", f"{why} exit: {order.reason}", sym))
-            return
+            self._risk_event(RiskEvent(now, "deny", f"{tag}: {order.reason}: {order.detail}",
+                                       sym))
+            return None
         if self.journal is not None:
             self.journal.order_new(order, now)
         self.oms.on_submitted(order.client_id)
         self.broker.place(order, now)
+        return order
 
     def _book(self, sym: str, side: str, ex: Execution) -> float | None:
         """Position, cost basis, realized PnL and fees after one fill; returns the PnL the fill
@@ -451,17 +452,10 @@ class BarRunnerCore:
         if pos == 0.0 or self._in_flight():
             return
         side = "SELL" if pos > 0 else "BUY"
-        order = self.oms.prepare(sym, side, Decimal(repr(abs(pos))), None, type="MARKET",
-                                 tif="IOC", reduce_only=True, tag=f"flatten: {why}",
-                                 reference_price=Decimal(repr(self.marks.get(sym, 0.0))))
-        if isinstance(order, Refusal):
-            self._risk_event(RiskEvent(now, "deny", f"cannot flatten: {order.reason}", sym))
-            return
-        if self.journal is not None:
-            self.journal.order_new(order, now)
-        self.oms.on_submitted(order.client_id)
-        self.broker.place(order, now)
-        self.driver.sent(0, sim_id(order.client_id))
+        order = self._send_market(sym, side, abs(pos), self.marks.get(sym, 0.0),
+                                  f"flatten: {why}", now, reduce_only=True)
+        if order is not None:
+            self.driver.sent(0, sim_id(order.client_id))
 
     def cancel_all(self, now: int, reason: str) -> int:
         """Cancel every open order (kill switch, stale data); returns how many were asked."""

@@ -51,6 +51,7 @@ from tradelab.venue.margin import (
     position_margin,
     unrealized_pnl,
 )
+from tradelab.venue.order_registry import OrderRegistry
 from tradelab.venue.userstream import UserEvents
 
 EIGHT = Decimal("0.00000001")
@@ -138,7 +139,7 @@ def _dec_price(x: float, places: int) -> Decimal:
     return Decimal(f"{x:.{places}f}")
 
 
-class Futures(BookCores):
+class Futures(BookCores, OrderRegistry[FuturesOrder]):
     """Orders, positions and margin of every account on the venue's USD-M instruments."""
 
     market = "usdm"
@@ -255,19 +256,6 @@ class Futures(BookCores):
         if order is None:
             raise wire.BinanceError(400, -2013, fwire.MSG_NO_SUCH_ORDER)
         return order
-
-    def open_orders(self, acc: Account, symbol: str | None) -> list[FuturesOrder]:
-        inst = self._instrument(symbol) if symbol else None
-        return [o for o in self.orders.values() if o.account is acc and o.open
-                and (inst is None or o.inst is inst)]
-
-    def all_orders(self, acc: Account, symbol: str, from_id: int | None = None,
-                   limit: int = 500) -> list[FuturesOrder]:
-        """The account's orders of ``symbol``, open or finished, oldest first."""
-        inst = self._instrument(symbol)
-        mine = [o for o in self.orders.values() if o.account is acc and o.inst is inst
-                and (from_id is None or o.order_id >= from_id)]
-        return sorted(mine, key=lambda o: o.order_id)[:limit]
 
     def user_trades(self, acc: Account, symbol: str, order_id: int | None = None,
                     from_id: int | None = None, limit: int = 500) -> list[fwire.UserTradeView]:
@@ -481,21 +469,6 @@ class Futures(BookCores):
                                            kind=LIMIT, tif=TIF[o.tif]))
 
     # -- internals ------------------------------------------------------------------------
-
-    def _instrument(self, symbol: str) -> Instrument:
-        inst = self.instruments.get(("usdm", symbol.upper()))
-        if inst is None:
-            raise wire.BinanceError(400, -1121, fwire.MSG_BAD_SYMBOL)
-        return inst
-
-    def _find(self, acc: Account, inst: Instrument, order_id: int | None,
-              client_id: str | None) -> FuturesOrder | None:
-        if order_id is not None:
-            o = self.orders.get(order_id)
-            return o if o is not None and o.account is acc and o.inst is inst else None
-        hits = [o for o in self.orders.values()
-                if o.account is acc and o.inst is inst and o.client_id == client_id]
-        return hits[-1] if hits else None
 
     def _position(self, acc: Account, symbol: str) -> Position:
         return self.wallets[acc.uid].positions.setdefault(symbol, Position())

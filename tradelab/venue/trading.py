@@ -47,6 +47,7 @@ from tradelab.venue.accounts import Account, Accounts, InsufficientBalance
 from tradelab.venue.book import VenueBook
 from tradelab.venue.bookcores import BookCores
 from tradelab.venue.instruments import Instrument
+from tradelab.venue.order_registry import OrderRegistry
 from tradelab.venue.userstream import UserEvents
 
 EIGHT = Decimal("0.00000001")
@@ -105,7 +106,7 @@ class Order:
                 for f in self.fills]
 
 
-class Trading(BookCores):
+class Trading(BookCores, OrderRegistry[Order]):
     """Orders of every account on the venue's spot instruments."""
 
     market = "spot"
@@ -223,19 +224,6 @@ class Trading(BookCores):
             raise wire.BinanceError(400, -2013, wire.MSG_NO_SUCH_ORDER)
         return order
 
-    def open_orders(self, acc: Account, symbol: str | None) -> list[Order]:
-        inst = self._instrument(symbol) if symbol else None
-        return [o for o in self.orders.values() if o.account is acc and o.open
-                and (inst is None or o.inst is inst)]
-
-    def all_orders(self, acc: Account, symbol: str, from_id: int | None = None,
-                   limit: int = 500) -> list[Order]:
-        """The account's orders of ``symbol``, open or finished, oldest first."""
-        inst = self._instrument(symbol)
-        mine = [o for o in self.orders.values() if o.account is acc and o.inst is inst
-                and (from_id is None or o.order_id >= from_id)]
-        return sorted(mine, key=lambda o: o.order_id)[:limit]
-
     def my_trades(self, acc: Account, symbol: str, order_id: int | None = None,
                   from_id: int | None = None, limit: int = 500) -> list[wire.TradeView]:
         inst = self._instrument(symbol)
@@ -251,21 +239,6 @@ class Trading(BookCores):
         return out[:limit]
 
     # -- internals ------------------------------------------------------------------------
-
-    def _instrument(self, symbol: str) -> Instrument:
-        inst = self.instruments.get(("spot", symbol.upper()))
-        if inst is None:
-            raise wire.BinanceError(400, -1121, wire.MSG_BAD_SYMBOL)
-        return inst
-
-    def _find(self, acc: Account, inst: Instrument, order_id: int | None,
-              client_id: str | None) -> Order | None:
-        if order_id is not None:
-            o = self.orders.get(order_id)
-            return o if o is not None and o.account is acc and o.inst is inst else None
-        hits = [o for o in self.orders.values()
-                if o.account is acc and o.inst is inst and o.client_id == client_id]
-        return hits[-1] if hits else None
 
     @staticmethod
     def _check(inst: Instrument, price: Decimal | None, qty: Decimal, market: bool) -> None:
