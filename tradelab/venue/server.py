@@ -8,8 +8,10 @@ prefix the path means the only market listed (or spot). The same app is served o
 and, for cryptofeed (which requires ``wss://``), on a TLS port with a self-signed certificate.
 
 Admin: ``GET /venue/status``; ``POST /venue/fault`` with ``{"kind": "drop_diff" | "disconnect"
-| "stall" | "malformed" | "rate_limit", "symbol": "BTCUSDT", "count": 1, "seconds": 2}``; a bad
-request is a 400 naming the problem.
+| "stall" | "malformed" | "rate_limit" | "reject_orders" | "delay_ack" | "drop_exec_report" |
+"order_5xx" | "disconnect_user_stream", "symbol": "BTCUSDT", "count": 1, "seconds": 2}`` (see
+:meth:`Venue.inject <tradelab.venue.core.Venue.inject>`); a bad request is a 400 naming the
+problem.
 
 Fairness: every connection has a bounded send queue (the venue's ``queue_size`` frames) and a
 bounded kernel send buffer (``SEND_BUFFER_BYTES``), and its own sender task. Closing a client
@@ -34,7 +36,8 @@ from aiohttp import WSMsgType, web
 
 from tradelab.net.tls import self_signed_context
 from tradelab.venue.core import Conn, Venue
-from tradelab.venue.rest import RateLimiter, routes
+from tradelab.venue.limits import RateLimiter
+from tradelab.venue.rest import routes
 from tradelab.venue.signed import signed_routes
 
 log = logging.getLogger("tradelab.venue")
@@ -197,8 +200,12 @@ async def _fault(request: web.Request) -> web.Response:
         symbol = body.get("symbol")
         if symbol is not None and not isinstance(symbol, str):
             raise ValueError("symbol must be a string")
-        out = await venue.inject(str(body["kind"]), symbol, int(body.get("count", 1)),
-                                 float(body.get("seconds", 0)))
+        count, seconds = body.get("count", 1), body.get("seconds", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive integer, got {count!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
+        out = await venue.inject(str(body["kind"]), symbol, count, float(seconds))
     except (ValueError, KeyError, TypeError) as exc:
         return web.json_response({"error": str(exc)}, status=400)
     return web.json_response(out)
@@ -208,9 +215,9 @@ def make_app(venue: Venue, rate_limit_per_min: int = 6000) -> web.Application:
     """The aiohttp application: REST, websockets and admin."""
     app = web.Application()
     app[VENUE_KEY] = venue
-    limiter = RateLimiter(rate_limit_per_min)
+    limiter = RateLimiter(rate_limit_per_min, venue.ban_after, venue.ban_seconds)
     app.add_routes(routes(venue, limiter))
-    app.add_routes(signed_routes(venue, limiter.charge))
+    app.add_routes(signed_routes(venue, limiter))
     ws_routes = []
     for base in ("", "/{market:spot|usdm}"):
         ws_routes += [web.get(f"{base}/{{kind:stream}}", _ws_handler),
