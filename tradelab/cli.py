@@ -415,6 +415,10 @@ def venue(
     accounts: Annotated[Path | None, typer.Option(
         help="YAML file of trading accounts (api_key, secret, balances, maker_fee, taker_fee, "
              "can_trade) [default: the built-in demo account].")] = None,
+    journal: Annotated[Path | None, typer.Option(
+        help="Keep the trading state (orders, fills, balances, id counters) in this journal "
+             "file: it survives a restart of the venue [default: off, state lives in "
+             "memory].")] = None,
 ) -> None:
     """A local exchange on 127.0.0.1 speaking the Binance spot and USD-M protocol.
 
@@ -422,8 +426,9 @@ def venue(
     fundingRate, openInterest); signed spot trading on /api/v3 (order, order/test, openOrders,
     allOrders, account, myTrades). Websockets: /spot/stream?streams=... and
     /usdm/stream?streams=... (also /ws and SUBSCRIBE), plain and TLS. Faults: POST
-    /venue/fault {"kind": "drop_diff" | "disconnect" | "stall" | "malformed" | "rate_limit",
-    "symbol": "BTCUSDT"}.
+    /venue/fault {"kind": "drop_diff" | "disconnect" | "stall" | "malformed" | "rate_limit" |
+    "reject_orders" | "delay_ack" | "drop_exec_report" | "order_5xx" |
+    "disconnect_user_stream", "symbol": "BTCUSDT", "count": 1, "seconds": 2}.
     """
     import asyncio
 
@@ -443,7 +448,7 @@ def venue(
             history=history, synth_history_days=synth_history_days,
             wait_clients=wait_clients, exit_at_end=exit_at_end, rate_limit=rate_limit,
             slow_client=slow_client or ("wait" if speed <= 0 else "disconnect"),
-            accounts=accounts, console=err))
+            accounts=accounts, journal=journal, console=err))
 
 
 @app.command()

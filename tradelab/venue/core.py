@@ -29,7 +29,13 @@ from tradelab.venue.book import VenueBook
 from tradelab.venue.history import History
 from tradelab.venue.instruments import Instrument, instrument
 from tradelab.venue.journal import Durable, Journal
-from tradelab.venue.limits import BAN_AFTER, BAN_SECONDS, SPOT_ORDER_LIMITS, OrderCounts
+from tradelab.venue.limits import (
+    BAN_AFTER,
+    BAN_SECONDS,
+    SPOT_ORDER_LIMITS,
+    OrderCounts,
+    RateLimiter,
+)
 from tradelab.venue.sources import MarketSource, VenueMessage
 from tradelab.venue.trading import Trading
 from tradelab.venue.userstream import UserEvents
@@ -175,6 +181,7 @@ class Venue:
         self.trading.events = FaultyUserEvents(self.user_events, self.faults)
         self.order_counts = OrderCounts(order_limits)
         self.ban_after, self.ban_seconds = ban_after, ban_seconds
+        self.limiter: RateLimiter | None = None  # the request-weight limiter the server made
         self.journal: Journal | None = None
         if journal is not None:
             self.journal = Journal(journal, self.durable_components())

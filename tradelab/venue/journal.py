@@ -28,13 +28,15 @@ from typing import Any, Protocol
 
 import orjson
 
+from tradelab.errors import TradelabError
+
 log = logging.getLogger("tradelab.venue")
 
 FORMAT = "tradelab-venue-journal/1"
 COMPACT_EVERY = 10_000
 
 
-class JournalError(Exception):
+class JournalError(TradelabError):
     """The journal cannot be read back (names the file and line)."""
 
 

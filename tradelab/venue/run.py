@@ -41,7 +41,8 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
                     markets: list[str], seed: int, speed: float, port: int, tls_port: int,
                     history: Path | None, synth_history_days: float, wait_clients: int,
                     exit_at_end: bool, rate_limit: int, console: Console,
-                    slow_client: str = "wait", accounts: Path | None = None) -> None:
+                    slow_client: str = "wait", accounts: Path | None = None,
+                    journal: Path | None = None) -> None:
     """Start the venue and serve until Ctrl-C (or the end of the replay with exit_at_end)."""
     hist = History()
     loaded = []
@@ -62,7 +63,7 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
     from tradelab.venue.accounts import DEMO_API_KEY, load_accounts
 
     venue = Venue(source, hist, speed=speed, wait_clients=wait_clients, slow_client=slow_client,
-                  accounts=load_accounts(accounts) if accounts else None)
+                  accounts=load_accounts(accounts) if accounts else None, journal=journal)
     rv = await start_venue(venue, port=port, tls_port=tls_port, rate_limit_per_min=rate_limit)
     console.print(f"[bold]tradelab venue[/] on 127.0.0.1: REST {rv.rest_url}, "
                   f"websockets ws://127.0.0.1:{rv.port}/{{spot,usdm}}/stream, "
@@ -75,6 +76,8 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
     console.print(f"trading: {n_acc} account(s)" + ("" if accounts else
                   f" (the built-in demo key {DEMO_API_KEY}; its secret is in "
                   "tradelab.venue.accounts)"))
+    if venue.journal is not None:
+        console.print(f"journal: {venue.journal.path} (trading state survives a restart)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,3 +92,5 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
             await w
     console.print(f"venue stopping: {venue.status()['published']}")
     await rv.stop()
+    if venue.journal is not None:
+        venue.journal.close()

@@ -216,6 +216,7 @@ def make_app(venue: Venue, rate_limit_per_min: int = 6000) -> web.Application:
     app = web.Application()
     app[VENUE_KEY] = venue
     limiter = RateLimiter(rate_limit_per_min, venue.ban_after, venue.ban_seconds)
+    venue.limiter = limiter
     app.add_routes(routes(venue, limiter))
     app.add_routes(signed_routes(venue, limiter))
     ws_routes = []

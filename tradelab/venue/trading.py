@@ -485,7 +485,8 @@ class Trading:
             del self.off_book[order.order_id]
             side = BUY if order.side == "BUY" else SELL
             left = order.orig_qty - order.executed
-            if order.type == "MARKET" or conditional.works_as(order.type) == "MARKET":
+            if order.type == "MARKET" or (order.type in wire.CONDITIONAL_TYPES
+                                          and conditional.works_as(order.type) == "MARKET"):
                 order.status, order.update_ms = "EXPIRED", self.clock_ms()
                 self._release(order)
                 continue
