@@ -256,11 +256,11 @@ def parse_order(params: Mapping[str, str]) -> OrderRequest:
         if price is not None:
             raise BinanceError(400, -1106, "Parameter 'price' sent when not required.")
         if otype != "MARKET":
-            if qty is None:
-                raise missing("quantity")
             if quote is not None:
                 raise BinanceError(400, -1106, "Parameter 'quoteOrderQty' sent when not "
                                                "required.")
+            if qty is None:
+                raise missing("quantity")
         if (qty is None) == (quote is None):
             raise BinanceError(400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, "
                                            "but both were empty/null!")
