@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -74,24 +74,30 @@ class Faults:
 ORDER_EVENTS = ("executionReport", "ORDER_TRADE_UPDATE")
 
 
-class FaultyUserEvents:
+class FaultyUserEvents(UserEvents):
     """The user-data bus as trading publishes to it: a pending ``drop_exec_report`` fault
-    withholds the next order events (spot ``executionReport``, USD-M ``ORDER_TRADE_UPDATE``)."""
+    withholds the next order events (spot ``executionReport``, USD-M ``ORDER_TRADE_UPDATE``);
+    everything else goes to ``bus`` unchanged."""
 
-    def __init__(self, bus: UserEvents, faults: Faults) -> None:
+    def __init__(self, bus: UserEvents, faults: Faults) -> None:  # no state of its own
         self.bus = bus
         self.faults = faults
 
     def publish(self, uid: str, market: str, event: dict) -> None:
         if event.get("e") in ORDER_EVENTS and self.faults.take("drop_exec_report"):
-            log.info("user data: %s of order %s withheld (fault)", event.get("e"),
-                     event.get("i", event.get("o", {}).get("i") if isinstance(event.get("o"),
-                                                                              dict) else None))
+            log.info("user data: a %s withheld (drop_exec_report fault)", event.get("e"))
             return
         self.bus.publish(uid, market, event)
 
-    def __getattr__(self, name: str):
-        return getattr(self.bus, name)
+    def subscribe(self, uid: str, market: str, callback: Callable[[dict], None],
+                  on_disconnect: Callable[[], None] | None = None) -> int:
+        return self.bus.subscribe(uid, market, callback, on_disconnect)
+
+    def unsubscribe(self, token: int) -> None:
+        self.bus.unsubscribe(token)
+
+    def disconnect(self, uid: str | None = None) -> int:
+        return self.bus.disconnect(uid)
 
 
 class Conn:
@@ -485,7 +491,10 @@ class Venue:
         return out
 
     def status(self) -> dict:
-        return {**self.ports, "now_ms": self.now_ms, "started": self.started.is_set(),
+        journal = ({"path": str(self.journal.path), "seq": self.journal.seq}
+                   if self.journal is not None else None)
+        return {**self.ports, "journal": journal, "now_ms": self.now_ms,
+                "started": self.started.is_set(),
                 "finished": self.finished.is_set(), "speed": self.speed,
                 "clients": len(self.conns), "connections": self.connections,
                 "published": dict(self.published),

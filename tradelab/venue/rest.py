@@ -36,8 +36,8 @@ def refused(venue: Venue, limiter: RateLimiter, weight: int) -> web.Response | N
     if venue.faults.rate_limit > 0:
         venue.faults.rate_limit -= 1
         venue.faults.fired["rate_limit"] += 1
-        err = BinanceError(429, -1003, "Too many requests.")
-        return web.json_response(err.body(), status=429, headers={"Retry-After": "1"})
+        body = BinanceError(429, -1003, "Too many requests.").body()
+        return web.json_response(body, status=429, headers={"Retry-After": "1"})
     headers, err = limiter.admit(weight)
     if err is None:
         return None

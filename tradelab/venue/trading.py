@@ -47,6 +47,7 @@ from tradelab.venue import conditional
 from tradelab.venue.accounts import Account, Accounts, InsufficientBalance
 from tradelab.venue.book import VenueBook
 from tradelab.venue.instruments import Instrument
+from tradelab.venue.userstream import UserEvents
 
 log = logging.getLogger("tradelab.venue")
 
@@ -138,6 +139,7 @@ class Trading:
         self.off_book: dict[int, Order] = {}  # open orders not on a core: waiting conditional
         # orders, and resting orders restored from a journal until their core exists
         self.dirty = False  # state changed since the journal last looked
+        self.events: UserEvents | None = None  # the user-data bus (set by the Venue)
 
     # -- market data ----------------------------------------------------------------------
 
