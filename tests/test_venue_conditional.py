@@ -162,7 +162,6 @@ def test_untriggered_stop_survives_a_restart_and_fires_after(tmp_path):
         o = venue.trading.new_order(acc, _order(side="SELL", type="STOP_LOSS_LIMIT",
                                                 timeInForce="GTC", quantity="0.5",
                                                 price="99.99", stopPrice="100.00"))
-        venue.persist()
         assert o is not None
         return o.order_id
 

@@ -62,13 +62,11 @@ def test_restart_restores_orders_balances_and_counters_and_requeues_at_the_back(
         assert acc is not None
         o1 = t.new_order(acc, _order(side="BUY", type="LIMIT", timeInForce="GTC",
                                      quantity="0.5", price="100.00", newClientOrderId="bid-1"))
-        venue.persist()
         assert o1 is not None and o1.order_id == 1
         # 2.2 sold at 100.00 with 2.0 ahead of us: 0.2 fills (maker fee 0.0002 BTC)
         await venue.publish(_trade(1_000, "100.00", "2.20000", True))
         assert o1.executed == D("0.2")
         o2 = t.new_order(acc, _order(side="BUY", type="MARKET", quantity="0.5"))
-        venue.persist()
         assert o2 is not None and o2.status == "FILLED"
         assert acc.balances()["USDT"] == (D("9899.99"), D("30"))  # 10000 - 50 - 50.01 (+ lock)
         assert acc.balances()["BTC"] == (D("1.6988"), D(0))  # 1 + 0.2 - 0.0002 + 0.5 - 0.001
@@ -100,7 +98,6 @@ def test_restart_restores_orders_balances_and_counters_and_requeues_at_the_back(
         assert o3 is not None and o3.order_id == 3  # order ids continue, none reused
         assert t.cancel(acc, "BTCUSDT", 1, None).status == "CANCELED"
         assert acc.balances()["USDT"] == (D("9899.99") + D("30") - D("20"), D(0))
-        venue.persist()
         venue.journal.close()
 
     asyncio.run(after())

@@ -185,6 +185,7 @@ class Venue:
         self.faults = Faults()
         self.user_events = UserEvents()
         self.trading.events = FaultyUserEvents(self.user_events, self.faults)
+        self.trading.on_change = self.persist
         self.order_counts = OrderCounts(order_limits)
         self.ban_after, self.ban_seconds = ban_after, ban_seconds
         self.limiter: RateLimiter | None = None  # the request-weight limiter the server made

@@ -154,7 +154,8 @@ def signed_routes(venue: Venue, limiter: RateLimiter,
     ``POST order`` also passes the account's order-count limits and the order faults: a
     ``reject_orders`` fault refuses the order (-2010), ``order_5xx`` places it and answers 500
     (-1001, the outcome unknown to the client), ``delay_ack`` places it and answers late. A
-    change of state is in the journal (when the venue keeps one) before the answer goes out.
+    change of state is in the journal (when the venue keeps one) before the answer goes out:
+    trading calls ``venue.persist`` after each order placed or cancelled.
     """
 
     def endpoint(name: str, fn: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -182,9 +183,6 @@ def signed_routes(venue: Venue, limiter: RateLimiter,
             except wire.BinanceError as exc:
                 log.info("signed %s %s refused: %d", request.method, name, exc.code)
                 return web.json_response(exc.body(), status=exc.status, headers=headers)
-            finally:
-                if request.method != "GET":
-                    venue.persist()
             if name == "order":
                 if faults.take("order_5xx"):
                     err = wire.internal_error()

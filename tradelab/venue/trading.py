@@ -140,6 +140,10 @@ class Trading:
         # orders, and resting orders restored from a journal until their core exists
         self.dirty = False  # state changed since the journal last looked
         self.events: UserEvents | None = None  # the user-data bus (set by the Venue)
+        self.on_change: Callable[[], None] = lambda: None
+        """Called after an order was placed or cancelled, before the caller answers (the
+        venue journals the change here, so whatever acknowledges it, REST or WebSocket API,
+        acknowledges a durable state)."""
 
     # -- market data ----------------------------------------------------------------------
 
@@ -228,6 +232,7 @@ class Trading:
         if order.status == "REJECTED":
             del self.orders[order.order_id]
             raise self._reject_error
+        self.on_change()
         return order
 
     def cancel(self, acc: Account, symbol: str, order_id: int | None,
@@ -241,9 +246,10 @@ class Trading:
             order.status, order.update_ms = "CANCELED", self.clock_ms()
             self._release(order)
             self.dirty = True
-            return order
-        core = self.cores[inst.symbol]
-        self._apply(inst.symbol, core.cancel(self._ns(), order.order_id))
+        else:
+            core = self.cores[inst.symbol]
+            self._apply(inst.symbol, core.cancel(self._ns(), order.order_id))
+        self.on_change()
         return order
 
     def cancel_all(self, acc: Account, symbol: str) -> list[Order]:
@@ -426,6 +432,7 @@ class Trading:
         self.orders[order.order_id] = order
         self.off_book[order.order_id] = order
         self.dirty = True
+        self.on_change()
         return order
 
     def _set_off(self, symbol: str, last: Decimal) -> None:
