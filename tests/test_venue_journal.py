@@ -71,16 +71,18 @@ def test_restart_restores_orders_balances_and_counters_and_requeues_at_the_back(
         assert acc.balances()["USDT"] == (D("9899.99"), D("30"))  # 10000 - 50 - 50.01 (+ lock)
         assert acc.balances()["BTC"] == (D("1.6988"), D(0))  # 1 + 0.2 - 0.0002 + 0.5 - 0.001
         venue.journal.close()
+        return venue.trading.state()
 
-    asyncio.run(before())
+    state_before = asyncio.run(before())
     lines = path.read_text().splitlines()
     assert json.loads(lines[0])["format"] == "tradelab-venue-journal/1"
     assert [json.loads(x)["seq"] for x in lines[1:]] == [1, 2, 3]
 
-    async def after() -> None:
+    async def after() -> dict:
         venue = _venue(path)
         t, acc = venue.trading, venue.accounts.get("k1")
         assert acc is not None
+        assert t.state() == state_before  # every entry came back as it was
         assert acc.balances()["USDT"] == (D("9899.99"), D("30"))
         assert acc.balances()["BTC"] == (D("1.6988"), D(0))
         o1 = t.query(acc, "BTCUSDT", None, "bid-1")
@@ -99,9 +101,11 @@ def test_restart_restores_orders_balances_and_counters_and_requeues_at_the_back(
         assert t.cancel(acc, "BTCUSDT", 1, None).status == "CANCELED"
         assert acc.balances()["USDT"] == (D("9899.99") + D("30") - D("20"), D(0))
         venue.journal.close()
+        return venue.trading.state()
 
-    asyncio.run(after())
+    state_after = asyncio.run(after())
     venue = _venue(path)
+    assert venue.trading.state() == state_after
     acc = venue.accounts.get("k1")
     assert acc is not None
     assert venue.trading.query(acc, "BTCUSDT", 1, None).status == "CANCELED"

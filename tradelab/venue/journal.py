@@ -15,7 +15,9 @@ that is not JSON, a gap in ``seq``, an unknown component) is a :class:`JournalEr
 file and line: the venue refuses to start rather than silently starting empty.
 
 A component is anything with ``state() -> dict`` (JSON values) and ``restore(dict)``; a state
-keyed by entry (``"order:17"``) keeps each change line small.
+keyed by entry (``"order:17"``) keeps each change line small, and an optional
+``changed_state()`` (only the entries that may have changed since its last call) keeps the
+comparison per change small too (spot trading offers it: finished orders never change).
 """
 
 from __future__ import annotations
@@ -139,20 +141,28 @@ class Journal:
                 for name, comp in self.components.items()}
 
     def commit(self) -> bool:
-        """Write (and fsync) what changed since the last line; False if nothing did."""
+        """Write (and fsync) what changed since the last line; False if nothing did.
+
+        A component with ``changed_state()`` (the entries that may have changed since its
+        last call; it never drops a key) is compared on those alone, else on its whole
+        ``state()``."""
         if self._fd is None:
             raise JournalError(f"{self.path}: the journal is not open")
-        now = self._current()
         sets: dict[str, dict[str, Any]] = {}
         dels: dict[str, list[str]] = {}
-        for name, values in now.items():
+        updates: dict[str, tuple[dict[str, bytes], bool]] = {}
+        for name, comp in self.components.items():
+            partial = getattr(comp, "changed_state", None)
+            raw = partial() if partial is not None else comp.state()
+            values = {k: orjson.dumps(v) for k, v in raw.items()}
             before = self._last.get(name, {})
-            changed = {k: orjson.loads(v) for k, v in values.items() if before.get(k) != v}
-            gone = [k for k in before if k not in values]
+            changed = {k: raw[k] for k, v in values.items() if before.get(k) != v}
+            gone = [] if partial is not None else [k for k in before if k not in values]
             if changed:
                 sets[name] = changed
             if gone:
                 dels[name] = gone
+            updates[name] = (values, partial is not None)
         if not sets and not dels:
             return False
         self.seq += 1
@@ -160,7 +170,11 @@ class Journal:
         if dels:
             rec["del"] = dels
         self._write(orjson.dumps(rec) + b"\n")
-        self._last = now
+        for name, (values, merge) in updates.items():
+            if merge:
+                self._last.setdefault(name, {}).update(values)
+            else:
+                self._last[name] = values
         self.written += 1
         self.since_snapshot += 1
         if self.since_snapshot >= self.compact_every:

@@ -139,6 +139,7 @@ class Trading:
         self.off_book: dict[int, Order] = {}  # open orders not on a core: waiting conditional
         # orders, and resting orders restored from a journal until their core exists
         self.dirty = False  # state changed since the journal last looked
+        self.journal_watch: tuple[set[int], int] | None = None  # see changed_state
         self.events: UserEvents | None = None  # the user-data bus (set by the Venue)
         self.on_change: Callable[[], None] = lambda: None
         """Called after an order was placed or cancelled, before the caller answers (the
@@ -391,6 +392,13 @@ class Trading:
         from tradelab.venue.trading_state import trading_state
 
         return trading_state(self)
+
+    def changed_state(self) -> dict:
+        """The part of :meth:`state` that may have changed since the last call (what the
+        journal compares per change; it never deletes a key)."""
+        from tradelab.venue.trading_state import changed_trading_state
+
+        return changed_trading_state(self)
 
     def restore(self, state: dict) -> None:
         """Back to a journal's state; resting orders re-enter fresh cores at the back of the

@@ -45,6 +45,14 @@ def _order_state(o: Order) -> dict[str, Any]:
 
 def trading_state(t: Trading) -> dict[str, Any]:
     """Everything of ``t`` that must survive a restart."""
+    out = trading_state_head(t)
+    for o in t.orders.values():
+        out[f"order:{o.order_id}"] = _order_state(o)
+    return out
+
+
+def trading_state_head(t: Trading) -> dict[str, Any]:
+    """The state but the orders: id counters, last prices, accounts."""
     next_order, t._order_ids = _peek(t._order_ids)
     next_client, t._client_ids = _peek(t._client_ids)
     trade_ids = {}
@@ -58,9 +66,32 @@ def trading_state(t: Trading) -> dict[str, Any]:
             "key": key_fingerprint(acc.api_key),
             "free": {a: str(v) for a, v in acc.free.items()},
             "locked": {a: str(v) for a, v in acc.locked.items()}}
-    for o in t.orders.values():
-        out[f"order:{o.order_id}"] = _order_state(o)
     return out
+
+
+def changed_trading_state(t: Trading) -> dict[str, Any]:
+    """The entries of :func:`trading_state` that may have changed since the last call: the
+    counters, last prices and accounts, and the orders that were open then or are new since
+    (a finished order never changes again). O(open orders), not O(all orders)."""
+    nxt = _next_order_id(t)
+    if t.journal_watch is None:
+        out = trading_state(t)
+        candidates = set(t.orders)
+    else:
+        watch, seen = t.journal_watch
+        out = trading_state_head(t)
+        candidates = watch | set(range(seen + 1, nxt))
+        for oid in sorted(candidates):
+            o = t.orders.get(oid)
+            if o is not None:
+                out[f"order:{oid}"] = _order_state(o)
+    t.journal_watch = ({i for i in candidates if i in t.orders and t.orders[i].open}, nxt - 1)
+    return out
+
+
+def _next_order_id(t: Trading) -> int:
+    n, t._order_ids = _peek(t._order_ids)
+    return n
 
 
 def restore_trading(t: Trading, state: dict[str, Any]) -> None:
@@ -109,3 +140,4 @@ def restore_trading(t: Trading, state: dict[str, Any]) -> None:
     t._client_ids = itertools.count(int(c.get("client", 1)))
     t._trade_ids = {s: itertools.count(int(n)) for s, n in c.get("trade", {}).items()}
     t.last_px = {s: Decimal(p) for s, p in state.get("last_px", {}).items()}
+    t.journal_watch = None
