@@ -245,6 +245,12 @@ def test_corruption_before_the_last_line_is_an_error_naming_file_and_line(tmp_pa
     assert path.read_bytes() == kept  # never reset: the damaged file is left for a human
 
 
+def test_a_journal_path_that_cannot_be_used_is_named(tmp_path):
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(JournalError, match="dir: cannot use the journal"):
+        Journal(tmp_path / "dir", {"box": _Box()}).open()
+
+
 def test_a_journal_of_other_accounts_is_refused(tmp_path):
     path = tmp_path / "j"
     _venue(path).journal.close()

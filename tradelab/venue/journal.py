@@ -117,6 +117,12 @@ class Journal:
     def open(self) -> bool:
         """Restore the components from the journal if it exists (True), then compact it into
         a fresh snapshot of the current state and keep it open for changes."""
+        try:
+            return self._open()
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot use the journal: {exc}") from None
+
+    def _open(self) -> bool:
         restored = False
         if self.path.exists():
             states, self.seq = read_journal(self.path)
