@@ -6,6 +6,7 @@ intervals are fixed clock intervals (a 10 s window starts at every multiple of 1
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -16,6 +17,7 @@ import pytest
 from tests.venue_helpers import book_source, venue_in_thread
 from tradelab.venue.core import Venue
 from tradelab.venue.limits import OrderCounts, RateLimiter
+from tradelab.venue.sources import VenueMessage
 
 pytestmark = pytest.mark.slow
 
@@ -83,15 +85,32 @@ def test_order_count_limits_per_account():
         other.load_markets()
         other.create_order("BTC/USDT", "limit", "buy", 0.1, 99.0)
         assert header(other, "X-MBX-ORDER-COUNT-10S") == "1"
+        # the market sells 0.4 at 99.00: key-a's three bids there (placed first) fill whole;
+        # orders that trade stop counting, so key-a is back to 0 in both windows
+        trade = VenueMessage(0, "spot", "BTCUSDT", "trade", {
+            "e": "trade", "E": 5_000, "s": "BTCUSDT", "t": 5_000, "p": "99.00",
+            "q": "0.30000", "T": 5_000, "m": True})
+        asyncio.run_coroutine_threadsafe(rv.venue.publish(trade),
+                                         rv.replay.get_loop()).result(10)
+        assert ex.fetch_open_orders("BTC/USDT") == []
+        # an order that trades as it is placed never counts
+        ex.create_order("BTC/USDT", "market", "buy", 0.1)
+        assert (header(ex, "X-MBX-ORDER-COUNT-10S"), header(ex, "X-MBX-ORDER-COUNT-1D")) == (
+            "0", "0")
+        for n in (1, 2, 3):
+            ex.create_order("BTC/USDT", "limit", "buy", 0.1, 98.0)
+            assert header(ex, "X-MBX-ORDER-COUNT-10S") == str(n)
+        with pytest.raises(ccxt.DDoSProtection, match="-1015"):
+            ex.create_order("BTC/USDT", "limit", "buy", 0.1, 98.0)
         # the next 10 s window: 10S starts over, 1D goes on to its limit of 5
         now[0] += 10
-        ex.create_order("BTC/USDT", "limit", "buy", 0.1, 99.0)
+        ex.create_order("BTC/USDT", "limit", "buy", 0.1, 98.0)
         assert (header(ex, "X-MBX-ORDER-COUNT-10S"), header(ex, "X-MBX-ORDER-COUNT-1D")) == (
             "1", "4")
-        ex.create_order("BTC/USDT", "limit", "buy", 0.1, 99.0)
+        ex.create_order("BTC/USDT", "limit", "buy", 0.1, 98.0)
         with pytest.raises(ccxt.DDoSProtection,
                            match="current limit is 5 orders per 1 DAY"):
-            ex.create_order("BTC/USDT", "limit", "buy", 0.1, 99.0)
+            ex.create_order("BTC/USDT", "limit", "buy", 0.1, 98.0)
         assert len(ex.fetch_open_orders("BTC/USDT")) == 5
 
 

@@ -187,6 +187,7 @@ class Venue:
         self.trading.events = FaultyUserEvents(self.user_events, self.faults)
         self.trading.on_change = self.persist
         self.order_counts = OrderCounts(order_limits)
+        self.trading.on_first_fill = lambda order: self.order_counts.traded(order.order_id)
         self.ban_after, self.ban_seconds = ban_after, ban_seconds
         self.limiter: RateLimiter | None = None  # the request-weight limiter the server made
         self.journal: Journal | None = None

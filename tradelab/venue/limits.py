@@ -9,8 +9,10 @@ banned for ``ban_seconds`` (Binance: 2 minutes for a first offence) and every re
 Order counts per account (``X-MBX-ORDER-COUNT-10S`` / ``-1D`` on each accepted order): Binance
 spot allows 50 new orders per 10 s and 160,000 per day; beyond, a 429 with -1015 "Too many new
 orders; current limit is 50 orders per 10 SECOND." and no ``Retry-After``. Intervals are fixed
-clock intervals (a 10 s window starts at every multiple of 10 s). Every accepted order counts:
-Binance's decrement of the count for orders that trade is not modelled.
+clock intervals (a 10 s window starts at every multiple of 10 s). As on Binance, an order that
+trades stops counting: its first fill lowers the account's count in every current window by
+one (an order filled as it was placed never counts). Binance's extra decrements for large or
+maker fills are not modelled.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ class OrderCounts:
         self.limits = tuple((int(n), int(s)) for n, s in limits)
         self.clock = clock
         self._counts: dict[tuple[int, int], tuple[int, int]] = {}  # (uid, s) -> (window, n)
+        self._unfilled: dict[int, int] = {}  # order id -> uid of counted, not yet traded
+        self._day = -1
 
     def _count(self, uid: int, seconds: int, now: float) -> int:
         window, n = self._counts.get((uid, seconds), (-1, 0))
@@ -102,15 +106,32 @@ class OrderCounts:
             if self._count(uid, seconds, now) >= limit:
                 raise wire.too_many_orders(limit, seconds)
 
-    def add(self, uid: int) -> dict[str, str]:
-        """Count an accepted order; its ``X-MBX-ORDER-COUNT-*`` headers."""
+    def add(self, uid: int, order_id: int, traded: bool) -> dict[str, str]:
+        """Count an accepted order (unless it ``traded`` already as it was placed); its
+        ``X-MBX-ORDER-COUNT-*`` headers."""
         now = self.clock()
+        day = int(now // 86_400)
+        if day != self._day:  # orders of past days no longer count anywhere
+            self._day, self._unfilled = day, {}
         headers = {}
         for _limit, seconds in self.limits:
-            n = self._count(uid, seconds, now) + 1
+            n = self._count(uid, seconds, now) + (0 if traded else 1)
             self._counts[(uid, seconds)] = (int(now // seconds), n)
             headers[f"X-MBX-ORDER-COUNT-{wire.interval_letter(seconds)}"] = str(n)
+        if not traded:
+            self._unfilled[order_id] = uid
         return headers
+
+    def traded(self, order_id: int) -> None:
+        """An order's first fill: it stops counting (in every current window, not below 0)."""
+        uid = self._unfilled.pop(order_id, None)
+        if uid is None:
+            return
+        now = self.clock()
+        for _limit, seconds in self.limits:
+            n = self._count(uid, seconds, now)
+            if n > 0:
+                self._counts[(uid, seconds)] = (int(now // seconds), n - 1)
 
     def rate_limits(self) -> list[dict]:
         """exchangeInfo's ``ORDERS`` entries."""

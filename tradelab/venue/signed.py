@@ -179,7 +179,9 @@ def signed_routes(venue: Venue, limiter: RateLimiter,
                         raise wire.rejected(wire.MSG_REJECTED)
                 out = fn(venue, acc, params)
                 if name == "order":
-                    headers.update(venue.order_counts.add(acc.uid))
+                    order = venue.trading.orders.get(int(out["orderId"]))
+                    headers.update(venue.order_counts.add(
+                        acc.uid, int(out["orderId"]), order is not None and bool(order.fills)))
             except wire.BinanceError as exc:
                 log.info("signed %s %s refused: %d", request.method, name, exc.code)
                 return web.json_response(exc.body(), status=exc.status, headers=headers)

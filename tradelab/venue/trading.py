@@ -142,6 +142,7 @@ class Trading:
         self.journal_watch: tuple[set[int], int] | None = None  # see changed_state
         self.events: UserEvents | None = None  # the user-data bus (set by the Venue)
         self.on_change: Callable[[], None] = lambda: None
+        self.on_first_fill: Callable[[Order], None] = lambda order: None  # order limits
         """Called after an order was placed or cancelled, before the caller answers (the
         venue journals the change here, so whatever acknowledges it, REST or WebSocket API,
         acknowledges a durable state)."""
@@ -554,6 +555,8 @@ class Trading:
         now = self.clock_ms()
         ids = self._trade_ids.setdefault(inst.symbol, itertools.count(1))
         fill = Fill(next(ids), px, qty, fee, fee_asset, maker, now)
+        if not order.fills:
+            self.on_first_fill(order)
         order.fills.append(fill)
         order.executed += qty
         order.cum_quote += quote
