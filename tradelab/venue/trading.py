@@ -142,10 +142,10 @@ class Trading:
         self.journal_watch: tuple[set[int], int] | None = None  # see changed_state
         self.events: UserEvents | None = None  # the user-data bus (set by the Venue)
         self.on_change: Callable[[], None] = lambda: None
-        self.on_first_fill: Callable[[Order], None] = lambda order: None  # order limits
         """Called after an order was placed or cancelled, before the caller answers (the
         venue journals the change here, so whatever acknowledges it, REST or WebSocket API,
         acknowledges a durable state)."""
+        self.on_first_fill: Callable[[Order], None] = lambda order: None  # order limits
 
     # -- market data ----------------------------------------------------------------------
 
