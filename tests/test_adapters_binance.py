@@ -17,6 +17,7 @@ from tradelab.adapters.binance.symbols import (
 )
 from tradelab.errors import AdapterError
 from tradelab.venue.history import History
+from tradelab.venue.limits import OrderCounts
 from tradelab.venue.rest import exchange_info
 from tradelab.venue.sources import StaticSource
 
@@ -91,9 +92,10 @@ def test_the_venue_serves_the_filters_it_validates_with():
     hist.get("usdm", "BTCUSDT")
     hist.get("spot", "ETHUSDT")
 
-    class _V:  # exchange_info reads only these two attributes of the venue
+    class _V:  # exchange_info reads only these attributes of the venue
         instruments = StaticSource(hist.by_key).instruments
         now_ms = 0
+        order_counts = OrderCounts()
 
     (entry,) = exchange_info(_V, "usdm")["symbols"]
     assert entry["filters"] == [

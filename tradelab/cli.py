@@ -424,6 +424,10 @@ def venue(
         help="Queue-position model of resting orders: risk_averse, power, power2, power3, "
              "log, log2 (as the event backtester's queue.model).")] = "risk_averse",
     queue_n: Annotated[float, typer.Option(help="Exponent of the power queue models.")] = 2.0,
+    journal: Annotated[Path | None, typer.Option(
+        help="Keep the trading state (orders, fills, balances, id counters) in this journal "
+             "file: it survives a restart of the venue [default: off, state lives in "
+             "memory].")] = None,
 ) -> None:
     """A local exchange on 127.0.0.1 speaking the Binance spot and USD-M protocol.
 
@@ -431,9 +435,11 @@ def venue(
     fundingRate, openInterest); signed spot trading on /api/v3 (order, order/test, openOrders,
     allOrders, account, myTrades). Websockets: /spot/stream?streams=... and
     /usdm/stream?streams=... (also /ws and SUBSCRIBE), plain and TLS. Faults: POST
-    /venue/fault {"kind": "drop_diff" | "disconnect" | "stall" | "malformed" | "rate_limit",
-    "symbol": "BTCUSDT"}. Orders take effect after --latency on the venue clock (the exchange
-    time of the stream; see README "Trading on the local venue").
+    /venue/fault {"kind": "drop_diff" | "disconnect" | "stall" | "malformed" | "rate_limit" |
+    "reject_orders" | "delay_ack" | "drop_exec_report" | "order_5xx" |
+    "disconnect_user_stream", "symbol": "BTCUSDT", "count": 1, "seconds": 2}. Orders take
+    effect after --latency on the venue clock (the exchange time of the stream; see README
+    "Trading on the local venue"); --journal keeps the trading state across restarts.
     """
     import asyncio
 
@@ -459,7 +465,7 @@ def venue(
             wait_clients=wait_clients, exit_at_end=exit_at_end, rate_limit=rate_limit,
             slow_client=slow_client or ("wait" if speed <= 0 else "disconnect"),
             accounts=accounts, console=err, latency=latency, queue_model=queue_model,
-            queue_n=queue_n))
+            queue_n=queue_n, journal=journal))
 
 
 @app.command()

@@ -18,8 +18,10 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 
@@ -30,7 +32,15 @@ from tradelab.venue.book import VenueBook
 from tradelab.venue.futures import Futures
 from tradelab.venue.history import History
 from tradelab.venue.instruments import Instrument, instrument
+from tradelab.venue.journal import Durable, Journal
 from tradelab.venue.latency import OrderGate, VenueLatency
+from tradelab.venue.limits import (
+    BAN_AFTER,
+    BAN_SECONDS,
+    SPOT_ORDER_LIMITS,
+    OrderCounts,
+    RateLimiter,
+)
 from tradelab.venue.listenkeys import ListenKeys
 from tradelab.venue.sources import MarketSource, VenueMessage
 from tradelab.venue.trading import Trading
@@ -50,7 +60,53 @@ class Faults:
     drop_diff: Counter = field(default_factory=Counter)  # symbol -> diffs to withhold
     malformed: int = 0
     rate_limit: int = 0  # REST requests to refuse with 429
+    reject_orders: int = 0  # new orders to refuse with -2010
+    delay_ack: int = 0  # new orders placed at once but answered after delay_ack_s
+    delay_ack_s: float = 0.0
+    drop_exec_report: int = 0  # order events to withhold from the user-data stream
+    order_5xx: int = 0  # new orders placed but answered with a 500 (-1001)
     fired: Counter = field(default_factory=Counter)
+
+    def take(self, kind: str) -> bool:
+        """Use up one pending fault of ``kind`` (False if none is pending)."""
+        left = getattr(self, kind)
+        if left <= 0:
+            return False
+        setattr(self, kind, left - 1)
+        self.fired[kind] += 1
+        return True
+
+
+ORDER_EVENTS = ("executionReport", "ORDER_TRADE_UPDATE")
+
+
+class FaultyUserEvents(UserEvents):
+    """The user-data bus as trading publishes to it: a pending ``drop_exec_report`` fault
+    withholds the next order events (spot ``executionReport``, USD-M ``ORDER_TRADE_UPDATE``);
+    everything else goes to ``bus`` unchanged."""
+
+    def __init__(self, bus: UserEvents, faults: Faults) -> None:  # no state of its own
+        self.bus = bus
+        self.faults = faults
+
+    def publish(self, uid: str | int, market: str, event: dict) -> None:
+        if event.get("e") in ORDER_EVENTS and self.faults.take("drop_exec_report"):
+            log.info("user data: a %s withheld (drop_exec_report fault)", event.get("e"))
+            return
+        self.bus.publish(uid, market, event)
+
+    def subscribe(self, uid: str | int, market: str, callback: Callable[[dict], None],
+                  on_disconnect: Callable[[], None] | None = None) -> int:
+        return self.bus.subscribe(uid, market, callback, on_disconnect)
+
+    def unsubscribe(self, token: int) -> None:
+        self.bus.unsubscribe(token)
+
+    def disconnect(self, uid: str | int | None = None) -> int:
+        return self.bus.disconnect(uid)
+
+    def subscribers(self, uid: str | int | None = None) -> int:
+        return self.bus.subscribers(uid)
 
 
 class Conn:
@@ -100,6 +156,11 @@ class Venue:
     ``speed`` paces the replay (0: as fast as clients read). When a client cannot keep up,
     ``slow_client`` decides: ``'wait'`` slows the replay to it (nothing is lost; the default for
     rehearsals and tests) or ``'disconnect'`` drops it with close code 1008, as Binance does.
+
+    ``journal`` (a file path) keeps the trading state durable across restarts
+    (:mod:`tradelab.venue.journal`); ``order_limits`` are ``(orders, seconds)`` windows per
+    account (Binance spot's by default, ``()`` for none); ``ban_after`` 429s in a minute ban
+    the IP for ``ban_seconds`` (418).
     """
 
     def __init__(self, source: MarketSource, history: History | None = None, *, speed: float = 1.0,
@@ -108,7 +169,9 @@ class Venue:
                  default_funding_rate: float = 1e-4, stop_at_end: bool = False,
                  slow_client: str = "wait", accounts: list[dict] | None = None,
                  latency: VenueLatency | None = None, queue_model: str = "risk_averse",
-                 queue_n: float = 2.0) -> None:
+                 queue_n: float = 2.0, journal: str | Path | None = None,
+                 order_limits: Sequence[tuple[int, int]] = SPOT_ORDER_LIMITS,
+                 ban_after: int = BAN_AFTER, ban_seconds: float = BAN_SECONDS) -> None:
         if slow_client not in ("wait", "disconnect"):
             raise ValueError("slow_client must be 'wait' or 'disconnect'")
         self.source = source
@@ -126,18 +189,33 @@ class Venue:
             self.instruments.setdefault(key, instrument(*key))
         self.books = {k: VenueBook(usdm=k[0] == "usdm") for k in self.instruments}
         self.accounts = Accounts(accounts)
+        self._now_ms: int | None = None  # exchange time of the latest published message
+        self._last_trade_px: dict[tuple[str, str], str] = {}
+        self.faults = Faults()
         self.user_events = UserEvents()
         self.listen_keys = ListenKeys()
+        events = FaultyUserEvents(self.user_events, self.faults)  # drop_exec_report applies
         self.trading = Trading(self.accounts, self.instruments, self.books, lambda: self.now_ms,
-                               self.user_events)
+                               events)
         self.trading.queue_model, self.trading.queue_n = queue_model, queue_n
+        self.futures = Futures(self.accounts, self.instruments, self.books, lambda: self.now_ms,
+                               events, self.mark_price, self.funding_rate,
+                               self.next_funding_ms)
         self.gate = OrderGate(latency or VenueLatency(), lambda: self.now_ms * 1_000_000,
                               self._stamp, speed)  # order latency (tradelab.venue.latency)
         self.conns: set[Conn] = set()
         self.connections = 0  # websocket connections accepted so far
-        self.faults = Faults()
+        self.trading.on_change = self.persist
+        self.futures.on_change = self.persist
+        self.order_counts = OrderCounts(order_limits)
+        self.trading.on_first_fill = lambda order: self.order_counts.traded(order.order_id)
+        self.ban_after, self.ban_seconds = ban_after, ban_seconds
+        self.limiter: RateLimiter | None = None  # the request-weight limiter the server made
+        self.journal: Journal | None = None
+        if journal is not None:
+            self.journal = Journal(journal, self.durable_components())
+            self.journal.open()
         self.published: Counter[str] = Counter()
-        self._now_ms: int | None = None  # exchange time of the latest published message
         self.ports: dict = {}
         self.finished = asyncio.Event()
         self.started = asyncio.Event()
@@ -145,11 +223,20 @@ class Venue:
         self._agg_id: Counter = Counter()
         self._next_mark: dict[tuple[str, str], int] = {}
         self._oi: dict[tuple[str, str], float] = {}
-        self._last_trade_px: dict[tuple[str, str], str] = {}
-        self.futures = Futures(self.accounts, self.instruments, self.books, lambda: self.now_ms,
-                               self.user_events, self.mark_price, self.funding_rate,
-                               self.next_funding_ms)
         self._sync_from_source_snapshots()
+
+    # -- durability ------------------------------------------------------------------------
+
+    def durable_components(self) -> dict[str, Durable]:
+        """The parts of the venue whose state the journal keeps, by name."""
+        return {"spot": self.trading, "usdm": self.futures}
+
+    def persist(self) -> None:
+        """Journal what changed (fsynced) before anyone is told about it."""
+        self.trading.dirty = False
+        self.futures.dirty = False
+        if self.journal is not None:
+            self.journal.commit()
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -242,7 +329,10 @@ class Venue:
             book = self.books[key]
             applied = book.apply(data, msg.market == "usdm")
             if applied == "applied":
-                (self.trading if msg.market == "spot" else self.futures).on_depth(msg.symbol, data)
+                book_side = self.trading if msg.market == "spot" else self.futures
+                book_side.on_depth(msg.symbol, data)
+                if book_side.dirty:
+                    self.persist()
             if applied == "gap":
                 log.warning("%s %s: the source itself has a gap at U=%s; REST snapshots are "
                             "stale until the next snapshot in the source", *key, data["U"])
@@ -253,7 +343,10 @@ class Venue:
         elif msg.kind in ("trade", "aggTrade"):
             self._record_trade(key, msg)
             if msg.kind == "trade" or not self.source.provides("trade"):  # each trade once
-                (self.trading if msg.market == "spot" else self.futures).on_trade(msg.symbol, data)
+                book_side = self.trading if msg.market == "spot" else self.futures
+                book_side.on_trade(msg.symbol, data)
+                if book_side.dirty:
+                    self.persist()
         if self.faults.malformed > 0:
             self.faults.malformed -= 1
             self.faults.fired["malformed"] += 1
@@ -392,8 +485,16 @@ class Venue:
 
     async def inject(self, kind: str, symbol: str | None = None, count: int = 1,
                      seconds: float = 0.0) -> dict:
-        """Inject a fault now: drop_diff, disconnect, stall (slow consumer), malformed,
-        rate_limit. Returns what was scheduled."""
+        """Inject a fault now. Market data: drop_diff, disconnect, stall (slow consumer),
+        malformed, rate_limit. Orders (the next ``count`` new orders on ``POST order``):
+        reject_orders (-2010), delay_ack (placed at once, answered after ``seconds``),
+        order_5xx (placed, answered 500 -1001: the client cannot know), drop_exec_report (the
+        next ``count`` order events withheld from the user-data stream) and
+        disconnect_user_stream (every user-data subscriber dropped now). Returns what was
+        scheduled."""
+        if count < 1 or seconds < 0:
+            raise ValueError(f"count must be >= 1 and seconds >= 0 (got {count}, {seconds})")
+        out: dict = {"fault": kind, "symbol": symbol, "count": count, "seconds": seconds}
         if kind == "drop_diff":
             if not symbol:
                 raise ValueError("drop_diff needs a symbol")
@@ -408,17 +509,28 @@ class Venue:
             for conn in self.conns:
                 conn.stall_until = until
             self.faults.fired["stall"] += 1
-        elif kind == "malformed":
-            self.faults.malformed += count
-        elif kind == "rate_limit":
-            self.faults.rate_limit += count
+        elif kind == "delay_ack":
+            if seconds <= 0:
+                raise ValueError("delay_ack needs seconds > 0")
+            self.faults.delay_ack += count
+            self.faults.delay_ack_s = seconds
+        elif kind in ("malformed", "rate_limit", "reject_orders", "drop_exec_report",
+                      "order_5xx"):
+            setattr(self.faults, kind, getattr(self.faults, kind) + count)
+        elif kind == "disconnect_user_stream":
+            out["disconnected"] = self.user_events.disconnect()
+            self.faults.fired[kind] += 1
         else:
             raise ValueError(f"unknown fault {kind!r}: use drop_diff, disconnect, stall, "
-                             "malformed or rate_limit")
-        return {"fault": kind, "symbol": symbol, "count": count, "seconds": seconds}
+                             "malformed, rate_limit, reject_orders, delay_ack, "
+                             "drop_exec_report, order_5xx or disconnect_user_stream")
+        return out
 
     def status(self) -> dict:
-        return {**self.ports, "now_ms": self.now_ms, "started": self.started.is_set(),
+        journal = ({"path": str(self.journal.path), "seq": self.journal.seq}
+                   if self.journal is not None else None)
+        return {**self.ports, "journal": journal, "now_ms": self.now_ms,
+                "started": self.started.is_set(),
                 "finished": self.finished.is_set(), "speed": self.speed,
                 "clients": len(self.conns), "connections": self.connections,
                 "published": dict(self.published),

@@ -16,9 +16,11 @@ Every change is published on the user-data bus as Binance's ``ORDER_TRADE_UPDATE
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from tradelab.adapters.binance import futures as fwire
 from tradelab.adapters.binance import trading as wire
@@ -139,6 +141,20 @@ def _dec_price(x: float, places: int) -> Decimal:
     return Decimal(f"{x:.{places}f}")
 
 
+def _journaled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An action that changes the futures state: the venue's journal commits after it (before
+    the answer goes out)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Futures, *args: Any, **kwargs: Any) -> Any:
+        out = fn(self, *args, **kwargs)
+        self.dirty = True
+        self.on_change()
+        return out
+
+    return wrapper
+
+
 class Futures(BookCores, OrderRegistry[FuturesOrder]):
     """Orders, positions and margin of every account on the venue's USD-M instruments."""
 
@@ -174,9 +190,12 @@ class Futures(BookCores, OrderRegistry[FuturesOrder]):
         self._revive: dict[str, list[int]] = {}  # restored resting orders without a core yet
         self._expiring: set[int] = set()  # reduce-only orders being expired
         self._held: list[tuple[str, dict]] | None = None  # events while an order is placed
+        self.dirty = False  # state changed since the journal last looked
+        self.on_change: Callable[[], None] = lambda: None  # the venue's journal commit
 
     # -- orders ---------------------------------------------------------------------------
 
+    @_journaled
     def new_order(self, acc: Account, req: fwire.FuturesOrderRequest) -> tuple[
             FuturesOrder, fwire.FuturesOrderView]:
         """Validate, margin-check and match a new order; returns it and its view as accepted
@@ -233,6 +252,7 @@ class Futures(BookCores, OrderRegistry[FuturesOrder]):
             self.events.publish(uid, "usdm", event)
         return order, ack
 
+    @_journaled
     def cancel(self, acc: Account, symbol: str, order_id: int | None,
                client_id: str | None) -> FuturesOrder:
         """Cancel one open order (-2011 if unknown or finished)."""
@@ -243,6 +263,7 @@ class Futures(BookCores, OrderRegistry[FuturesOrder]):
         self._apply(inst.symbol, self.cores[inst.symbol].cancel(self._ns(), order.order_id))
         return order
 
+    @_journaled
     def cancel_all(self, acc: Account, symbol: str) -> list[FuturesOrder]:
         """Cancel every open order of ``symbol`` (none is fine, as on Binance)."""
         inst = self._instrument(symbol)
@@ -273,6 +294,7 @@ class Futures(BookCores, OrderRegistry[FuturesOrder]):
 
     # -- account --------------------------------------------------------------------------
 
+    @_journaled
     def set_leverage(self, acc: Account, symbol: str, leverage: int) -> int:
         """Change a symbol's leverage (-2028 if the margin balance cannot carry it)."""
         inst = self._instrument(symbol)
@@ -344,9 +366,14 @@ class Futures(BookCores, OrderRegistry[FuturesOrder]):
         if self.funding_due is None:
             self.funding_due = self.next_funding_ms(now_ms)
             return
+        settled = False
         while now_ms >= self.funding_due:
             self.settle_funding(self.funding_due)
             self.funding_due = self.next_funding_ms(self.funding_due)
+            settled = True
+        if settled:
+            self.dirty = True
+            self.on_change()
 
     def settle_funding(self, t_ms: int) -> None:
         """Every open position pays or receives ``amount * mark * rate`` at ``t_ms``, with the
@@ -364,6 +391,7 @@ class Futures(BookCores, OrderRegistry[FuturesOrder]):
                     continue  # a zero rate moves nothing and records nothing
                 wallet.balance += pay
                 wallet.update_ms = t_ms
+                self.dirty = True
                 self._income(wallet, sym, "FUNDING_FEE", pay, t_ms, None)
                 self.events.publish(str(acc.uid), "usdm", fwire.account_update(
                     "FUNDING_FEE", wallet.balance, pay, [self.position_view(acc, sym)],
@@ -502,6 +530,8 @@ class Futures(BookCores, OrderRegistry[FuturesOrder]):
     def _apply(self, symbol: str, ex: Executions) -> None:
         """Book the core's fills and reports in the order they happened, then expire
         reduce-only orders the fills made invalid."""
+        if len(ex.fills) or len(ex.reports):
+            self.dirty = True
         events = [(int(r["rec"]), 0, r) for r in ex.fills] + [
             (int(r["rec"]), 1, r) for r in ex.reports]
         touched: dict[int, Account] = {}

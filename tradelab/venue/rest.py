@@ -4,12 +4,11 @@ Market data: ping, time, exchangeInfo, depth, klines, aggTrades, premiumIndex, f
 openInterest (signed spot order entry is in :mod:`tradelab.venue.signed`). Errors use
 Binance's body ``{"code": -1121, "msg": "Invalid symbol."}``; a request weight is counted per
 minute and a 429 with code -1003 answers requests over the limit (or while a ``rate_limit``
-fault is active).
+fault is active), a 418 an IP that ignored its 429s (:mod:`tradelab.venue.limits`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, overload
 
@@ -17,9 +16,10 @@ from aiohttp import web
 
 from tradelab.adapters.binance.encode import agg_trade_row
 from tradelab.adapters.binance.schema import REST_PREFIX
-from tradelab.adapters.binance.trading import BinanceError
+from tradelab.adapters.binance.trading import ORDER_TYPES, BinanceError
 from tradelab.venue.core import Venue
 from tradelab.venue.history import page
+from tradelab.venue.limits import RateLimiter
 
 SPOT, USDM = REST_PREFIX["spot"], REST_PREFIX["usdm"]
 WEIGHT = {"exchangeInfo": 20, "depth": 10, "klines": 2, "aggTrades": 2, "fundingRate": 1,
@@ -30,20 +30,18 @@ def _err(status: int, code: int, msg: str) -> web.Response:
     return web.json_response({"code": code, "msg": msg}, status=status)
 
 
-class RateLimiter:
-    """Request weight per minute, as Binance counts it (``X-MBX-USED-WEIGHT-1M``)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self.minute = 0
-        self.used = 0
-
-    def charge(self, weight: int) -> tuple[bool, int]:
-        minute = int(time.time() // 60)
-        if minute != self.minute:
-            self.minute, self.used = minute, 0
-        self.used += weight
-        return self.used <= self.per_minute, self.used
+def refused(venue: Venue, limiter: RateLimiter, weight: int) -> web.Response | None:
+    """The 429 / 418 answer for a request over the limits (a pending ``rate_limit`` fault
+    first), or None to serve it; the used-weight header goes on ``weight_headers``."""
+    if venue.faults.rate_limit > 0:
+        venue.faults.rate_limit -= 1
+        venue.faults.fired["rate_limit"] += 1
+        body = BinanceError(429, -1003, "Too many requests.").body()
+        return web.json_response(body, status=429, headers={"Retry-After": "1"})
+    headers, err = limiter.admit(weight)
+    if err is None:
+        return None
+    return web.json_response(err.body(), status=err.status, headers=headers)
 
 
 def routes(venue: Venue, limiter: RateLimiter) -> list[web.RouteDef]:
@@ -51,16 +49,10 @@ def routes(venue: Venue, limiter: RateLimiter) -> list[web.RouteDef]:
 
     def endpoint(market: str, name: str, fn):
         async def handler(request: web.Request) -> web.Response:
-            ok, used = limiter.charge(WEIGHT.get(name, 1))
-            headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
-            if venue.faults.rate_limit > 0 or not ok:
-                if venue.faults.rate_limit > 0:
-                    venue.faults.rate_limit -= 1
-                    venue.faults.fired["rate_limit"] += 1
-                return web.json_response(
-                    {"code": -1003, "msg": "Too many requests; current limit of IP is "
-                     f"{limiter.per_minute} request weight per 1 MINUTE."},
-                    status=429, headers={**headers, "Retry-After": "1"})
+            refusal = refused(venue, limiter, WEIGHT.get(name, 1))
+            if refusal is not None:
+                return refusal
+            headers = {"X-MBX-USED-WEIGHT-1M": str(limiter.used)}
             try:
                 body = fn(market, request.query)
             except BinanceError as exc:
@@ -139,7 +131,7 @@ def exchange_info(venue: Venue, market: str) -> dict:
         filters = inst.filters.exchange_info()
         entry = {"symbol": inst.symbol, "status": "TRADING", "baseAsset": inst.base,
                  "quoteAsset": inst.quote, "baseAssetPrecision": 8, "quotePrecision": 8,
-                 "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+                 "quoteAssetPrecision": 8, "orderTypes": list(ORDER_TYPES),
                  "filters": filters}
         if market == "spot":
             entry.update({"icebergAllowed": True, "ocoAllowed": True, "isSpotTradingAllowed": True,
@@ -159,7 +151,8 @@ def exchange_info(venue: Venue, market: str) -> dict:
         symbols.append(entry)
     body = {"timezone": "UTC", "serverTime": venue.now_ms,
             "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
-                            "intervalNum": 1, "limit": 6000}],
+                            "intervalNum": 1, "limit": 6000}]
+            + (venue.order_counts.rate_limits() if market == "spot" else []),
             "exchangeFilters": [], "symbols": symbols}
     if market == "usdm":
         body["assets"] = [{"asset": "USDT", "marginAvailable": True}]

@@ -43,7 +43,7 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
                     exit_at_end: bool, rate_limit: int, console: Console,
                     slow_client: str = "wait", accounts: Path | None = None,
                     latency: str | None = None, queue_model: str = "risk_averse",
-                    queue_n: float = 2.0) -> None:
+                    queue_n: float = 2.0, journal: Path | None = None) -> None:
     """Start the venue and serve until Ctrl-C (or the end of the replay with exit_at_end)."""
     hist = History()
     loaded = []
@@ -67,7 +67,7 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
     venue = Venue(source, hist, speed=speed, wait_clients=wait_clients, slow_client=slow_client,
                   accounts=load_accounts(accounts) if accounts else None,
                   latency=parse_latency(latency) if latency else None,
-                  queue_model=queue_model, queue_n=queue_n)
+                  queue_model=queue_model, queue_n=queue_n, journal=journal)
     rv = await start_venue(venue, port=port, tls_port=tls_port, rate_limit_per_min=rate_limit)
     console.print(f"[bold]tradelab venue[/] on 127.0.0.1: REST {rv.rest_url}, "
                   f"websockets ws://127.0.0.1:{rv.port}/{{spot,usdm}}/stream, "
@@ -83,6 +83,8 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
     if latency:
         console.print(f"order latency: {latency} (on the venue clock); queue model "
                       f"{queue_model}")
+    if venue.journal is not None:
+        console.print(f"journal: {venue.journal.path} (trading state survives a restart)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -97,3 +99,5 @@ async def run_venue(*, files: list[Path], synthetic: bool, symbols: list[str],
             await w
     console.print(f"venue stopping: {venue.status()['published']}")
     await rv.stop()
+    if venue.journal is not None:
+        venue.journal.close()

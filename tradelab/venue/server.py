@@ -8,9 +8,11 @@ prefix the path means the only market listed (or spot). The same app is served o
 and, for cryptofeed (which requires ``wss://``), on a TLS port with a self-signed certificate.
 
 Admin: ``GET /venue/status``; ``POST /venue/fault`` with ``{"kind": "drop_diff" | "disconnect"
-| "stall" | "malformed" | "rate_limit", "symbol": "BTCUSDT", "count": 1, "seconds": 2}``;
-``POST /venue/deposit`` with ``{"uid": 1, "asset": "USDT", "amount": "100"}`` (negative: a
-withdrawal); a bad request is a 400 naming the problem.
+| "stall" | "malformed" | "rate_limit" | "reject_orders" | "delay_ack" | "drop_exec_report" |
+"order_5xx" | "disconnect_user_stream", "symbol": "BTCUSDT", "count": 1, "seconds": 2}`` (see
+:meth:`Venue.inject <tradelab.venue.core.Venue.inject>`); ``POST /venue/deposit`` with
+``{"uid": 1, "asset": "USDT", "amount": "100"}`` (negative: a withdrawal); a bad request is a
+400 naming the problem.
 
 User data (see :mod:`~tradelab.venue.wsapi` and :mod:`~tradelab.venue.listenstream`): the
 WebSocket API on ``/ws-api/v3`` and the listenKey streams ``/ws/<listenKey>``.
@@ -39,8 +41,9 @@ from aiohttp import WSMsgType, web
 
 from tradelab.net.tls import self_signed_context
 from tradelab.venue.core import Conn, Venue
+from tradelab.venue.limits import RateLimiter
 from tradelab.venue.listenstream import listen_key_routes, stream_routes
-from tradelab.venue.rest import RateLimiter, routes
+from tradelab.venue.rest import routes
 from tradelab.venue.signed import signed_routes
 from tradelab.venue.userconn import UserSocket
 from tradelab.venue.wsapi import ws_api_routes
@@ -206,8 +209,12 @@ async def _fault(request: web.Request) -> web.Response:
         symbol = body.get("symbol")
         if symbol is not None and not isinstance(symbol, str):
             raise ValueError("symbol must be a string")
-        out = await venue.inject(str(body["kind"]), symbol, int(body.get("count", 1)),
-                                 float(body.get("seconds", 0)))
+        count, seconds = body.get("count", 1), body.get("seconds", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive integer, got {count!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
+        out = await venue.inject(str(body["kind"]), symbol, count, float(seconds))
     except (ValueError, KeyError, TypeError) as exc:
         return web.json_response({"error": str(exc)}, status=400)
     return web.json_response(out)
@@ -247,9 +254,10 @@ def make_app(venue: Venue, rate_limit_per_min: int = 6000) -> web.Application:
     """The aiohttp application: REST, websockets and admin."""
     app = web.Application()
     app[VENUE_KEY] = venue
-    limiter = RateLimiter(rate_limit_per_min)
+    limiter = RateLimiter(rate_limit_per_min, venue.ban_after, venue.ban_seconds)
+    venue.limiter = limiter
     app.add_routes(routes(venue, limiter))
-    app.add_routes(signed_routes(venue, limiter.charge))
+    app.add_routes(signed_routes(venue, limiter))
     user_sockets: set[UserSocket] = set()
     app[USER_SOCKETS] = user_sockets
     app.add_routes(listen_key_routes(venue, limiter.charge))

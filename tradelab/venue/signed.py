@@ -7,13 +7,15 @@ string plus the body exactly as received (-1022), and the ``timestamp`` lies wit
 ``recvWindow`` of the server clock and at most 1 s ahead (-1021). The server clock for these
 checks is the wall clock (a replay's exchange time may be years old, and clients sign with
 their own clock). Each endpoint charges its Binance request weight through the shared limiter
-(a 429 with ``Retry-After`` beyond it, or while a ``rate_limit`` fault is pending). Order
+(a 429 with ``Retry-After`` beyond it, or while a ``rate_limit`` fault is pending; a 418 ban
+for a client that keeps going), and new orders count against the account's order limits. Order
 actions (new order, cancel, cancel all) pass the venue's latency gate
 (:mod:`tradelab.venue.latency`): they take effect, and are answered, on the venue clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +30,8 @@ from tradelab.matching.types import A_CANCEL, A_PLACE
 from tradelab.venue import signed_usdm
 from tradelab.venue.accounts import Account
 from tradelab.venue.core import Venue
+from tradelab.venue.limits import RateLimiter
+from tradelab.venue.rest import refused
 
 log = logging.getLogger("tradelab.venue")
 SPOT = REST_PREFIX["spot"]
@@ -151,9 +155,19 @@ def authenticate(venue: Venue, api_key: str | None, query: str, body: str,
     return acc, req.params
 
 
-def signed_routes(venue: Venue, charge: Callable[[int], tuple[bool, int]],
+ORDER_FAULTS = "reject_orders, order_5xx and delay_ack"
+
+
+def signed_routes(venue: Venue, limiter: RateLimiter,
                   clock_ms: Callable[[], int] = wall_ms) -> list[web.RouteDef]:
-    """aiohttp routes of the signed spot endpoints; ``charge(weight)`` is the rate limiter."""
+    """aiohttp routes of the signed spot endpoints, charged to ``limiter``.
+
+    ``POST order`` also passes the account's order-count limits and the order faults: a
+    ``reject_orders`` fault refuses the order (-2010), ``order_5xx`` places it and answers 500
+    (-1001, the outcome unknown to the client), ``delay_ack`` places it and answers late. A
+    change of state is in the journal (when the venue keeps one) before the answer goes out:
+    trading calls ``venue.persist`` after each order placed or cancelled.
+    """
 
     def endpoint(name: str, fn: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
@@ -161,24 +175,34 @@ def signed_routes(venue: Venue, charge: Callable[[int], tuple[bool, int]],
             weight = WEIGHTS[name]
             if name == "openOrders" and "symbol=" not in query:
                 weight = wire.WEIGHT["openOrdersAll"]
-            ok, used = charge(weight)
-            headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
-            faults = venue.faults
-            if faults.rate_limit > 0 or not ok:
-                if faults.rate_limit > 0:
-                    faults.rate_limit -= 1
-                    faults.fired["rate_limit"] += 1
-                return web.json_response({"code": -1003, "msg": "Too many requests."},
-                                         status=429, headers={**headers, "Retry-After": "1"})
+            refusal = refused(venue, limiter, weight)
+            if refusal is not None:
+                return refusal
+            headers = {"X-MBX-USED-WEIGHT-1M": str(limiter.used)}
             body = await request.text() if request.can_read_body else ""
+            faults = venue.faults
             try:
                 acc, params = authenticate(venue, request.headers.get("X-MBX-APIKEY"), query,
                                            body, clock_ms())
+                if name == "order":
+                    venue.order_counts.check(acc.uid)
+                    if faults.take("reject_orders"):
+                        raise wire.rejected(wire.MSG_REJECTED)
                 out = await venue.gate.call(GATED.get(name),
                                             lambda: fn(venue, acc, params))
+                if name == "order":
+                    order = venue.trading.orders.get(int(out["orderId"]))
+                    headers.update(venue.order_counts.add(
+                        acc.uid, int(out["orderId"]), order is not None and bool(order.fills)))
             except wire.BinanceError as exc:
                 log.info("signed %s %s refused: %d", request.method, name, exc.code)
                 return web.json_response(exc.body(), status=exc.status, headers=headers)
+            if name == "order":
+                if faults.take("order_5xx"):
+                    err = wire.internal_error()
+                    return web.json_response(err.body(), status=err.status, headers=headers)
+                if faults.take("delay_ack"):
+                    await asyncio.sleep(faults.delay_ack_s)
             return web.json_response(out, headers=headers)
         return handler
 

@@ -19,6 +19,7 @@ by the core) publishes nothing, as on Binance.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
@@ -43,12 +44,15 @@ from tradelab.matching import (
     Executions,
     MatchingCore,
 )
+from tradelab.venue import conditional
 from tradelab.venue.accounts import Account, Accounts, InsufficientBalance
 from tradelab.venue.book import VenueBook
 from tradelab.venue.bookcores import BookCores
 from tradelab.venue.instruments import Instrument
 from tradelab.venue.order_registry import OrderRegistry
 from tradelab.venue.userstream import UserEvents
+
+log = logging.getLogger("tradelab.venue")
 
 EIGHT = Decimal("0.00000001")
 TIF = {"GTC": GTC, "IOC": IOC, "FOK": FOK}
@@ -90,16 +94,24 @@ class Order:
     locked: Decimal = Decimal(0)  # still locked for this order
     fills: list[Fill] = field(default_factory=list)
     cancel_client_id: str = ""  # the cancel request's client id, once cancelled
+    stop_price: Decimal = Decimal(0)  # conditional types only
+    triggered_ms: int = 0  # when a conditional order was set off (0: not yet)
 
     @property
     def open(self) -> bool:
         return self.status in ("NEW", "PARTIALLY_FILLED")
 
+    @property
+    def waiting(self) -> bool:
+        """A conditional order whose stop price has not been reached yet."""
+        return self.type in wire.CONDITIONAL_TYPES and not self.triggered_ms
+
     def view(self) -> wire.OrderView:
         return wire.OrderView(self.inst.symbol, self.order_id, self.client_id, self.price,
                               self.orig_qty, self.executed, self.cum_quote, self.orig_quote_qty,
                               self.status, self.tif, self.type, self.side, self.time_ms,
-                              self.update_ms or self.time_ms, self.open)
+                              self.update_ms or self.time_ms, self.open and not self.waiting,
+                              self.stop_price, self.triggered_ms or None)
 
     def fill_views(self) -> list[wire.FillView]:
         return [wire.FillView(f.price, f.qty, f.commission, f.commission_asset, f.trade_id)
@@ -129,6 +141,47 @@ class Trading(BookCores, OrderRegistry[Order]):
         self._exec_ids = itertools.count(1)
         self._held: list[tuple[Account, dict]] | None = None  # events of an order being placed
         self.at_ns: int | None = None  # set while an order action takes effect (venue latency)
+        self.last_px: dict[str, Decimal] = {}  # the market's last trade price per symbol
+        self.off_book: dict[int, Order] = {}  # open orders not on a core: waiting conditional
+        # orders, and resting orders restored from a journal until their core exists
+        self.dirty = False  # state changed since the journal last looked
+        self.journal_watch: tuple[set[int], int] | None = None  # see changed_state
+        self.on_change: Callable[[], None] = lambda: None
+        """Called after an order was placed or cancelled, before the caller answers (the
+        venue journals the change here, so whatever acknowledges it, REST or WebSocket API,
+        acknowledges a durable state)."""
+        self.on_first_fill: Callable[[Order], None] = lambda order: None  # order limits
+
+    # -- market data (the shared cores' feed, plus stop triggers and journal re-entry) ------
+
+    def on_depth(self, symbol: str, diff: dict) -> None:
+        """A depth diff the venue applied to its book (spot)."""
+        if symbol not in self.cores:
+            self._reentry_core(symbol)
+        super().on_depth(symbol, diff)
+
+    def on_trade(self, symbol: str, data: dict) -> None:
+        """A market trade: matched on the core, then it may set off conditional orders."""
+        self.last_px[symbol] = Decimal(str(data["p"]))
+        if symbol not in self.cores and self._reentry_core(symbol) is None:
+            self._set_off(symbol, self.last_px[symbol])
+            return
+        super().on_trade(symbol, data)
+        self._set_off(symbol, self.last_px[symbol])
+
+    def on_snapshot(self, symbol: str) -> None:
+        """The venue's book was (re)loaded from a snapshot: the core takes it whole."""
+        if symbol in self.cores:
+            super().on_snapshot(symbol)
+        else:
+            self._reentry_core(symbol)
+
+    def _core(self, inst: Instrument) -> MatchingCore:
+        fresh = inst.symbol not in self.cores
+        core = super()._core(inst)
+        if fresh:
+            self._reenter(inst, core)  # orders restored from the journal, back of the queue
+        return core
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -141,6 +194,8 @@ class Trading(BookCores, OrderRegistry[Order]):
         cid = req.client_id or f"venue-{next(self._client_ids)}"
         if any(o.open and o.client_id == cid and o.account is acc for o in self.orders.values()):
             raise wire.rejected(wire.MSG_DUPLICATE)
+        if req.type in wire.CONDITIONAL_TYPES:
+            return self._new_conditional(acc, inst, req, cid, test)
         core = self._core(inst)
         qty = req.quantity
         lock_asset, lock = "", Decimal(0)
@@ -173,6 +228,7 @@ class Trading(BookCores, OrderRegistry[Order]):
             acc.lock(lock_asset, lock)
             order.lock_asset, order.locked = lock_asset, lock
         self.orders[order.order_id] = order
+        self.dirty = True
         side = BUY if req.side == "BUY" else SELL
         tif = GTX if req.type == "LIMIT_MAKER" else TIF[req.time_in_force]
         kind = MARKET if req.type == "MARKET" else LIMIT
@@ -189,6 +245,7 @@ class Trading(BookCores, OrderRegistry[Order]):
         if order.status == "REJECTED":
             del self.orders[order.order_id]
             raise self._reject_error
+        self.on_change()  # journaled before anyone is told
         for owner, event in held:
             self.events.publish(owner.uid, "spot", event)
         return order
@@ -202,8 +259,15 @@ class Trading(BookCores, OrderRegistry[Order]):
         if order is None or not order.open:
             raise wire.BinanceError(400, -2011, wire.MSG_UNKNOWN_ORDER)
         order.cancel_client_id = cancel_client_id or f"cancel-{order.order_id}"
-        core = self.cores[inst.symbol]
-        self._apply(inst.symbol, core.cancel(self._ns(), order.order_id))
+        if self.off_book.pop(order.order_id, None) is not None:
+            order.status, order.update_ms = "CANCELED", self._ms()
+            self._release(order)
+            self._order_event(order, "CANCELED")
+            self.dirty = True
+        else:
+            core = self.cores[inst.symbol]
+            self._apply(inst.symbol, core.cancel(self._ns(), order.order_id))
+        self.on_change()
         return order
 
     def cancel_all(self, acc: Account, symbol: str) -> list[Order]:
@@ -261,8 +325,138 @@ class Trading(BookCores, OrderRegistry[Order]):
                 break
         return inst.filters.round_qty(qty, market_order=True)
 
+    # -- durability (the journal) ---------------------------------------------------------
+
+    def state(self) -> dict:
+        """What must survive a restart (see :mod:`tradelab.venue.trading_state`)."""
+        from tradelab.venue.trading_state import trading_state
+
+        return trading_state(self)
+
+    def changed_state(self) -> dict:
+        """The part of :meth:`state` that may have changed since the last call (what the
+        journal compares per change; it never deletes a key)."""
+        from tradelab.venue.trading_state import changed_trading_state
+
+        return changed_trading_state(self)
+
+    def restore(self, state: dict) -> None:
+        """Back to a journal's state; resting orders re-enter fresh cores at the back of the
+        queue."""
+        from tradelab.venue.trading_state import restore_trading
+
+        restore_trading(self, state)
+
+    # -- conditional orders ---------------------------------------------------------------
+
+    def _new_conditional(self, acc: Account, inst: Instrument, req: wire.OrderRequest,
+                         cid: str, test: bool) -> Order | None:
+        """A STOP_LOSS / TAKE_PROFIT (``_LIMIT``) order: checked and locked now, kept off the
+        book until a market trade reaches its stop price."""
+        assert req.stop_price is not None and req.quantity is not None
+        qty, stop = req.quantity, req.stop_price
+        limit = conditional.works_as(req.type) == "LIMIT"
+        self._check(inst, req.price if limit else None, qty, market=not limit)
+        stop_failure = inst.filters.reject_reason(stop, qty, False)
+        if stop_failure is not None and stop_failure.reason == "PRICE_FILTER":
+            raise wire.filter_failure(stop_failure.reason)
+        last = self.last_px.get(inst.symbol)
+        if last is not None and conditional.triggers(req.type, req.side, stop, last):
+            raise wire.rejected(wire.MSG_STOP_IMMEDIATE)
+        if req.side == "SELL":
+            lock_asset, lock = inst.base, qty
+        else:  # a limit buy locks its limit value; a market one what it costs at the stop
+            lock_asset, lock = inst.quote, (req.price if limit and req.price else stop) * qty
+        if lock > acc.free.get(lock_asset, Decimal(0)):
+            raise wire.rejected(wire.MSG_INSUFFICIENT)
+        if test:
+            return None
+        now = self.clock_ms()
+        order = Order(acc, inst, next(self._order_ids), cid, req.side, req.type,
+                      req.time_in_force, req.price or Decimal(0), qty, Decimal(0), now,
+                      update_ms=now, stop_price=stop)
+        acc.lock(lock_asset, lock)
+        order.lock_asset, order.locked = lock_asset, lock
+        self.orders[order.order_id] = order
+        self.off_book[order.order_id] = order
+        self.dirty = True
+        self.on_change()
+        return order
+
+    def _set_off(self, symbol: str, last: Decimal) -> None:
+        """Trigger every waiting conditional order of ``symbol`` a trade at ``last`` reaches
+        (after the trade itself was matched: the triggered order cannot fill from it)."""
+        hits = [o for o in self.off_book.values() if o.inst.symbol == symbol and o.waiting
+                and conditional.triggers(o.type, o.side, o.stop_price, last)]
+        for order in sorted(hits, key=lambda o: o.order_id):
+            self._trigger(order)
+
+    def _trigger(self, order: Order) -> None:
+        """Put a triggered conditional order on the book as the LIMIT or MARKET order it
+        becomes."""
+        inst = order.inst
+        try:
+            core = self._core(inst)
+        except wire.BinanceError:
+            return  # no market to trade on yet: stays waiting
+        del self.off_book[order.order_id]
+        now = self.clock_ms()
+        order.triggered_ms = order.update_ms = now
+        self.dirty = True
+        side = BUY if order.side == "BUY" else SELL
+        if conditional.works_as(order.type) == "LIMIT":
+            ex = core.place(self._ns(), order.order_id, side, float(order.orig_qty),
+                            float(order.price), kind=LIMIT, tif=TIF[order.tif])
+        else:
+            if order.side == "BUY":  # a market buy pays from free balance, as MARKET does
+                self._release(order)
+                order.lock_asset = ""
+                if self._walk_cost(inst, order.orig_qty) > order.account.free.get(
+                        inst.quote, Decimal(0)):
+                    order.status = "EXPIRED"
+                    log.info("triggered %s %d expired: insufficient %s", order.type,
+                             order.order_id, inst.quote)
+                    return
+            ex = core.place(self._ns(), order.order_id, side, float(order.orig_qty), None,
+                            kind=MARKET, tif=GTC)
+        self._apply(inst.symbol, ex)
+
+    def _reentry_core(self, symbol: str) -> MatchingCore | None:
+        """The core of ``symbol`` once restored resting orders are waiting for it and the
+        venue's book can seed it (they then re-enter it, at the back of each queue)."""
+        if not any(o.inst.symbol == symbol and not o.waiting for o in self.off_book.values()):
+            return None
+        inst = self.instruments.get(("spot", symbol))
+        if inst is None:
+            return None
+        try:
+            return self._core(inst)
+        except wire.BinanceError:
+            return None
+
+    def _reenter(self, inst: Instrument, core: MatchingCore) -> None:
+        """Place restored resting orders on a fresh core with what they have left."""
+        for order in sorted(self.off_book.values(), key=lambda o: o.order_id):
+            if order.inst is not inst or order.waiting:
+                continue
+            del self.off_book[order.order_id]
+            side = BUY if order.side == "BUY" else SELL
+            left = order.orig_qty - order.executed
+            if order.type == "MARKET" or (order.type in wire.CONDITIONAL_TYPES
+                                          and conditional.works_as(order.type) == "MARKET"):
+                order.status, order.update_ms = "EXPIRED", self.clock_ms()
+                self._release(order)
+                continue
+            self._apply(inst.symbol, core.place(self._ns(), order.order_id, side, float(left),
+                                                float(order.price), kind=LIMIT, tif=GTC))
+            if not order.open:
+                log.warning("restored order %d could not re-enter the book: %s",
+                            order.order_id, order.status)
+
     def _apply(self, symbol: str, ex: Executions) -> None:
         """Book the core's fills and reports (in the order they happened)."""
+        if len(ex.fills) or len(ex.reports):
+            self.dirty = True
         events = [(int(r["rec"]), 0, r) for r in ex.fills] + [
             (int(r["rec"]), 1, r) for r in ex.reports]
         for _rec, is_report, r in sorted(events, key=lambda e: e[0]):
@@ -301,6 +495,8 @@ class Trading(BookCores, OrderRegistry[Order]):
         now = self._ms()
         ids = self._trade_ids.setdefault(inst.symbol, itertools.count(1))
         fill = Fill(next(ids), px, qty, fee, fee_asset, maker, now)
+        if not order.fills:
+            self.on_first_fill(order)
         order.fills.append(fill)
         order.executed += qty
         order.cum_quote += quote

@@ -18,7 +18,11 @@ DEFAULT_RECV_WINDOW_MS = 5000
 MAX_RECV_WINDOW_MS = 60000
 AHEAD_TOLERANCE_MS = 1000
 
-ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET")
+ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
+               "TAKE_PROFIT_LIMIT")
+CONDITIONAL_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+"""Spot orders that wait for the last trade price to reach ``stopPrice``."""
+LIMIT_PRICED = ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 RESP_TYPES = ("ACK", "RESULT", "FULL")
 WEIGHT = {"order": 1, "order/test": 1, "cancel": 1, "getOrder": 4, "openOrders": 6,
@@ -34,6 +38,9 @@ MSG_BAD_SIGNATURE = "Signature for this request is not valid."
 MSG_AHEAD = "Timestamp for this request was 1000ms ahead of the server's time."
 MSG_OUTSIDE_WINDOW = "Timestamp for this request is outside of the recvWindow."
 MSG_BAD_SYMBOL = "Invalid symbol."
+MSG_STOP_IMMEDIATE = "Stop price would trigger immediately."
+MSG_INTERNAL = "Internal error; unable to process your request. Please try again."
+MSG_REJECTED = "Order was rejected by the exchange."  # the venue's reject_orders fault
 
 
 class BinanceError(Exception):
@@ -67,6 +74,47 @@ def overloaded() -> BinanceError:
     an action this way: a negative entry latency)."""
     return BinanceError(503, -1008, "Server is currently overloaded with other requests. "
                                     "Please try again in a few minutes.")
+
+
+def internal_error() -> BinanceError:
+    """The 5xx Binance answers when the outcome of a request is unknown (it may have been
+    executed): -1001 with HTTP 500."""
+    return BinanceError(500, -1001, MSG_INTERNAL)
+
+
+def interval_letter(seconds: int) -> str:
+    """Binance's interval suffix of a limit header: 10 s -> ``10S``, a day -> ``1D``."""
+    for unit, letter in ((86400, "D"), (3600, "H"), (60, "M")):
+        if seconds % unit == 0:
+            return f"{seconds // unit}{letter}"
+    return f"{seconds}S"
+
+
+def interval_name(seconds: int) -> tuple[str, int]:
+    """``(interval, intervalNum)`` of exchangeInfo's ``rateLimits`` for a window in seconds."""
+    for unit, name in ((86400, "DAY"), (3600, "HOUR"), (60, "MINUTE")):
+        if seconds % unit == 0:
+            return name, seconds // unit
+    return "SECOND", seconds
+
+
+def too_many_orders(limit: int, seconds: int) -> BinanceError:
+    """-1015 with HTTP 429 when an account placed too many orders in a window (Binance sends
+    no ``Retry-After`` with it)."""
+    name, num = interval_name(seconds)
+    return BinanceError(429, -1015, f"Too many new orders; current limit is {limit} orders per "
+                                    f"{num} {name}.")
+
+
+def too_many_requests(limit_per_min: int) -> BinanceError:
+    return BinanceError(429, -1003, f"Too many requests; current limit of IP is {limit_per_min} "
+                                    "request weight per 1 MINUTE.")
+
+
+def banned(until_ms: int) -> BinanceError:
+    """418: the IP kept sending after 429s and is banned until ``until_ms``."""
+    return BinanceError(418, -1003, f"Way too many requests; IP banned until {until_ms}. Please "
+                                    "use the websocket for live updates to avoid bans.")
 
 
 # -- signing -------------------------------------------------------------------------------------
@@ -157,6 +205,7 @@ class OrderRequest:
     price: Decimal | None
     client_id: str | None
     resp_type: str
+    stop_price: Decimal | None = None  # conditional types only
 
 
 def _decimal(params: Mapping[str, str], name: str) -> Decimal | None:
@@ -185,17 +234,25 @@ def parse_order(params: Mapping[str, str]) -> OrderRequest:
         raise BinanceError(400, -1117, "Invalid side.")
     if otype not in ORDER_TYPES:
         raise BinanceError(400, -1116, "Invalid orderType.")
+    if params.get("trailingDelta"):
+        raise BinanceError(400, -1106, "Parameter 'trailingDelta' is not supported by this "
+                                       "venue (trailing stops are not simulated).")
     qty, quote = _decimal(params, "quantity"), _decimal(params, "quoteOrderQty")
-    price = _decimal(params, "price")
+    price, stop = _decimal(params, "price"), _decimal(params, "stopPrice")
+    if otype in CONDITIONAL_TYPES:
+        if stop is None:
+            raise missing("stopPrice")
+    elif stop is not None:
+        raise BinanceError(400, -1106, "Parameter 'stopPrice' sent when not required.")
     tif = params.get("timeInForce", "").upper()
-    if otype == "LIMIT":
+    if otype in ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"):
         if not tif:
             raise missing("timeInForce")
         if tif not in TIME_IN_FORCE:
             raise BinanceError(400, -1115, "Invalid timeInForce.")
     elif tif:
         raise BinanceError(400, -1106, "Parameter 'timeInForce' sent when not required.")
-    if otype in ("LIMIT", "LIMIT_MAKER"):
+    if otype in LIMIT_PRICED:
         if price is None:
             raise missing("price")
         if qty is None:
@@ -205,6 +262,12 @@ def parse_order(params: Mapping[str, str]) -> OrderRequest:
     else:
         if price is not None:
             raise BinanceError(400, -1106, "Parameter 'price' sent when not required.")
+        if otype != "MARKET":
+            if quote is not None:
+                raise BinanceError(400, -1106, "Parameter 'quoteOrderQty' sent when not "
+                                               "required.")
+            if qty is None:
+                raise missing("quantity")
         if (qty is None) == (quote is None):
             raise BinanceError(400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, "
                                            "but both were empty/null!")
@@ -218,7 +281,7 @@ def parse_order(params: Mapping[str, str]) -> OrderRequest:
                                        "'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]"
                                        "{1,36}$'.")
     return OrderRequest(params["symbol"].upper(), side, otype, tif or "GTC", qty, quote, price,
-                        cid, resp)
+                        cid, resp, stop)
 
 
 def order_ref(params: Mapping[str, str]) -> tuple[int | None, str | None]:
@@ -271,6 +334,14 @@ class OrderView:
     time_ms: int
     update_ms: int
     working: bool
+    stop_price: Decimal = Decimal(0)
+    working_ms: int | None = None  # when a conditional order triggered (default: time_ms)
+
+
+def _working_time(o: OrderView) -> int:
+    if not o.working:
+        return -1
+    return o.time_ms if o.working_ms is None else o.working_ms
 
 
 def order_ack(o: OrderView) -> dict:
@@ -283,8 +354,9 @@ def order_result(o: OrderView) -> dict:
             "executedQty": fmt(o.executed_qty), "origQuoteOrderQty": fmt(o.orig_quote_qty),
             "cummulativeQuoteQty": fmt(o.cum_quote), "status": o.status,
             "timeInForce": o.time_in_force, "type": o.type, "side": o.side,
-            "workingTime": o.time_ms if o.working else -1,
-            "selfTradePreventionMode": "EXPIRE_MAKER"}
+            "workingTime": _working_time(o),
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+            **({"stopPrice": fmt(o.stop_price)} if o.type in CONDITIONAL_TYPES else {})}
 
 
 def order_full(o: OrderView, fills: list[FillView]) -> dict:
@@ -308,9 +380,9 @@ def order_status(o: OrderView) -> dict:
             "clientOrderId": o.client_id, "price": fmt(o.price), "origQty": fmt(o.orig_qty),
             "executedQty": fmt(o.executed_qty), "cummulativeQuoteQty": fmt(o.cum_quote),
             "status": o.status, "timeInForce": o.time_in_force, "type": o.type, "side": o.side,
-            "stopPrice": fmt(Decimal(0)), "icebergQty": fmt(Decimal(0)), "time": o.time_ms,
+            "stopPrice": fmt(o.stop_price), "icebergQty": fmt(Decimal(0)), "time": o.time_ms,
             "updateTime": o.update_ms, "isWorking": o.working,
-            "workingTime": o.time_ms if o.working else -1,
+            "workingTime": _working_time(o),
             "origQuoteOrderQty": fmt(o.orig_quote_qty), "selfTradePreventionMode": "EXPIRE_MAKER"}
 
 
