@@ -62,7 +62,7 @@ async def _serve() -> None:
 
     key = ("spot", "BTCUSDT")
     venue = Venue(StaticSource([key], {key: BOOK}, ("depth", "trade")), wait_clients=0,
-                  accounts=ACCOUNTS)
+                  accounts=ACCOUNTS, order_limits=())  # round trips beyond 50 orders / 10 s
     app = make_app(venue, rate_limit_per_min=10**9)
 
     async def noop(request: web.Request) -> web.Response:
@@ -224,7 +224,7 @@ async def _replay(files: list[Path], resting: int | None) -> dict:
     from tradelab.venue.sources import RecordingSource
 
     venue = Venue(RecordingSource(files), speed=0, wait_clients=0, pause_when_idle=False,
-                  accounts=ACCOUNTS)
+                  accounts=ACCOUNTS, order_limits=())
     acc = venue.accounts.get(KEY)
     book = venue.books[("spot", "BTCUSDT")]
     src = venue.source

@@ -175,7 +175,8 @@ def test_ccxt_orders_on_the_http_venue_fill_as_in_the_backtester(events):
 
     def make() -> Venue:
         venue = Venue(EventSource(events), speed=20, wait_clients=0, accounts=[ACCOUNT],
-                      queue_model="power", queue_n=3.0)
+                      queue_model="power", queue_n=3.0,
+                      order_limits=())  # the timeline sends more than 50 orders per 10 s
         t = venue.trading
         new_order, cancel = t.new_order, t.cancel
 

@@ -69,7 +69,7 @@ def test_order_life_publishes_execution_reports_and_balances():
     async def session() -> None:
         venue = Venue(book_source({KEY: BOOK}), wait_clients=0, accounts=[ACCOUNT])
         t, acc = venue.trading, venue.accounts.get("k1")
-        assert acc is not None and t.events is venue.user_events
+        assert acc is not None and t.events.bus is venue.user_events  # behind the fault wrapper
         seen: list[dict] = []
         venue.user_events.subscribe(acc.uid, "spot", seen.append)
         others: list[dict] = []
