@@ -88,7 +88,8 @@ class DaskBackend:
         if n == 0:
             return
         token = f"{job.name}-{uuid.uuid4().hex[:10]}"
-        shared = self.client.scatter(job.shared, broadcast=True, hash=False)
+        # one future for the whole object (a tuple or dict would be scattered item by item)
+        [shared] = self.client.scatter([job.shared], broadcast=True, hash=False)
         limit = self._in_flight or 3 * self.workers
         running: dict[Any, tuple[int, Any]] = {}
         nxt = 0
