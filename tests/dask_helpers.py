@@ -38,7 +38,8 @@ class LocalDaskCluster:
             deadline = time.monotonic() + timeout
             while not info.exists() or not info.read_text().strip():
                 if self.scheduler.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the dask scheduler did not start: {self._log('scheduler')}")
+                    raise RuntimeError("the dask scheduler did not start: "
+                                       f"{self._log('scheduler')}")
                 time.sleep(0.1)
             self.address = json.loads(info.read_text())["address"]
             for i in range(n_workers):

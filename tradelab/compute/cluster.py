@@ -1,7 +1,9 @@
 """The Dask backend: jobs on a Dask ``distributed`` cluster, an existing one (its scheduler's
 address) or a ``LocalCluster`` started here.
 
-The job's shared inputs are scattered to every worker once (``broadcast``: a worker that dies
+Every worker first imports the job's ``preload`` modules (at once, before the first task; a
+worker that has run the job before has them already). The job's shared inputs are scattered to
+every worker once (``broadcast``: a worker that dies
 takes no only copy with it); each item is one task that gets them by reference. At most
 ``in_flight`` tasks (by default three per worker thread) are submitted at a time, and each
 result is handed back, and released on the cluster, as soon as it arrives: the client holds
@@ -21,6 +23,14 @@ from tradelab.compute.job import Job, Progress
 
 _READY: set[str] = set()
 _READY_LOCK = threading.Lock()
+
+
+def _preload(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` on a worker (once per worker process: Python caches imports)."""
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
 
 
 def _call(fn, setup, token: str, shared: Any, item: Any) -> Any:
@@ -88,6 +98,8 @@ class DaskBackend:
         if n == 0:
             return
         token = f"{job.name}-{uuid.uuid4().hex[:10]}"
+        if job.preload:  # as a local pool's fork server does: every worker at once, up front
+            self.client.run(_preload, job.preload)
         # one future for the whole object (a tuple or dict would be scattered item by item)
         [shared] = self.client.scatter([job.shared], broadcast=True, hash=False)
         limit = self._in_flight or 3 * self.workers

@@ -27,7 +27,8 @@ class Job:
     setup: Callable[[Any, int], None] | None = None
     name: str = "job"
     preload: tuple[str, ...] = ()
-    """Modules a local pool's fork server imports before forking workers (ignored elsewhere)."""
+    """Modules imported before the first item: by a local pool's fork server before it forks
+    workers, by every Dask worker (ignored in process)."""
     start_method: str = "forkserver"
     """How a local pool starts its workers (``forkserver`` or ``spawn``)."""
     caller_helps: bool = False
