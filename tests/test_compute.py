@@ -254,3 +254,47 @@ def test_a_worker_killed_mid_sweep_changes_nothing(store, tmp_path):
         backend.close()
     finally:
         c.close()
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tradelab.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _config_file(tmp_path, cfg) -> str:
+    import yaml
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude={"compute"})))
+    return str(path)
+
+
+def test_a_malformed_scheduler_address_is_refused_before_anything_runs(store, tmp_path):
+    res = _cli("sweep", "--config", _config_file(tmp_path, sweep_cfg()), "--store", store,
+               "--scheduler", "localhost:8786")
+    assert res.returncode == 2
+    assert "scheduler must look like tcp://HOST:PORT, got 'localhost:8786'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_sweep_command_on_a_scheduler_prints_where_it_runs(store, cluster, tmp_path):
+    res = _cli("sweep", "--config", _config_file(tmp_path, sweep_cfg(family="cli")), "--store",
+               store, "--scheduler", cluster.address, "--json")
+    assert res.returncode == 0, res.stderr
+    assert f"compute: Dask cluster at {cluster.address}, 2 worker threads; dashboard" \
+        in res.stderr.replace("\n", " ")
+    run_id = json.loads(res.stdout)[0]["run_id"]
+    local, = run_sweep(sweep_cfg(family="cli"), store)
+    a, b = (RunStore(store).load(r) for r in (local.run_id, run_id))
+    pd.testing.assert_frame_equal(a["metrics"], b["metrics"])
+    pd.testing.assert_frame_equal(a["period_returns"], b["period_returns"])
+    assert a["report"]["scores"] == b["report"]["scores"]
+    pd.testing.assert_frame_equal(_trials(store, "cli", local.run_id),
+                                  _trials(store, "cli", run_id))
