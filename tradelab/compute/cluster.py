@@ -1,45 +1,60 @@
 """The Dask backend: jobs on a Dask ``distributed`` cluster, an existing one (its scheduler's
 address) or a ``LocalCluster`` started here.
 
-Every worker first imports the job's ``preload`` modules (at once, before the first task; a
-worker that has run the job before has them already). The job's shared inputs are scattered to
-every worker once (``broadcast``: a worker that dies
-takes no only copy with it); each item is one task that gets them by reference. At most
-``in_flight`` tasks (by default three per worker thread) are submitted at a time, and each
-result is handed back, and released on the cluster, as soon as it arrives: the client holds
-a bounded number of results whatever the size of the job. A worker that dies has its tasks
-rerun elsewhere by the scheduler (Dask's ``allowed-failures``); the job's results do not
-depend on where an item ran.
+The job's shared inputs (and its preload modules and setup) reach every worker once, through a
+worker plugin registered for the job: the scheduler installs it on every worker that is up and
+on every worker that joins later, so a worker that dies takes no only copy with it. (Scattered
+data would not do: Dask's active memory manager drops "extra" replicas of it, and a lost
+scattered key cannot be recomputed.) Each item is one task that finds the inputs by the job's
+token. At most ``in_flight`` tasks (by default three per worker thread) are submitted at a
+time, and each result is handed back, and released on the cluster, as soon as it arrives: the
+client holds a bounded number of results whatever the size of the job. A worker that dies has
+its tasks rerun elsewhere by the scheduler (Dask's ``allowed-failures``); the job's results do
+not depend on where an item ran.
 """
 
 from __future__ import annotations
 
-import threading
+import importlib
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from distributed.diagnostics.plugin import WorkerPlugin
+
 from tradelab.compute.job import Job, Progress
 
-_READY: set[str] = set()
-_READY_LOCK = threading.Lock()
+_SHARED: dict[str, Any] = {}
+"""Each running job's shared inputs on this worker, by token."""
 
 
-def _preload(modules: tuple[str, ...]) -> None:
-    """Import ``modules`` on a worker (once per worker process: Python caches imports)."""
-    import importlib
+class _JobPlugin(WorkerPlugin):
+    """Installs a job on a worker: imports its preload modules, keeps its shared inputs under
+    its token and runs its setup; removes them when the job ends."""
 
-    for name in modules:
-        importlib.import_module(name)
+    idempotent = False
+
+    def __init__(self, token: str, job: Job) -> None:
+        self.token, self.job = token, job
+
+    def setup(self, worker=None) -> None:
+        for name in self.job.preload:
+            importlib.import_module(name)
+        if self.job.setup is not None:
+            self.job.setup(self.job.shared, 1)
+        _SHARED[self.token] = self.job.shared
+
+    def teardown(self, worker=None) -> None:
+        _SHARED.pop(self.token, None)
 
 
-def _call(fn, setup, token: str, shared: Any, item: Any) -> Any:
-    """One item on a Dask worker; the job's setup runs once per worker process."""
-    if setup is not None and token not in _READY:
-        with _READY_LOCK:
-            if token not in _READY:
-                setup(shared, 1)
-                _READY.add(token)
+def _call(fn, token: str, item: Any) -> Any:
+    """One item on a Dask worker, with the job's shared inputs its plugin installed."""
+    try:
+        shared = _SHARED[token]
+    except KeyError:
+        raise RuntimeError(f"job {token} is not installed on this worker (its plugin did "
+                           "not run)") from None
     return fn(shared, item)
 
 
@@ -98,10 +113,7 @@ class DaskBackend:
         if n == 0:
             return
         token = f"{job.name}-{uuid.uuid4().hex[:10]}"
-        if job.preload:  # as a local pool's fork server does: every worker at once, up front
-            self.client.run(_preload, job.preload)
-        # one future for the whole object (a tuple or dict would be scattered item by item)
-        [shared] = self.client.scatter([job.shared], broadcast=True, hash=False)
+        self.client.register_plugin(_JobPlugin(token, job), name=token)
         limit = self._in_flight or 3 * self.workers
         running: dict[Any, tuple[int, Any]] = {}
         nxt = 0
@@ -110,8 +122,8 @@ class DaskBackend:
             nonlocal nxt
             i = nxt
             nxt += 1
-            f = self.client.submit(_call, job.fn, job.setup, token, shared, items[i],
-                                   key=f"{token}-{i}", pure=False)
+            f = self.client.submit(_call, job.fn, token, items[i], key=f"{token}-{i}",
+                                   pure=False)
             running[f.key] = (i, f)
             return f
 
@@ -135,4 +147,4 @@ class DaskBackend:
             queue.clear()
             if running:  # closed early or failed: drop what is still queued or running
                 self.client.cancel([f for _, f in running.values()])
-            shared.release()
+            self.client.unregister_worker_plugin(token)
