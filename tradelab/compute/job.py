@@ -2,7 +2,7 @@
 shared by every item) and the :class:`Backend` protocol every place that runs jobs follows.
 
 A job is ``fn(shared, item)`` for each item. ``shared`` is sent to every worker once (a local
-worker's initializer, a Dask scatter), never once per item. ``setup(shared, threads)``, when
+worker's initializer, a Dask worker plugin), never once per item. ``setup(shared, threads)``, when
 given, runs once per worker process before its first item (``threads``: how many threads the
 item may use there). The functions must be importable by name (module level): a Dask worker
 unpickles them by reference, so it needs the same ``tradelab`` installed.
