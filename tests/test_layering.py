@@ -114,7 +114,7 @@ ALLOWED: dict[str, set[str]] = {
     "compute": _GROUND,  # knows nothing of what it runs
     "report": _GROUND
     | {"store", "strategies", "backtest", "backtest.vector", "backtest.event", "validate",
-       "yamlconfig"},
+       "yamlconfig", "compute"},  # the nightly's jobs run through compute
     # live: never the venue (only over the network, through cryptofeed / ccxt)
     "live": _GROUND
     | {"strategies", "features", "matching", "adapters", "store", "net", "yamlconfig", "report"},

@@ -58,6 +58,44 @@ StoreOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run on the Dask cluster whose scheduler is at tcp://HOST:PORT [default: the "
+        "config's compute.scheduler, else this machine].",
+    ),
+]
+DaskLocalOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--dask-local",
+        min=1,
+        help="Start a Dask LocalCluster of N worker processes here and run on it.",
+    ),
+]
+
+
+@contextmanager
+def _backend(compute, scheduler: str | None, dask_local: int | None, workers: int):
+    """The Dask backend the options or the config ask for (its address and dashboard printed),
+    or None: the command's own local default."""
+    from tradelab.compute import ComputeConfig, open_backend
+
+    chosen = (compute or ComputeConfig()).with_cli(scheduler, dask_local)
+    if not chosen.distributed:
+        yield None
+        return
+    try:
+        opened = open_backend(chosen, workers)
+        backend = opened.__enter__()
+    except ConnectionError as exc:
+        raise TradelabError(str(exc)) from None
+    try:
+        err.print(f"compute: {backend.describe()}", highlight=False)
+        yield backend
+    finally:
+        opened.__exit__(None, None, None)
 
 
 @contextmanager
@@ -592,14 +630,18 @@ def sweep(
                                                      "config's].")] = None,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write the run or its "
                                                             "trials.")] = False,
+    scheduler: SchedulerOpt = None,
+    dask_local: DaskLocalOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a strategy's whole parameter grid through vectorbt, in chunks on every core.
+    """Run a strategy's whole parameter grid through vectorbt, in chunks on every core (or on
+    a Dask cluster: --scheduler, --dask-local).
 
     Per symbol: metrics for every set (returns, CAGR, Sharpe, Sortino, Calmar, drawdown, hit
     rate, expectancy, profit factor, trades, exposure, turnover, fees, PSR statistics), the
     best set's PSR and Deflated Sharpe Ratio over every trial of the family, PBO, and the bias
-    checks. Saved under <store>/runs/<run_id>/.
+    checks. Saved under <store>/runs/<run_id>/. Each chunk is written as it arrives: an
+    interrupted sweep, run again, resumes from the chunks already written.
     """
     from tradelab.backtest.vector.config import load_sweep_config
     from tradelab.backtest.vector.engine import run_sweep
@@ -608,7 +650,8 @@ def sweep(
         cfg = load_sweep_config(config)
         if workers:
             cfg = cfg.model_copy(update={"workers": workers})
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+        with _backend(cfg.compute, scheduler, dask_local, cfg.workers) as backend, \
+                Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total} chunks"), TimeElapsedColumn(),
                       console=err, transient=True) as prog:
             tasks: dict[str, TaskID] = {}
@@ -618,7 +661,8 @@ def sweep(
                     tasks[symbol] = prog.add_task(f"{cfg.strategy} {symbol}", total=total)
                 prog.update(tasks[symbol], completed=done)
 
-            results = run_sweep(cfg, store, progress=progress, save=not no_save)
+            results = run_sweep(cfg, store, progress=progress, save=not no_save,
+                                backend=backend)
     if as_json:
         console.print_json(json.dumps([{"run_id": r.run_id, "symbol": r.symbol,
                                         "scores": r.scores, "bias": r.bias,
@@ -631,27 +675,39 @@ def sweep(
 
 @app.command()
 def walkforward(
-    run_id: Annotated[str, typer.Argument(help="A sweep run (see 'tradelab runs').")],
+    run_ids: Annotated[list[str], typer.Argument(help="Sweep runs (see 'tradelab runs').")],
     train: Annotated[int, typer.Option(help="Training window, in the run's periods.")],
     test: Annotated[int, typer.Option(help="Test window, in the run's periods.")],
     step: Annotated[int | None, typer.Option(help="Periods between windows [default: test].")
                     ] = None,
     anchored: Annotated[bool, typer.Option(help="Expanding training windows from the start.")
                         ] = False,
+    workers: Annotated[int, typer.Option(help="Local worker processes when several runs are "
+                                              "given.")] = 1,
+    scheduler: SchedulerOpt = None,
+    dask_local: DaskLocalOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Walk-forward over a saved sweep: best set in-sample, traded out of sample, stitched;
-    parameter stability across windows; PSR and DSR (all trials of the family) of the OOS."""
-    from tradelab.backtest.vector.walkforward import walk_forward_run
+    """Walk-forward over saved sweeps: best set in-sample, traded out of sample, stitched;
+    parameter stability across windows; PSR and DSR (all trials of the family) of the OOS.
+    Several runs are walked in parallel (--workers, or a Dask cluster: the workers read the
+    runs from the store, so it must be on a filesystem they share)."""
+    from tradelab.backtest.vector.walkforward import walk_forward_runs
+    from tradelab.compute import InProcess, LocalPool
 
-    with cli_errors():
-        res = walk_forward_run(run_id, train, test, step=step, anchored=anchored, store=store)
+    with cli_errors(), _backend(None, scheduler, dask_local, workers) as backend:
+        if backend is None:
+            backend = LocalPool(workers) if workers > 1 and len(run_ids) > 1 else InProcess()
+        results = walk_forward_runs(run_ids, train, test, step=step, anchored=anchored,
+                                    store=store, backend=backend)
     if as_json:
-        console.print_json(json.dumps({k: v for k, v in res.items()
-                                       if k not in ("windows", "oos_returns")}, default=str))
+        docs = [{k: v for k, v in res.items() if k not in ("windows", "oos_returns")}
+                for res in results]
+        console.print_json(json.dumps(docs[0] if len(docs) == 1 else docs, default=str))
         return
-    print_walkforward(res, console=console)
+    for res in results:
+        print_walkforward(res, console=console)
 
 
 @app.command()
@@ -661,6 +717,8 @@ def backtest(
     store: StoreOpt = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes for a grid [default: "
                                                      "the config's].")] = None,
+    scheduler: SchedulerOpt = None,
+    dask_local: DaskLocalOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Event-driven L2 backtest: replay book and trades through the matching core with queue
@@ -675,7 +733,8 @@ def backtest(
         cfg = load_backtest_config(config)
         if workers:
             cfg = cfg.model_copy(update={"workers": workers})
-        results = run_grid(cfg, resolve_root(store))
+        with _backend(cfg.compute, scheduler, dask_local, cfg.workers) as backend:
+            results = run_grid(cfg, resolve_root(store), backend)
     if as_json:
         console.print_json(json.dumps([{"run_id": r.run_id, "params": r.params,
                                         "metrics": r.metrics, "pnl": r.pnl, "stats": r.stats,
@@ -831,6 +890,8 @@ def nightly(
     store: StoreOpt = None,
     parallel: Annotated[int | None, typer.Option(help="Jobs at once [default: the "
                                                       "config's].")] = None,
+    scheduler: SchedulerOpt = None,
+    dask_local: DaskLocalOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the nightly: every notebook job with papermill (several at once), exported to
@@ -849,9 +910,10 @@ def nightly(
         if parallel:
             upd["parallel"] = parallel
         cfg = cfg.model_copy(update=upd)
-        with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total} jobs"), TimeElapsedColumn(),
-                      console=err, transient=False) as prog:
+        with _backend(cfg.compute, scheduler, dask_local, cfg.parallel) as backend, \
+                Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                         TextColumn("{task.completed}/{task.total} jobs"), TimeElapsedColumn(),
+                         console=err, transient=False) as prog:
             overall = prog.add_task("nightly", total=len(cfg.jobs))
 
             def progress(name: str, state: str) -> None:
@@ -860,7 +922,7 @@ def nightly(
                     colour = "green" if state == "ok" else "red"
                     prog.console.print(f"[{colour}]{state}[/] {name}")
 
-            summary = run_nightly(cfg, progress=progress)
+            summary = run_nightly(cfg, progress=progress, backend=backend)
     if as_json:
         console.print_json(json.dumps(summary, default=str))
     else:

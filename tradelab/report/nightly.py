@@ -20,17 +20,17 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import multiprocessing as mp
 import os
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tradelab.compute import Backend, ComputeConfig, Job, LocalPool, open_backend
 from tradelab.report.nb import PROJECT_ROOT
 from tradelab.yamlconfig import load_model
 
@@ -60,6 +60,8 @@ class NightlyConfig(BaseModel):
     parallel: int = Field(default=2, ge=1, le=64)
     timeout_s: int = Field(default=900, gt=0)
     promotion: Path = Path("configs/promotion.yaml")
+    compute: ComputeConfig = ComputeConfig()
+    """Where the jobs run: the local pool (``parallel`` processes) or a Dask cluster."""
     jobs: list[NightlyJob] = Field(min_length=1)
 
 
@@ -249,15 +251,31 @@ def _job_spec(job: NightlyJob, cfg: NightlyConfig, store: Path, out_dir: Path) -
     return spec
 
 
+def _run_spec(shared: None, spec: dict[str, Any]) -> dict[str, Any]:
+    """One job on a worker (the compute layer's calling convention)."""
+    return run_job(spec)
+
+
 def run_nightly(
     cfg: NightlyConfig,
     *,
     date: str | None = None,
     progress: Callable[[str, str], None] | None = None,
+    backend: Backend | None = None,
 ) -> dict[str, Any]:
     """Run every job; write the indexes; returns the summary (also ``<date>/summary.json``).
 
-    ``progress(job_name, state)`` is called with ``started`` and the final status."""
+    The jobs run on ``backend`` (default: what ``cfg.compute`` names, else a local pool of
+    ``cfg.parallel`` processes); on a Dask cluster, the store, the notebooks and ``out`` must
+    be on a filesystem the workers share. ``progress(job_name, state)`` is called with
+    ``queued`` and the final status."""
+    with ExitStack() as stack:
+        return _run_nightly(cfg, date, progress, backend, stack)
+
+
+def _run_nightly(cfg: NightlyConfig, date: str | None,
+                 progress: Callable[[str, str], None] | None, backend: Backend | None,
+                 stack: ExitStack) -> dict[str, Any]:
     from tradelab.report.nb import resolve_store
     from tradelab.report.provenance import stamp
 
@@ -269,32 +287,33 @@ def run_nightly(
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = [_job_spec(j, cfg, store, out_dir) for j in cfg.jobs]
     results: list[dict[str, Any]] = []
-    ctx = mp.get_context("spawn")  # a clean interpreter per worker: no inherited threads
-    with ProcessPoolExecutor(max_workers=min(cfg.parallel, len(specs)), mp_context=ctx) as pool:
-        futs = {}
-        for s in specs:
-            futs[pool.submit(run_job, s)] = s
-            if progress:
-                progress(s["name"], "queued")
-        for fut in as_completed(futs):
-            s = futs[fut]
-            try:
-                r = fut.result()
-            except Exception:  # noqa: BLE001 - a dead worker fails only its job
-                r = {
-                    "name": s["name"],
-                    "notebook": s["notebook"],
-                    "status": "failed",
-                    "error": traceback.format_exc(limit=3),
-                    "html": None,
-                    "seconds": None,
-                    "parameters": s["parameters"],
-                    "run_id": s.get("run_id"),
-                }
-            r["provenance"] = s["provenance"]
-            results.append(r)
-            if progress:
-                progress(s["name"], r["status"])
+    for s in specs:
+        if progress:
+            progress(s["name"], "queued")
+    if backend is None and cfg.compute.distributed:
+        opened = open_backend(cfg.compute, cfg.parallel)
+        backend = stack.enter_context(opened)
+    if backend is None:
+        backend = LocalPool(min(cfg.parallel, len(specs)))
+    # a clean interpreter per local worker (spawn): no inherited threads
+    job = Job(_run_spec, name="nightly", start_method="spawn")
+    for i, r in backend.run(job, specs, return_exceptions=True):
+        s = specs[i]
+        if isinstance(r, BaseException):  # a dead worker fails only its job
+            r = {
+                "name": s["name"],
+                "notebook": s["notebook"],
+                "status": "failed",
+                "error": "".join(traceback.format_exception(r, limit=3)),
+                "html": None,
+                "seconds": None,
+                "parameters": s["parameters"],
+                "run_id": s.get("run_id"),
+            }
+        r["provenance"] = s["provenance"]
+        results.append(r)
+        if progress:
+            progress(s["name"], r["status"])
     order = {s["name"]: i for i, s in enumerate(specs)}
     results.sort(key=lambda r: order[r["name"]])
     summary = {

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tradelab.compute import ComputeConfig
 from tradelab.matching.types import QUEUE_MODELS
 from tradelab.yamlconfig import load_model
 
@@ -89,6 +90,8 @@ class EventBacktestConfig(BaseModel):
     chunk: str = "10m"
     window_pct: float = Field(0.1, gt=0, le=1)
     workers: int = Field(1, ge=1)
+    compute: ComputeConfig = ComputeConfig()
+    """Where a grid's runs go: the local pool of ``workers`` (default) or a Dask cluster."""
     family: str | None = None
 
 

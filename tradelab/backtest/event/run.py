@@ -20,7 +20,8 @@ Saved under ``<store>/runs/<run_id>/``: ``config.json``, ``orders.parquet`` (eve
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from tradelab.backtest.event.funding import load_funding
 from tradelab.backtest.event.replay import Latency, Replay
 from tradelab.backtest.metrics_nb import METRICS, sweep_metrics_nb
 from tradelab.backtest.runs import RunStore, new_run_id, write_json, write_parquet
+from tradelab.compute import Backend, InProcess, Job, LocalPool, open_backend
 from tradelab.core.timeutil import interval_ns, to_ns
 from tradelab.matching import core_nb as cn
 from tradelab.matching import instrument
@@ -114,11 +116,49 @@ def _span(cat: Catalog, cfg: EventBacktestConfig) -> tuple[int, int]:
     return int(s), int(e)
 
 
-def _mids(cat: Catalog, cfg: EventBacktestConfig, s: int, e: int, inst: np.ndarray,
-          offset: int, base: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class EventSource:
+    """A backtest's span, settled funding and event chunks, read from the store."""
+
+    def __init__(self, cat: Catalog, cfg: EventBacktestConfig) -> None:
+        self._cat, self._cfg = cat, cfg
+        self.span = _span(cat, cfg)
+        self.funding = load_funding(cat, cfg.exchange, cfg.symbol, *self.span)
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """The span's events in time chunks (read anew on every call)."""
+        s, e = self.span
+        return self._cat.iter_events(self._cfg.exchange, self._cfg.symbol, s, e,
+                                     chunk=self._cfg.chunk)
+
+
+class LoadedEvents(EventSource):
+    """The same, read once into memory: what a worker that cannot see the store is sent."""
+
+    def __init__(self, cfg: EventBacktestConfig, store: str | os.PathLike) -> None:
+        with Catalog(store) as cat:
+            src = EventSource(cat, cfg)
+            self.span, self.funding = src.span, src.funding
+            self._chunks = list(src.chunks())
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        return iter(self._chunks)
+
+
+@contextmanager
+def _source(cfg: EventBacktestConfig,
+            store: str | os.PathLike | LoadedEvents) -> Iterator[EventSource]:
+    if isinstance(store, LoadedEvents):
+        yield store
+        return
+    with Catalog(store) as cat:
+        yield EventSource(cat, cfg)
+
+
+def _mids(src: EventSource, inst: np.ndarray, offset: int, base: int,
+          n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     core = cn.new_core(inst, base, n, QUEUE_MODELS["risk_averse"], 1.0, 1)
     ts_parts, lts_parts, mid_parts = [], [], []
-    for chunk in cat.iter_events(cfg.exchange, cfg.symbol, s, e, chunk=cfg.chunk):
+    for chunk in src.chunks():
         m = len(chunk) + 1
         ts = np.empty(m, dtype=np.int64)
         lts = np.empty(m, dtype=np.int64)
@@ -137,10 +177,15 @@ def _at(ts: np.ndarray, vals: np.ndarray, t: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
+def run_backtest(cfg: EventBacktestConfig, store: str | os.PathLike | LoadedEvents,
                  params: dict[str, float] | None = None, save: bool = True,
                  run_id: str | None = None) -> EventRun:
-    """Run one parameter set (``params`` over ``cfg.params``) and analyse it."""
+    """Run one parameter set (``params`` over ``cfg.params``) and analyse it. ``store``: the
+    store's root, or the span's events already read (:class:`LoadedEvents`; then ``save``
+    must be false: the caller saves)."""
+    if save and isinstance(store, LoadedEvents):
+        raise ValueError("a run from events read into memory is saved by the caller: "
+                         "pass save=False")
     merged = {**cfg.params, **(params or {})}
     if cfg.strategy != mm.NAME:
         return run_bar_backtest(cfg, store, merged, save, run_id)
@@ -149,10 +194,10 @@ def run_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
     ic = cfg.instrument
     inst = instrument(ic.tick, ic.lot, ic.min_qty, ic.min_notional, ic.maker_fee, ic.taker_fee,
                       ic.contract_size)
-    with Catalog(store) as cat:
-        s, e = _span(cat, cfg)
-        funding = load_funding(cat, cfg.exchange, cfg.symbol, s, e)
-        rp = Replay(cat.iter_events(cfg.exchange, cfg.symbol, s, e, chunk=cfg.chunk), inst,
+    with _source(cfg, store) as src:
+        s, e = src.span
+        funding = src.funding
+        rp = Replay(src.chunks(), inst,
                     _latency(cfg), cfg.queue.model, cfg.queue.n, funding,
                     window_pct=cfg.window_pct,
                     base_feed_latency=int(cfg.latency.feed_base_ms * 1_000_000))
@@ -160,7 +205,7 @@ def run_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
         st = lp.new_quote_state(first_local, pv[mm.REQUOTE_MS])
         res = rp.run(lambda sim, ev: lp.quote_loop_nb(sim, ev, pv, st))
         ex = res.sim.ex
-        mts, mlts, mid = _mids(cat, cfg, s, e, inst, rp.feed_offset, int(ex.iv[cn.I_BASE]),
+        mts, mlts, mid = _mids(src, inst, rp.feed_offset, int(ex.iv[cn.I_BASE]),
                                int(ex.iv[cn.I_N]))
     log = res.log
     fl = log[log["what"] == sn.M_FILL]
@@ -208,7 +253,7 @@ def run_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
     }
     run = EventRun(run_id or new_run_id(cfg.name, cfg.symbol), cfg, merged, fills, orders,
                    equity, metrics, pnl, stats)
-    if save:
+    if save and not isinstance(store, LoadedEvents):
         run.path = save_run(run, store)
     return run
 
@@ -219,7 +264,7 @@ def _instrument(cfg: EventBacktestConfig) -> np.ndarray:
                       ic.contract_size)
 
 
-def run_bar_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
+def run_bar_backtest(cfg: EventBacktestConfig, store: str | os.PathLike | LoadedEvents,
                      params: dict[str, float], save: bool = True,
                      run_id: str | None = None) -> EventRun:
     """A bar strategy (``cfg.strategy``, ``cfg.bar``) over the stored events: fills, orders,
@@ -228,10 +273,10 @@ def run_bar_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
     from tradelab.backtest.event.bars import run_bar_strategy
 
     ic = cfg.instrument
-    with Catalog(store) as cat:
-        s, e = _span(cat, cfg)
-        funding = load_funding(cat, cfg.exchange, cfg.symbol, s, e)
-        rp = Replay(cat.iter_events(cfg.exchange, cfg.symbol, s, e, chunk=cfg.chunk),
+    with _source(cfg, store) as src:
+        s, e = src.span
+        funding = src.funding
+        rp = Replay(src.chunks(),
                     _instrument(cfg), _latency(cfg), cfg.queue.model, cfg.queue.n, funding,
                     window_pct=cfg.window_pct,
                     base_feed_latency=int(cfg.latency.feed_base_ms * 1_000_000))
@@ -241,7 +286,7 @@ def run_bar_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
                               init_cash=cfg.init_cash,
                               close_delay=int(cfg.bar.close_delay_ms * 1_000_000))
         ex = br.replay.sim.ex
-        mts, _, mid = _mids(cat, cfg, s, e, _instrument(cfg), rp.feed_offset,
+        mts, _, mid = _mids(src, _instrument(cfg), rp.feed_offset,
                             int(ex.iv[cn.I_BASE]), int(ex.iv[cn.I_N]))
     log = br.replay.log
     fl = log[log["what"] == sn.M_FILL]
@@ -294,7 +339,7 @@ def run_bar_backtest(cfg: EventBacktestConfig, store: str | os.PathLike,
     }
     run = EventRun(run_id or new_run_id(cfg.name, cfg.symbol), cfg, params, fills, orders,
                    equity, metrics, pnl, stats)
-    if save:
+    if save and not isinstance(store, LoadedEvents):
         run.path = save_run(run, store)
     return run
 
@@ -350,34 +395,47 @@ def _grid_sets(cfg: EventBacktestConfig) -> list[dict[str, float]]:
     return [{k: float(m.ravel()[i]) for k, m in zip(keys, mesh)} for i in range(mesh[0].size)]
 
 
-def _one(args: tuple) -> EventRun:
-    cfg, store, params, run_id = args
-    return run_backtest(cfg, store, params, save=True, run_id=run_id)
+def _one(shared: tuple[EventBacktestConfig, str | LoadedEvents],
+         item: tuple[dict[str, float], str]) -> EventRun:
+    """One set of a grid, on a worker: run and analyse it; the caller saves it."""
+    cfg, store = shared
+    params, run_id = item
+    return run_backtest(cfg, store, params, save=False, run_id=run_id)
 
 
-def run_grid(cfg: EventBacktestConfig, store: str | os.PathLike) -> list[EventRun]:
-    """Every set of ``cfg.grid`` (one run each, in parallel on ``cfg.workers`` processes); the
-    trials are registered in the family registry (``cfg.family`` or the strategy name)."""
+def run_grid(cfg: EventBacktestConfig, store: str | os.PathLike,
+             backend: Backend | None = None) -> list[EventRun]:
+    """Every set of ``cfg.grid`` (one run each, in parallel on ``backend``: by default what
+    ``cfg.compute`` names, else a local pool of ``cfg.workers`` processes); each run is saved
+    here as it arrives. The trials are registered in the family registry (``cfg.family`` or the
+    strategy name), in grid order whatever order the runs finished in."""
+    if backend is None and cfg.compute.distributed:
+        with open_backend(cfg.compute, cfg.workers) as opened:
+            return run_grid(cfg, store, opened)
     sets = _grid_sets(cfg)
     base_id = new_run_id(cfg.name, cfg.symbol)
-    jobs = [(cfg, str(store), ps, f"{base_id}-{i:03d}") for i, ps in enumerate(sets)]
-    if cfg.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(cfg.workers, len(jobs))) as pool:
-            runs = list(pool.map(_one, jobs))
-    else:
-        runs = [_one(j) for j in jobs]
-    if len(runs) > 1 or cfg.grid:
+    jobs = [(ps, f"{base_id}-{i:03d}") for i, ps in enumerate(sets)]
+    if backend is None:
+        backend = LocalPool(cfg.workers) if cfg.workers > 1 and len(jobs) > 1 else InProcess()
+    # workers that see the store read the events themselves; others are sent them, once
+    events: str | LoadedEvents = str(store)
+    if not cfg.compute.store_visible and not isinstance(backend, (InProcess, LocalPool)):
+        events = LoadedEvents(cfg, store)
+    job = Job(_one, (cfg, events), name=f"grid-{cfg.name}", preload=(__name__,))
+    runs: list[EventRun | None] = [None] * len(jobs)
+    for i, run in backend.run(job, jobs):
+        run.path = save_run(run, store)
+        runs[i] = run
+    done = [r for r in runs if r is not None]
+    if len(done) > 1 or cfg.grid:
         trials = pd.DataFrame({
-            "params": [repr(sorted(r.params.items())) for r in runs],
+            "params": [repr(sorted(r.params.items())) for r in done],
             "symbol": cfg.symbol, "interval": f"event:{cfg.equity_interval}",
-            "start": str(runs[0].stats["start"]), "end": str(runs[0].stats["end"]),
-            "sr_period": [r.metrics["sr_period"] for r in runs],
-            "n_obs": [r.metrics["n_obs"] for r in runs],
-            "skew": [r.metrics["skew"] for r in runs],
-            "kurt": [r.metrics["kurt"] for r in runs],
+            "start": str(done[0].stats["start"]), "end": str(done[0].stats["end"]),
+            "sr_period": [r.metrics["sr_period"] for r in done],
+            "n_obs": [r.metrics["n_obs"] for r in done],
+            "skew": [r.metrics["skew"] for r in done],
+            "kurt": [r.metrics["kurt"] for r in done],
         })
         RunStore(store).record_trials(cfg.family or f"event-{cfg.strategy}", base_id, trials)
-    return runs
-
-
-
+    return done

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tradelab.compute import ComputeConfig
 from tradelab.core.timeutil import interval_ns
 from tradelab.yamlconfig import load_model, parse_model
 
@@ -76,6 +77,8 @@ class SweepConfig(BaseModel):
     period: str = "1d"
     chunk_size: int = Field(64, ge=1, le=20_000)
     workers: int = Field(2, ge=1, le=64)
+    compute: ComputeConfig = ComputeConfig()
+    """Where the chunks run: the local pool of ``workers`` (default) or a Dask cluster."""
     top_n: int = Field(20, ge=1)
     family: str | None = None
     select_by: str = "sharpe"

@@ -1,12 +1,16 @@
 """Sweeps: a strategy's whole parameter grid over bars, in chunks, on every core.
 
-``sweep_bars`` is the core: the grid is cut into chunks of ``chunk_size`` sets; worker
-processes (from a fork server, one numba thread each) compute each chunk's targets with the
-strategy's own grid kernel, simulate them with vectorbt and reduce them to metrics and per-period
-returns. Only those small results travel back, so peak memory is set by ``chunk_size`` and
-``workers``, not by the grid. Small sweeps run in-process (``POOL_MIN_CELLS``); larger ones
-start the pool lazily and work in-process until it answers (:func:`_run_pooled`). As with any
-process pool, a script that runs a sweep needs the ``if __name__ == "__main__":`` guard.
+``sweep_bars`` is the core: the grid is cut into chunks of ``chunk_size`` sets; each chunk's
+targets are computed with the strategy's own grid kernel, simulated with vectorbt and reduced
+to metrics and per-period returns. The chunks run wherever the compute backend puts them
+(:mod:`tradelab.compute`): worker processes of the local pool (from a fork server, one numba
+thread each), or the workers of a Dask cluster; the bars and market arrays go to each worker
+once. Only the small results travel back, and each is written to the run's chunk folder as it
+arrives (an interrupted sweep resumes from there), so peak memory is set by ``chunk_size`` and
+the workers, not by the grid. Small sweeps on the local pool run in-process
+(``POOL_MIN_CELLS``); larger ones start the pool lazily and work in-process until it answers
+(:class:`tradelab.compute.LocalPool`). As with any process pool, a script that runs a sweep
+needs the ``if __name__ == "__main__":`` guard.
 
 ``run_sweep`` wraps it for a :class:`SweepConfig`: loads bars (and settled funding for
 perpetuals) from the store, runs the sweep per symbol, records every set in the trial registry,
@@ -16,14 +20,8 @@ and saves the run under ``<store>/runs/<run_id>/``.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import queue
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -32,6 +30,7 @@ import pandas as pd
 
 from tradelab import strategies
 from tradelab.backtest.metrics_nb import METRICS
+from tradelab.backtest.vector.chunks import ChunkStore, sweep_key
 from tradelab.backtest.vector.config import SweepConfig
 from tradelab.backtest.vector.simulate import (
     Costs,
@@ -41,6 +40,7 @@ from tradelab.backtest.vector.simulate import (
     set_simulator_args,
     simulator_args,
 )
+from tradelab.compute import Backend, InProcess, Job, LocalPool, open_backend
 from tradelab.core.timeutil import interval_ns
 from tradelab.errors import StoreError
 from tradelab.store.catalog import Catalog
@@ -84,42 +84,31 @@ def market_arrays(bars: pd.DataFrame, interval: str, period: str,
                   YEAR_NS / interval_ns(period), len(ts) * step / YEAR_NS, opens, execution)
 
 
-def _context():
-    """Workers fork from a clean server process that has imported numba, vectorbt and the
-    strategies once: forking the caller itself is unsafe after it has used numba's OpenMP
-    threads ("fork() called from a process already using GNU OpenMP") or DuckDB's."""
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["tradelab.backtest.vector.engine",
-                                "tradelab.backtest.vector.pool_warm"])
-    return ctx
-
-
 _Init = tuple[str, dict, Market, Costs, str, dict]
 """What every worker is given once: strategy name, inputs, market, costs, freq, simulator args."""
+PRELOAD = ("tradelab.backtest.vector.engine", "tradelab.backtest.vector.pool_warm")
+"""What a local pool's fork server imports before forking workers: numba, the strategies, and
+vectorbt's simulator and the metrics kernels loaded once (``pool_warm``)."""
 
 
-def _init_worker(module_name: str, inputs: dict, market: Market, costs: Costs, freq: str,
-                 sim_args: dict, threads: int) -> None:
+def _init_worker(init: _Init, threads: int) -> None:
+    """A process's setup before its first chunk (a worker's, or this process's)."""
     import numba
 
+    module_name, inputs, market, costs, freq, sim_args = init
     numba.set_num_threads(max(1, threads))
     set_simulator_args(costs, market.execution, sim_args)  # no vectorbt import in workers
     _WORKER.update(module=strategies.get(module_name), inputs=inputs, market=market,
                    costs=costs, freq=freq)
 
 
-def _pid() -> int:
-    """A no-op task: its result says the pool's workers are up."""
-    return os.getpid()
-
-
-def _run_chunk(args: tuple[int, np.ndarray]) -> tuple[int, np.ndarray, np.ndarray, int, float]:
-    i, P = args
+def _run_chunk(init: _Init, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """One chunk of parameter sets: (metrics, period returns, orders, seconds)."""
     t0 = time.perf_counter()
     w = _WORKER
     targets = w["module"].grid(w["inputs"], P)
     metrics, prets, n_orders = chunk_metrics(targets, w["market"], w["costs"], w["freq"])
-    return i, metrics, prets, n_orders, time.perf_counter() - t0
+    return metrics, prets, n_orders, time.perf_counter() - t0
 
 
 @dataclass
@@ -136,8 +125,15 @@ class GridResult:
 
 def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, market: Market,
                costs: Costs, *, interval: str = "1m", chunk_size: int = 64, workers: int = 2,
-               progress: Callable[[int, int], None] | None = None) -> GridResult:
-    """Every row of ``params`` over ``bars``; see the module docstring."""
+               progress: Callable[[int, int], None] | None = None,
+               backend: Backend | None = None, chunks: ChunkStore | None = None) -> GridResult:
+    """Every row of ``params`` over ``bars``; see the module docstring.
+
+    ``backend``: where the chunks run (default: a local pool of ``workers``, or this process
+    for a small sweep). ``chunks``: where each chunk's results are written as they arrive;
+    chunks it already holds (an interrupted run of the same sweep) are read, not recomputed.
+    Results are placed by chunk number, so they do not depend on where or in which order the
+    chunks ran."""
     if module.KIND != strategies.BAR:
         raise ValueError(f"{module.NAME} reads the order book: sweep it with the event-driven "
                          "backtester, not the vectorized one")
@@ -146,8 +142,7 @@ def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, m
                          "simulates one instrument")
     inputs = {c: np.ascontiguousarray(bars[c].to_numpy(dtype=np.float64)) for c in module.INPUTS}
     params = np.ascontiguousarray(params, dtype=np.float64)
-    chunks = [(i, params[s:s + chunk_size]) for i, s in
-              enumerate(range(0, params.shape[0], chunk_size))]
+    starts = list(range(0, params.shape[0], chunk_size))
     n_periods = int(market.period_end.sum())
     metrics = np.empty((params.shape[0], len(METRICS)))
     prets = np.empty((n_periods, params.shape[0]))
@@ -157,106 +152,36 @@ def sweep_bars(module: StrategyModule, bars: pd.DataFrame, params: np.ndarray, m
     t0 = time.perf_counter()
     init: _Init = (module.NAME, inputs, market, costs, freq,
                    simulator_args(costs, market.execution))
+    n_done = 0
 
-    def take(res) -> None:
-        nonlocal n_orders
-        i, m, p, n, sec = res
-        lo = i * chunk_size
+    def take(i: int, m: np.ndarray, p: np.ndarray, n: int) -> None:
+        nonlocal n_orders, n_done
+        lo = starts[i]
         metrics[lo:lo + m.shape[0]] = m
         prets[:, lo:lo + m.shape[0]] = p
         n_orders += n
-        chunk_seconds.append(sec)
+        n_done += 1
         if progress:
-            progress(len(chunk_seconds), len(chunks))
+            progress(n_done, len(starts))
 
-    if workers <= 1 or len(chunks) < 2 * workers or params.shape[0] * len(bars) < POOL_MIN_CELLS:
-        _init_worker(*init, os.cpu_count() or 1)
-        for c in chunks:
-            take(_run_chunk(c))
-    else:
-        _run_pooled(chunks, init, min(workers, len(chunks)), take)
+    written = chunks.written() if chunks is not None else set()
+    for i in sorted(written):
+        take(i, *chunks.read(i))  # type: ignore[union-attr]
+    todo = [i for i in range(len(starts)) if i not in written]
+    if backend is None:
+        small = params.shape[0] * len(bars) < POOL_MIN_CELLS
+        backend = InProcess() if workers <= 1 or len(todo) < 2 * workers or small \
+            else LocalPool(workers)
+    job = Job(_run_chunk, init, _init_worker, name=f"sweep-{module.NAME}", preload=PRELOAD,
+              caller_helps=True)
+    items = [params[starts[i]:starts[i] + chunk_size] for i in todo]
+    for k, (m, p, n, sec) in backend.run(job, items):
+        i = todo[k]
+        if chunks is not None:
+            chunks.write(i, m, p, n)
+        chunk_seconds.append(sec)
+        take(i, m, p, n)
     return GridResult(params, metrics, prets, n_orders, time.perf_counter() - t0, chunk_seconds)
-
-
-def _run_pooled(chunks: list[tuple[int, np.ndarray]], init: _Init, workers: int,
-                take: Callable) -> None:
-    """Chunks on a pool of ``workers`` processes, started lazily.
-
-    Starting the pool takes seconds (the fork server imports vectorbt before the workers can
-    fork from it), so a feeder thread starts it, waits for a no-op task to come back (no chunk
-    is handed to a pool that is not up yet) and then keeps two chunks in flight per worker,
-    while this thread works through chunks itself, from the other end of the queue, until the
-    pool returns its first result; from then on it only collects. If this thread finishes every
-    chunk before the pool is up, the sweep returns without waiting for it. The simulator and
-    metrics kernels release the GIL, so the feeder is not held up. Each worker receives the
-    market arrays once, in its initializer.
-    """
-    pending = deque(chunks)
-    lock = threading.Lock()
-    results: queue.Queue = queue.Queue()
-    up = threading.Event()
-
-    def pop(front: bool) -> tuple[int, np.ndarray] | None:
-        with lock:
-            if not pending:
-                return None
-            return pending.popleft() if front else pending.pop()
-
-    def feeder() -> None:
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
-                                     initializer=_init_worker, initargs=(*init, 1)) as pool:
-                pool.submit(_pid).result()
-                up.set()
-                running = set()
-                for _ in range(2 * workers):
-                    c = pop(True)
-                    if c is not None:
-                        running.add(pool.submit(_run_chunk, c))
-                while running:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        results.put(f.result())
-                        c = pop(True)
-                        if c is not None:
-                            running.add(pool.submit(_run_chunk, c))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            results.put(exc)
-        results.put(None)
-
-    thread = threading.Thread(target=feeder, name="sweep-pool-feeder", daemon=True)
-    thread.start()
-    pool_ready = local_ready = False
-    n_done = 0
-    try:
-        while n_done < len(chunks):
-            try:
-                item = results.get_nowait() if not pool_ready else results.get()
-            except queue.Empty:
-                c = pop(False)
-                if c is None:
-                    item = results.get()
-                else:
-                    if not local_ready:
-                        _init_worker(*init, os.cpu_count() or 1)
-                        local_ready = True
-                    take(_run_chunk(c))
-                    n_done += 1
-                    continue
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            take(item)
-            n_done += 1
-            pool_ready = True
-    finally:
-        with lock:
-            pending.clear()  # on an error: let the feeder finish what is running, and stop
-        if up.is_set():
-            thread.join()
-        # else no chunk went to the pool, still starting: the feeder shuts it down once it is
-        # up, in the background
 
 
 # -- a configured sweep on the store --------------------------------------------------------
@@ -299,8 +224,15 @@ def load_market(cat: Catalog, cfg: SweepConfig, symbol: str) -> tuple[pd.DataFra
 
 def run_sweep(cfg: SweepConfig, store=None, *,
               progress: Callable[[str, int, int], None] | None = None,
-              save: bool = True) -> list[SweepResult]:
-    """Run a configured sweep for every symbol; see the module docstring."""
+              save: bool = True, backend: Backend | None = None) -> list[SweepResult]:
+    """Run a configured sweep for every symbol; see the module docstring.
+
+    ``backend``: where the chunks run; default: what ``cfg.compute`` names (a Dask scheduler
+    or local cluster), else the local pool. When saving, each chunk is written as it arrives
+    and a sweep interrupted on this side resumes from the chunks already written."""
+    if backend is None and cfg.compute.distributed:
+        with open_backend(cfg.compute, cfg.workers) as opened:
+            return run_sweep(cfg, store, progress=progress, save=save, backend=opened)
     from tradelab.backtest.runs import RunStore, new_run_id, score_run
     from tradelab.backtest.vector import bias as bias_checks
 
@@ -322,8 +254,14 @@ def run_sweep(cfg: SweepConfig, store=None, *,
         report: Callable[[int, int], None] | None = None
         if progress is not None:
             report = partial(progress, symbol)
+        chunks = None
+        if save:
+            key = sweep_key(cfg.model_dump_json(exclude={"workers", "compute"}), symbol, P,
+                            cfg.chunk_size, bars)
+            chunks = ChunkStore.under(runs.root, key)
         res = sweep_bars(module, bars, P, market, costs, interval=cfg.interval,
-                         chunk_size=cfg.chunk_size, workers=cfg.workers, progress=report)
+                         chunk_size=cfg.chunk_size, workers=cfg.workers, progress=report,
+                         backend=backend, chunks=chunks)
         names = list(module.Params.names())
         metrics = pd.DataFrame(res.metrics, columns=list(METRICS))
         table = pd.concat([pd.DataFrame({"set_id": np.arange(len(P))}),
@@ -348,5 +286,7 @@ def run_sweep(cfg: SweepConfig, store=None, *,
         result = SweepResult(run_id, symbol, cfg, table, prets, best, scores, bias, timings)
         if save:
             result.path = runs.save(result)
+            if chunks is not None:
+                chunks.clear()
         out.append(result)
     return out

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tradelab.backtest.runs import RunStore, write_json, write_parquet
+from tradelab.compute import Backend, InProcess, Job
 from tradelab.core.timeutil import interval_ns
 from tradelab.store.paths import resolve_root
 
@@ -67,17 +68,51 @@ def walk_forward_run(run_id: str, train: int, test: int, *, step: int | None = N
               "summary": _plain(wf.summary), "stability": _plain(wf.stability),
               "windows": windows, "oos_returns": pd.Series(oos, index=oos_ts)}
     if save:
-        folder = runs.root / run_id
-        write_json({k: val for k, val in result.items() if k not in ("windows", "oos_returns")}
-                    | {"windows": json.loads(windows.to_json(orient="records", date_format="iso",
-                                                             default_handler=str))},
-                    folder / "walkforward.json")
-        oos_df = pd.DataFrame({"ret": oos})
-        if oos_ts is not None:  # int64 ns UTC, the store's convention
-            oos_df.insert(0, "ts", oos_ts.tz_convert("UTC").as_unit("ns").asi8)
-        write_parquet(oos_df, folder / "walkforward_oos.parquet")
-        result["path"] = str(Path(folder))
+        save_walk_forward(result, root)
     return result
+
+
+def save_walk_forward(result: dict, store) -> None:
+    """Write a walk-forward's result beside its run (``walkforward.json``,
+    ``walkforward_oos.parquet``) and set ``result["path"]``."""
+    runs = RunStore(resolve_root(store))
+    run_id, windows = result["run_id"], result["windows"]
+    oos_s: pd.Series = result["oos_returns"]
+    oos = oos_s.to_numpy(dtype=float)
+    oos_ts = oos_s.index if isinstance(oos_s.index, pd.DatetimeIndex) else None
+    folder = runs.root / run_id
+    write_json({k: val for k, val in result.items() if k not in ("windows", "oos_returns")}
+                | {"windows": json.loads(windows.to_json(orient="records", date_format="iso",
+                                                         default_handler=str))},
+                folder / "walkforward.json")
+    oos_df = pd.DataFrame({"ret": oos})
+    if oos_ts is not None:  # int64 ns UTC, the store's convention
+        oos_df.insert(0, "ts", oos_ts.tz_convert("UTC").as_unit("ns").asi8)
+    write_parquet(oos_df, folder / "walkforward_oos.parquet")
+    result["path"] = str(Path(folder))
+
+
+def _one_run(shared: dict, run_id: str) -> dict:
+    """One saved run's walk-forward, on a worker (it reads the run from the store)."""
+    return walk_forward_run(run_id, save=False, **shared)
+
+
+def walk_forward_runs(run_ids: list[str], train: int, test: int, *, step: int | None = None,
+                      anchored: bool = False, select: str = "sharpe", store=None,
+                      save: bool = True, backend: Backend | None = None) -> list[dict]:
+    """:func:`walk_forward_run` on each of several saved runs, in parallel on ``backend``
+    (default: in this process); each result is saved here as it arrives. Results in the
+    order of ``run_ids``."""
+    root = str(resolve_root(store))
+    shared = dict(train=train, test=test, step=step, anchored=anchored, select=select,
+                  store=root)
+    out: list[dict] = [{} for _ in run_ids]
+    for i, res in (backend or InProcess()).run(Job(_one_run, shared, name="walkforward"),
+                                               run_ids):
+        if save:
+            save_walk_forward(res, root)
+        out[i] = res
+    return out
 
 
 def _plain(x):
