@@ -345,7 +345,7 @@ class LiveRun:
                 raise TradelabError(f"authentication failed: the venue refused the API key "
                                     f"({type(exc).__name__}: {exc}); check TRADELAB_API_KEY "
                                     "and TRADELAB_API_SECRET") from None
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+            except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
                 raise TradelabError(f"cannot reach the venue's trading API: {exc}") from None
         except BaseException:
             if self.client is not None:

@@ -67,7 +67,7 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
         rep.queried += 1
     try:
         venue_open = await client.fetch_open_orders(symbol)
-    except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+    except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
         raise ReconcileError(f"cannot read open orders from the venue: {exc}") from None
     prefix = f"{oms.id_prefix}-"
     for vo in venue_open:
@@ -88,7 +88,7 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
     try:
         trades = await client.fetch_my_trades(
             symbol, None if since is None else since // 1_000_000 - 1_000, 1000)
-    except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+    except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
         raise ReconcileError(f"cannot read the account's trades: {exc}") from None
     for t in trades:
         mine = by_venue.get(str(t.get("order")))
@@ -107,7 +107,7 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
     elif market == "usdm":
         try:
             positions = await client.fetch_positions([symbol])
-        except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+        except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
             raise ReconcileError(f"cannot read positions from the venue ({exc}); a missing "
                                  "position report is never taken as flat") from None
         entries = [p for p in positions if p.get("symbol") == symbol]
@@ -121,7 +121,7 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
             raw_symbol = core.setup.symbol
             try:
                 rows = await client.fapiPrivateV2GetPositionRisk({"symbol": raw_symbol})
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+            except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
                 raise ReconcileError(f"cannot read the position of {raw_symbol} ({exc}); a "
                                      "missing position report is never taken as flat") from None
             named = [r for r in rows or [] if r.get("symbol") == raw_symbol]
@@ -136,7 +136,7 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
     elif start_base is not None:
         try:
             bal = await client.fetch_balance()
-        except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+        except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
             raise ReconcileError(f"cannot read balances from the venue: {exc}") from None
         venue_total = Decimal(str((bal.get(base_asset) or {}).get("total") or 0))
         fees_in_base = sum((e.fee for o in oms.orders.values() for e in o.executions

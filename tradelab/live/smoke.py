@@ -122,14 +122,14 @@ async def exec_smoke(*, rest: str | None, market: str, symbol: str, ccxt_symbol:
                 else:
                     placed = await client.create_order(ccxt_symbol, "limit", "buy",
                                                        float(amount), float(price), params)
-            except ccxt.RateLimitExceeded as exc:
+            except (ccxt.RateLimitExceeded, ccxt.DDoSProtection) as exc:
                 rate_limit_waits += 1
                 rate_limit_wait_s += 1.0
                 errors["place_rate_limited"] = errors.get("place_rate_limited", 0) + 1
                 failed.append({"iteration": i, "step": "place", "error": str(exc)[:200]})
                 await asyncio.sleep(1.0)
                 continue
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+            except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
                 kind = f"place_{type(exc).__name__}"
                 errors[kind] = errors.get(kind, 0) + 1
                 failed.append({"iteration": i, "step": "place", "error": str(exc)[:200]})
@@ -153,7 +153,7 @@ async def exec_smoke(*, rest: str | None, market: str, symbol: str, ccxt_symbol:
                     await pro.cancel_order_ws(placed["id"], ccxt_symbol)
                 else:
                     await client.cancel_order(placed["id"], ccxt_symbol)
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+            except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
                 kind = f"cancel_{type(exc).__name__}"
                 errors[kind] = errors.get(kind, 0) + 1
                 failed.append({"iteration": i, "step": "cancel", "error": str(exc)[:200]})

@@ -123,8 +123,15 @@ class VenueBroker:
             try:
                 resp = await self.client.create_order(self.symbol, kind, order.side.lower(),
                                                       float(order.qty), price, params)
-            except (ccxt.RequestTimeout, ccxt.ExchangeNotAvailable, ccxt.NetworkError) as exc:
-                # no answer we can trust: the order may or may not be on the venue
+            except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as exc:
+                # refused for load (429 / 418: too many requests or orders): not placed
+                self._count(type(exc).__name__)
+                self.sink.on_rejected(order.client_id, f"{type(exc).__name__}: {exc}",
+                                      time.time_ns())
+                return
+            except ccxt.OperationFailed as exc:
+                # no answer we can trust (timeout, 5xx, a dropped connection): the order may or
+                # may not be on the venue
                 self._count(type(exc).__name__)
                 self.sink.on_unknown(order.client_id, f"{type(exc).__name__}: {exc}",
                                      time.time_ns())
@@ -159,7 +166,7 @@ class VenueBroker:
             self.sink.oms.on_cancel_failed(order.client_id)  # it may have filled: query it
             await self.resolve(order)
             return
-        except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+        except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
             self._count(type(exc).__name__)
             self.sink.oms.on_cancel_failed(order.client_id)
             await self.resolve(order)
@@ -207,7 +214,7 @@ class VenueBroker:
                                                  {"origClientOrderId": order.client_id})
         except ccxt.OrderNotFound:
             return "absent"
-        except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+        except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
             self._count(f"query {type(exc).__name__}")
             log.warning("query of %s failed (%s); will try again", order.client_id, exc)
             return "failed"
@@ -223,7 +230,7 @@ class VenueBroker:
         try:
             trades = await self.client.fetch_my_trades(self.symbol, None, None,
                                                        {"orderId": venue_id})
-        except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+        except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
             self._count(f"trades {type(exc).__name__}")
             return
         for t in trades:
@@ -263,7 +270,7 @@ class VenueBroker:
                     items = await pro.watch_orders(self.symbol)
             except asyncio.CancelledError:
                 raise
-            except (ccxt.NetworkError, ccxt.ExchangeError, OSError) as exc:
+            except (ccxt.OperationFailed, ccxt.ExchangeError, OSError) as exc:
                 self._count(f"stream {type(exc).__name__}")
                 log.warning("user-data stream (%s) dropped: %s; polling until it is back",
                             what, exc)
