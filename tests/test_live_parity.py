@@ -190,3 +190,53 @@ def test_the_journal_lands_in_the_store_once_and_is_queryable(tmp_path) -> None:
     assert fills["n"] == 4 and fills["q"] == pytest.approx(7.0)
     assert fills["f"] == pytest.approx(0.3525)
     assert last_pos == pytest.approx(core.positions["BTCUSDT"]) == pytest.approx(-1.0)
+
+
+@pytest.mark.slow
+def test_quote_runner_on_the_recording_equals_the_backtesters_quote_loop(usdm_store) -> None:
+    """market_making live (paper) against the backtester's quote loop: the same quotes (ids,
+    sides, prices, times), cancels and fills, order by order."""
+    from tradelab.backtest.event import loops_nb as lp
+    from tradelab.live.quote import QuoteRunnerCore
+    from tradelab.matching import sim_nb as sn
+    from tradelab.strategies import market_making as mm
+
+    store, _ = usdm_store
+    with Catalog(store) as cat:
+        ev = np.concatenate([c.copy() for c in cat.iter_events(
+            "BINANCE_FUTURES", "BTC-USDT-PERP", chunk="1m")])
+    ev = ev[: len(ev) // 3]  # two minutes of market are plenty
+    inst = instrument(0.1, 0.001, taker_fee=0.0004, maker_fee=0.0002)
+    lat = L.constant(10 * MS, 10 * MS)
+    p = mm.Params(half_spread_bps=0.2, skew_bps=1.0, max_position=0.02, qty=0.002,
+                  requote_ms=250.0).to_array()
+    rp = Replay([ev], inst, Latency(*lat), "power", 3.0, feed_offset=0)
+    st = lp.new_quote_state(int(ev["local_ts"][0]), p[mm.REQUOTE_MS])
+    bt = rp.run(lambda sim, e: lp.quote_loop_nb(sim, e, p, st))
+    engine = PaperExchange(inst, lat, queue_model="power", queue_n=3.0)
+    oms = OrderManager({"BTCUSDT": symbol_filters("usdm", "BTCUSDT", "0.1", "0.001")},
+                       lambda: engine.now, "tl")
+    core = QuoteRunnerCore(BarSetup("q", "market_making", "BTCUSDT", int(p[mm.REQUOTE_MS] * 1e6),
+                                    0.002), None, engine, oms, RiskEngine(LOOSE),
+                           PaperBroker(engine), params=p)
+    rng = np.random.default_rng(5)
+    cuts = np.sort(rng.choice(np.arange(1, len(ev)), size=len(ev) // 30, replace=False))
+    for b in np.split(ev, cuts):
+        core.on_rows(b)
+    core.finish()
+    assert core.decisions == int(st[lp.Q_DECISIONS]) > 300
+    fills = bt.fills
+    want = [(int(f["order_id"]), int(f["side"]), float(f["px"]), float(f["qty"]), int(f["ts"]))
+            for f in fills]
+    got = sorted(((int(o.client_id[3:]), 1 if o.side == "BUY" else -1, float(e.price),
+                   float(e.qty), e.ts_ns) for o in oms.orders.values() for e in o.executions),
+                 key=lambda x: (x[4], x[0]))
+    assert len(want) > 10 and got == sorted(want, key=lambda x: (x[4], x[0]))
+    # every quote the backtester placed, the runner placed (same id, side and price)
+    reports = bt.reports
+    placed_bt = {int(r["order_id"]) for r in reports if r["kind"] in (1, 2, 3)}
+    assert placed_bt <= {int(c[3:]) for c in oms.orders}
+    canceled_bt = {int(r["order_id"]) for r in reports if r["status"] == sn.ST_CANCELED}
+    canceled = {int(o.client_id[3:]) for o in oms.orders.values()
+                if o.state is OrderState.CANCELED}
+    assert canceled == canceled_bt and len(canceled) > 100

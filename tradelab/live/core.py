@@ -43,8 +43,13 @@ from tradelab.matching import bar_clock_nb as bc
 from tradelab.matching import sim_nb as sn
 from tradelab.matching.types import (
     BUY,
+    FOK,
+    GTC,
+    GTX,
     IOC,
+    LIMIT,
     MARKET,
+    R_POST_ONLY,
     RP_CANCELED,
     RP_EXPIRED,
     RP_REJECTED,
@@ -91,8 +96,16 @@ class PaperBroker:
         sim = self.engine.sim
         assert sim is not None
         side = BUY if order.side == "BUY" else SELL
-        sn.submit_place_nb(sim, sim_id(order.client_id), side, MARKET, IOC, 0, 0, 0,
-                           float(order.qty), 0.0, 0)
+        if order.type == "MARKET":
+            sn.submit_place_nb(sim, sim_id(order.client_id), side, MARKET, IOC, 0, 0, 0,
+                               float(order.qty), 0.0, 0)
+            return
+        assert order.price is not None
+        tick = float(self.engine.inst[0]["tick"])
+        tif = GTX if order.tif == "GTX" or order.type == "LIMIT_MAKER" else \
+            {"GTC": GTC, "IOC": IOC, "FOK": FOK}[order.tif]
+        sn.submit_place_nb(sim, sim_id(order.client_id), side, LIMIT, tif, 0,
+                           int(round(float(order.price) / tick)), 0, float(order.qty), 0.0, 0)
 
     def cancel(self, order: ManagedOrder, now_ns: int) -> None:
         sim = self.engine.sim
@@ -108,7 +121,7 @@ def sim_id(client_id: str) -> int:
 class BarRunnerCore:
     """One bar strategy on one symbol (see the module docstring)."""
 
-    def __init__(self, setup: BarSetup, driver: BarDriver, engine: PaperExchange,
+    def __init__(self, setup: BarSetup, driver: BarDriver | None, engine: PaperExchange,
                  oms: OrderManager, risk: RiskEngine, broker: Broker,
                  journal: RunJournal | None = None, recorder: RunRecorder | None = None,
                  on_risk: Callable[[RiskEvent], None] | None = None) -> None:
@@ -170,6 +183,7 @@ class BarRunnerCore:
         if code != bc.EL_BAR:
             return
         now = self.engine.now
+        assert self.driver is not None
         bar = self.bf[bc.BF_CLOSED: bc.BF_CLOSED + 5].copy()
         target = self.driver.on_bar(bar)
         self.bars.append({"ts": int(self.bi[bc.BI_TS]), "open": bar[0], "high": bar[1],
@@ -184,6 +198,7 @@ class BarRunnerCore:
         self.save_state(now)
 
     def _trade_to(self, target: int, price: float, now: int) -> None:
+        assert self.driver is not None
         sym = self.setup.symbol
         pos = self.positions[sym]
         if self.units <= 0:  # fixed once, from the notional at the first decision's price
@@ -251,7 +266,10 @@ class BarRunnerCore:
                     self.on_ack(cid, str(int(m["order_id"])), "NEW", ts)
                 elif status == "REJECTED" and self.oms.orders[cid].state is \
                         OrderState.PENDING_NEW:
-                    self.on_rejected(cid, f"matching engine reason {int(m['reason'])}", ts)
+                    reason = int(m["reason"])
+                    self.on_rejected(cid, "post-only would take" if reason == R_POST_ONLY
+                                     else f"matching engine reason {reason}", ts,
+                                     expected=reason == R_POST_ONLY)
                 else:
                     self.on_status(StatusReport(cid, status, ts_ns=ts))
 
@@ -263,12 +281,14 @@ class BarRunnerCore:
         if self.journal is not None:
             self.journal.order_state(self.oms.orders[client_id], ts_ns)
 
-    def on_rejected(self, client_id: str, why: str, ts_ns: int) -> None:
-        """The venue refused the order for certain."""
+    def on_rejected(self, client_id: str, why: str, ts_ns: int, expected: bool = False) -> None:
+        """The venue refused the order for certain (``expected``: a routine refusal, such as
+        a post-only quote that would have taken, logged quietly)."""
         self.oms.on_submit_failed(client_id, unknown=False, reason=why)
         if self.journal is not None:
             self.journal.order_state(self.oms.orders[client_id], ts_ns)
-        log.warning("order %s rejected: %s", client_id, why)
+        log.log(logging.DEBUG if expected else logging.WARNING, "order %s rejected: %s",
+                client_id, why)
 
     def on_unknown(self, client_id: str, why: str, ts_ns: int) -> None:
         """The submit's outcome is unknown (timeout, 5xx): it will be queried."""
@@ -420,7 +440,7 @@ class BarRunnerCore:
                     r["trade_id"], Decimal(r["qty"]), Decimal(r["price"]),
                     Decimal(r["fee"] or "0"), r["fee_asset"], r["ts_ns"], r["maker"],
                     r["inferred"]))
-        if state.get("driver"):
+        if state.get("driver") and self.driver is not None:
             self.driver.restore(state["driver"])
         if state.get("risk"):
             self.risk.restore(state["risk"])
@@ -439,7 +459,8 @@ class BarRunnerCore:
     def save_state(self, now: int) -> None:
         """Journal what a restart needs beyond orders and fills."""
         if self.journal is not None:
-            self.journal.state(now, driver=self.driver.state_dict(), risk=self.risk.state(),
+            self.journal.state(now, driver=self.driver.state_dict() if self.driver else None,
+                               risk=self.risk.state(),
                                units=self.units, bars=len(self.bars),
                                brackets={k: b.to_dict() for k, b in self.brackets.items()})
 
@@ -454,7 +475,7 @@ class BarRunnerCore:
         side = "SELL" if pos > 0 else "BUY"
         order = self._send_market(sym, side, abs(pos), self.marks.get(sym, 0.0),
                                   f"flatten: {why}", now, reduce_only=True)
-        if order is not None:
+        if order is not None and self.driver is not None:
             self.driver.sent(0, sim_id(order.client_id))
 
     def cancel_all(self, now: int, reason: str) -> int:
