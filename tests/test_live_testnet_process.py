@@ -120,3 +120,48 @@ def test_a_wrong_key_is_a_clear_authentication_error(venue, tmp_path):  # noqa: 
                        text=True, timeout=120)
     assert r.returncode == 1
     assert "authentication failed" in r.stderr.lower() and "not-a-secret" not in r.stderr
+
+
+def test_quotes_are_placed_amended_and_cancelled_and_the_kill_switch_clears_them(
+        venue, tmp_path):  # noqa: F811
+    """market_making through ccxt on the venue: quotes placed, amended (cancel then a new
+    post-only quote), and the kill switch (HTTP) leaves nothing open on the venue."""
+    from tradelab.adapters.binance.ccxt_client import make_client
+
+    run_dir, out = tmp_path / "run", tmp_path / "out.json"
+    mport = free_port_pair()
+    cmd = [sys.executable, "-m", "runners.testnet", "--strategy", "market_making", "--force",
+           "--param", "requote_ms=300", "--venue-address", f"127.0.0.1:{venue}",
+           "--duration-s", "120", "--run-dir", str(run_dir), "--run-id", "mm",
+           "--out-json", str(out), "--metrics-port", str(mport), "--no-store"]
+    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            time.sleep(1.0)
+            recs = read_log(run_dir / "journal.log") if (run_dir / "journal.log").exists() \
+                else []
+            if len({r["client_id"] for r in recs
+                    if r["type"] == "order_state" and r["state"] == "CANCELED"}) >= 3:
+                break
+        else:
+            pytest.fail("no requotes within 90 s")
+        req = urllib.request.Request(f"http://127.0.0.1:{mport}/kill", method="POST")
+        urllib.request.urlopen(req, timeout=5).read()
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output[-3000:]
+    s = json.loads(out.read_text())
+    assert s["exit_reason"] == "kill_switch"
+    assert s["cancels_by_reason"].get("requote", 0) >= 3
+    recs = read_log(run_dir / "journal.log")
+    quotes = [r for r in recs if r["type"] == "order"]
+    assert all(r["order_type"] == "LIMIT" and r["tif"] == "GTX" for r in quotes)
+    assert {r["side"] for r in quotes} == {"BUY", "SELL"}
+    c = make_client("spot", KEY, SECRET, f"http://127.0.0.1:{venue}", asynchronous=False)
+    c.load_markets()
+    assert c.fetch_open_orders("BTC/USDT") == []  # the kill switch cancelled everything
+    assert s["cancel_rtt_us"]["p50"] is not None and s["place_rtt_us"]["p50"] is not None

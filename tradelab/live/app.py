@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -34,6 +35,7 @@ from tradelab.live.journal import RunJournal
 from tradelab.live.metrics import RunnerMetrics, serve_metrics
 from tradelab.live.orders import OrderManager
 from tradelab.live.paper import PaperExchange
+from tradelab.live.quote import QuoteRunnerCore
 from tradelab.live.reconcile import reconcile
 from tradelab.live.risk import RiskEngine, RiskEvent
 from tradelab.live.risk_config import RiskConfig
@@ -43,7 +45,10 @@ from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L
 from tradelab.net.cryptofeed_feeds import prefetch_symbols, repointed_feed_class
 from tradelab.strategies import get
+from tradelab.strategies import market_making as mm
 from tradelab.strategies.bar_driver import BarDriver
+from tradelab.strategies.params import as_vector
+from tradelab.strategies.types import BAR, QUOTE
 
 log = logging.getLogger("tradelab.live")
 NS = 1_000_000_000
@@ -140,11 +145,23 @@ class LiveRun:
             self.venue_broker = broker = VenueBroker(self.client, ccxt_sym)
         else:
             raise TradelabError(f"unknown broker {cfg.broker!r}: paper or venue")
-        self.core = BarRunnerCore(
-            BarSetup(cfg.run_id, cfg.strategy, cfg.symbol, cfg.interval_ns, cfg.units,
-                     int(cfg.close_delay_ms * 1e6), cfg.notional, cfg.start_cash),
-            BarDriver(get(cfg.strategy), cfg.params), self.engine, self.oms, self.risk,
-            broker, self.journal, self.recorder, on_risk=self._on_risk)
+        module = get(cfg.strategy)
+        setup = BarSetup(cfg.run_id, cfg.strategy, cfg.symbol, cfg.interval_ns, cfg.units,
+                         int(cfg.close_delay_ms * 1e6), cfg.notional, cfg.start_cash)
+        self.core: BarRunnerCore
+        if module.KIND == QUOTE:  # quotes every requote_ms (the bar interval is unused)
+            p = as_vector(module.Params, module.Params(**cfg.params))
+            setup = dataclasses.replace(setup, interval_ns=int(p[mm.REQUOTE_MS] * 1e6))
+            self.core = QuoteRunnerCore(setup, None, self.engine, self.oms, self.risk, broker,
+                                        self.journal, self.recorder, on_risk=self._on_risk,
+                                        params=p)
+        elif module.KIND == BAR:
+            self.core = BarRunnerCore(setup, BarDriver(module, cfg.params), self.engine,
+                                      self.oms, self.risk, broker, self.journal,
+                                      self.recorder, on_risk=self._on_risk)
+        else:
+            raise TradelabError(f"{cfg.strategy} is a {module.KIND} strategy: the runners "
+                                "trade bar and quote strategies")
         if self.venue_broker is not None:
             self.venue_broker.sink = self.core
             self.venue_broker.on_rtt = lambda kind, us: self.recorder.round_trip(
@@ -399,6 +416,9 @@ class LiveRun:
                     loop.remove_signal_handler(sig)
             self._snapshot_pnl()
             self._refresh_metrics()
+            n = self.core.cancel_all(self.engine.now, "exit")  # no quote left behind
+            if n:
+                log.info("exit: cancelling %d open order(s)", n)
             if self.venue_broker is not None:
                 await self.venue_broker.drain()
                 await self.client.close()

@@ -113,9 +113,11 @@ class VenueBroker:
         assert self.sink is not None
         # spot's FULL answer carries the fills; USD-M has RESULT at most (fills come from the
         # stream or the order's trades)
-        params = {"newClientOrderId": order.client_id,
+        params: dict[str, Any] = {"newClientOrderId": order.client_id,
                   "newOrderRespType": "RESULT" if self.symbol.endswith(":USDT") else "FULL"}
-        if order.type == "LIMIT":
+        if order.type == "LIMIT" and order.tif == "GTX":
+            params["postOnly"] = True  # ccxt: LIMIT_MAKER on spot, timeInForce GTX on USD-M
+        elif order.type == "LIMIT":
             params["timeInForce"] = order.tif
         kind = "market" if order.type == "MARKET" else "limit"
         price = float(order.price) if order.price is not None else None
