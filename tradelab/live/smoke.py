@@ -13,7 +13,9 @@ from the figures. Per iteration it measures, in microseconds:
 Errors are counted by kind (with the venue's code), rate-limit answers by their wait. The JSON
 report also holds ``latency_table``: rows of ``(request time, venue time, response time)`` in ns,
 which :func:`tradelab.matching.latency_nb.recorded` takes as the backtester's recorded latency
-model (the venue time is the order's ``transactTime``).
+model. The venue time is the order's ``transactTime`` when it lies on this machine's clock (a
+real exchange); a replaying venue runs on its stream's clock, so there the midpoint of request
+and response stands in (counted in ``latency_table_venue_time_replaced``).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ async def exec_smoke(*, rest: str | None, market: str, symbol: str, ccxt_symbol:
     table: list[tuple[int, int, int]] = []
     rate_limit_waits, rate_limit_wait_s = 0, 0.0
     ok = 0
+    venue_off = 0  # answers whose venue time was not on this machine's clock
     try:
         await client.load_markets()
         if pro is not None:
@@ -138,8 +141,12 @@ async def exec_smoke(*, rest: str | None, market: str, symbol: str, ccxt_symbol:
             venue_ms = placed.get("timestamp")
             if measured:
                 stats["place_rtt_us"].append((t1 - t0) / 1e3)
-                table.append((w0, int(venue_ms) * 1_000_000 if venue_ms else (w0 + w1) // 2,
-                              w1))
+                venue_ns = int(venue_ms) * 1_000_000 if venue_ms else None
+                if venue_ns is None or not w0 - 1_000_000_000 <= venue_ns <= w1 + 1_000_000_000:
+                    # no venue time, or a venue on another clock (a replay): the midpoint
+                    venue_off += venue_ns is not None
+                    venue_ns = (w0 + w1) // 2
+                table.append((w0, venue_ns, w1))
             if user_stream:
                 at = await acks.wait(cid, "NEW", ack_timeout_s)
                 if at is None:
@@ -189,6 +196,7 @@ async def exec_smoke(*, rest: str | None, market: str, symbol: str, ccxt_symbol:
         "errors": errors, "failed_iterations": failed[:50],
         "rate_limit_waits": rate_limit_waits, "rate_limit_wait_s": rate_limit_wait_s,
         "latency_table": [list(r) for r in table],
+        "latency_table_venue_time_replaced": venue_off,
     }
 
 
