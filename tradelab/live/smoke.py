@@ -146,7 +146,8 @@ async def exec_smoke(*, rest: str | None, market: str, symbol: str, ccxt_symbol:
                     # no venue time, or a venue on another clock (a replay): the midpoint
                     venue_off += venue_ns is not None
                     venue_ns = (w0 + w1) // 2
-                table.append((w0, venue_ns, w1))
+                # transactTime has millisecond resolution: keep it inside the round trip
+                table.append((w0, min(max(venue_ns, w0), w1), w1))
             if user_stream:
                 at = await acks.wait(cid, "NEW", ack_timeout_s)
                 if at is None:
