@@ -152,3 +152,26 @@ def test_the_daily_guard_halts_within_one_event_and_close_all_flattens():
     # no new risk after the halt: bar 5's short signal is denied
     assert all(o.tag != "target -1" for o in oms.orders.values())
     assert any(e.kind == "deny" and "halted" in e.reason for e in events)
+
+
+def test_volatility_target_sizing_from_the_bars_seen():
+    import math
+
+    cfg = LOOSE.model_copy(update={"sizing": LOOSE.sizing.model_copy(
+        update={"equity_usdt": 1000.0, "target_vol": 0.2, "vol_lookback": 3,
+                "max_leverage": 10.0})})
+    engine = PaperExchange(INST, LAT, queue_model="risk_averse", queue_n=2.0)
+    oms = OrderManager({"BTCUSDT": symbol_filters("spot", "BTCUSDT", "0.5", "0.001")},
+                       lambda: engine.now, "tl")
+    core = BarRunnerCore(BarSetup("r", "momentum", "BTCUSDT", S, 0.0, sizing="vol_target"),
+                         BarDriver(get("momentum"), MOM), engine, oms, RiskEngine(cfg),
+                         PaperBroker(engine))
+    core.on_rows(_stream(RISING_THEN_FALLING))
+    entry = oms.orders["tl-1"]
+    # bar 3 (closes 100, 100, 100, 101): log returns 0, 0, ln 1.01; sample std x sqrt(1 s bars
+    # in a year); notional = 1000 x 0.2 / vol (under 10x leverage); / 101, down to the step
+    r = [0.0, 0.0, math.log(1.01)]
+    m = sum(r) / 3
+    vol = math.sqrt(sum((x - m) ** 2 for x in r) / 2) * math.sqrt(365 * 86_400)
+    want = math.floor(min(1000 * 0.2 / vol, 10_000) / 101 / 0.001 + 1e-9) * 0.001
+    assert float(entry.qty) == pytest.approx(want) and want > 0

@@ -94,6 +94,7 @@ class RunConfig:
     ccxt_rest: str | None = None  # the venue's REST base for ccxt (None: Binance's testnet)
     user_stream: bool = True  # follow fills on the user-data stream (else polling only)
     poll_s: float = 1.0
+    sizing: str = "fixed"  # fixed | vol_target
 
 
 async def fetch_filters(rest: str, market: str, symbol: str) -> SymbolFilters:
@@ -147,7 +148,8 @@ class LiveRun:
             raise TradelabError(f"unknown broker {cfg.broker!r}: paper or venue")
         module = get(cfg.strategy)
         setup = BarSetup(cfg.run_id, cfg.strategy, cfg.symbol, cfg.interval_ns, cfg.units,
-                         int(cfg.close_delay_ms * 1e6), cfg.notional, cfg.start_cash)
+                         int(cfg.close_delay_ms * 1e6), cfg.notional, cfg.start_cash,
+                         cfg.sizing)
         self.core: BarRunnerCore
         if module.KIND == QUOTE:  # quotes every requote_ms (the bar interval is unused)
             p = as_vector(module.Params, module.Params(**cfg.params))

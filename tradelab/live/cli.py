@@ -55,6 +55,9 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     p.add_argument("--notional-usdt", type=float, default=None,
                    help="position size when --units is not given (default: the risk "
                         "config's per-symbol cap)")
+    p.add_argument("--sizing", choices=["fixed", "vol_target"], default="fixed",
+                   help="fixed: --units or --notional-usdt; vol_target: equity x target_vol / "
+                        "realized vol of the last bars (the risk config's sizing section)")
     p.add_argument("--risk", type=Path, default=Path("configs/risk.yaml"),
                    help="risk limits (default %(default)s; built-in defaults if missing)")
     p.add_argument("--run-dir", type=Path, help="journal and outputs (default data/runs/RUN_ID)")
@@ -147,7 +150,7 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
         alerts=AlertConfig(webhook_url=args.webhook_url,
                            telegram_chat_id=args.telegram_chat_id), notional=notional,
         store=None if args.no_store else resolve_root(args.store, create=True),
-        broker=broker, api_key=key, api_secret=secret,
+        broker=broker, api_key=key, api_secret=secret, sizing=args.sizing,
         ccxt_rest=rest if args.venue == "local" else None)
     return cfg
 

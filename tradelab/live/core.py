@@ -37,7 +37,7 @@ from tradelab.live.orders import (
     StatusReport,
 )
 from tradelab.live.paper import PaperExchange
-from tradelab.live.risk import RiskEngine, RiskEvent
+from tradelab.live.risk import RiskEngine, RiskEvent, realized_vol, vol_target_qty
 from tradelab.live.summary import RunRecorder
 from tradelab.matching import bar_clock_nb as bc
 from tradelab.matching import sim_nb as sn
@@ -82,6 +82,7 @@ class BarSetup:
     close_delay_ns: int = 0  # ... ``notional`` at the first decision's price
     notional: float = 0.0
     start_cash: float = 0.0  # equity at the start (the daily guard watches equity)
+    sizing: str = "fixed"  # fixed (units / notional) | vol_target (configs/risk.yaml sizing)
 
 
 class PaperBroker:
@@ -147,7 +148,7 @@ class BarRunnerCore:
         self.units = setup.units
         self.brackets: dict[str, Bracket] = {}
         self._last_px: float | None = None
-        if self.units <= 0 and setup.notional <= 0:
+        if self.units <= 0 and setup.notional <= 0 and setup.sizing != "vol_target":
             raise ValueError("give units per target or a notional to size them from")
 
     # -- inputs ------------------------------------------------------------------------------
@@ -201,8 +202,17 @@ class BarRunnerCore:
         assert self.driver is not None
         sym = self.setup.symbol
         pos = self.positions[sym]
-        if self.units <= 0:  # fixed once, from the notional at the first decision's price
-            step = float(self.oms.filters[sym].step_size)
+        step = float(self.oms.filters[sym].step_size)
+        if self.setup.sizing == "vol_target":
+            units = self._vol_target_units(price, step)
+            if units <= 0:
+                self._risk_event(RiskEvent(now, "deny", "volatility-target sizing: not enough "
+                                           f"bars yet for a volatility estimate "
+                                           f"({len(self.bars)} of "
+                                           f"{self.risk.cfg.sizing.vol_lookback + 1})", sym))
+                return
+            self.units = units
+        elif self.units <= 0:  # fixed once, from the notional at the first decision's price
             self.units = math.floor(self.setup.notional / price / step + 1e-9) * step
         delta = target * self.units - pos
         side = "BUY" if delta > 0 else "SELL"
@@ -224,6 +234,17 @@ class BarRunnerCore:
             bid, ask = self.engine.best()
             self.recorder.entry(now, order.client_id, 1 if side == "BUY" else -1, None, bid,
                                 ask)
+
+    def _vol_target_units(self, price: float, step: float) -> float:
+        """Units per target from ``equity x target_vol / realized vol`` of the last
+        ``vol_lookback`` bar returns (annualised by the bar interval), on the step grid."""
+        look = self.risk.cfg.sizing.vol_lookback
+        closes = np.array([b["close"] for b in self.bars[-(look + 1):]], dtype=np.float64)
+        if len(closes) < look + 1:
+            return 0.0
+        per_year = 365.0 * 86_400e9 / self.setup.interval_ns
+        qty = vol_target_qty(self.risk.cfg, price, realized_vol(closes, per_year))
+        return math.floor(qty / step + 1e-9) * step
 
     def _risk_event(self, ev: RiskEvent) -> None:
         if self.journal is not None:
