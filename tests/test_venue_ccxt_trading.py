@@ -12,6 +12,7 @@ import ccxt
 import pytest
 
 from tests.venue_helpers import book_source, venue_in_thread
+from tradelab.adapters.binance.ccxt_client import make_client
 from tradelab.venue.core import Venue
 
 pytestmark = pytest.mark.slow
@@ -25,14 +26,7 @@ ACCOUNTS = [{"api_key": "key-a", "secret": "secret-a", "maker_fee": "0.001", "ta
 
 
 def client(rest_url: str, key: str, secret: str) -> ccxt.binance:
-    ex = ccxt.binance({"apiKey": key, "secret": secret, "enableRateLimit": False,
-                       "options": {"fetchCurrencies": False, "fetchMargins": False,
-                                   "fetchMarkets": {"types": ["spot"]}}})
-    ex.set_sandbox_mode(True)
-    for name, url in list(ex.urls["api"].items()):
-        if isinstance(url, str) and "testnet.binance.vision/api" in url:
-            ex.urls["api"][name] = rest_url + url.split("testnet.binance.vision", 1)[1]
-    return ex
+    return make_client("spot", key, secret, rest_url, asynchronous=False, rate_limit=False)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import pytest
 
 from tests.venue_helpers import book_source, venue_in_thread
 from tradelab.adapters.binance import trading as wire
+from tradelab.adapters.binance.ccxt_client import make_client
 from tradelab.venue.core import Venue
 from tradelab.venue.journal import Journal, JournalError
 from tradelab.venue.sources import VenueMessage
@@ -114,14 +115,7 @@ def test_restart_restores_orders_balances_and_counters_and_requeues_at_the_back(
 
 
 def _client(rest_url: str) -> ccxt.binance:
-    ex = ccxt.binance({"apiKey": "k1", "secret": "s1", "enableRateLimit": False,
-                       "options": {"fetchCurrencies": False, "fetchMargins": False,
-                                   "fetchMarkets": {"types": ["spot"]}}})
-    ex.set_sandbox_mode(True)
-    for name, url in list(ex.urls["api"].items()):
-        if isinstance(url, str) and "testnet.binance.vision/api" in url:
-            ex.urls["api"][name] = rest_url + url.split("testnet.binance.vision", 1)[1]
-    return ex
+    return make_client("spot", "k1", "s1", rest_url, asynchronous=False, rate_limit=False)
 
 
 @pytest.mark.slow

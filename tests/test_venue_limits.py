@@ -15,6 +15,7 @@ import ccxt
 import pytest
 
 from tests.venue_helpers import book_source, venue_in_thread
+from tradelab.adapters.binance.ccxt_client import make_client
 from tradelab.venue.core import Venue
 from tradelab.venue.limits import OrderCounts, RateLimiter
 from tradelab.venue.sources import VenueMessage
@@ -28,14 +29,7 @@ ACCOUNTS = [{"api_key": "key-a", "secret": "secret-a", "balances": {"USDT": "100
 
 
 def client(rest_url: str, key: str = "key-a", secret: str = "secret-a") -> ccxt.binance:
-    ex = ccxt.binance({"apiKey": key, "secret": secret, "enableRateLimit": False,
-                       "options": {"fetchCurrencies": False, "fetchMargins": False,
-                                   "fetchMarkets": {"types": ["spot"]}}})
-    ex.set_sandbox_mode(True)
-    for name, url in list(ex.urls["api"].items()):
-        if isinstance(url, str) and "testnet.binance.vision/api" in url:
-            ex.urls["api"][name] = rest_url + url.split("testnet.binance.vision", 1)[1]
-    return ex
+    return make_client("spot", key, secret, rest_url, asynchronous=False, rate_limit=False)
 
 
 def header(ex: ccxt.binance, name: str) -> str | None:

@@ -14,6 +14,7 @@ import ccxt
 import pytest
 
 from tests.venue_helpers import book_source, venue_in_thread
+from tradelab.adapters.binance.ccxt_client import make_client
 from tradelab.venue.core import FaultyUserEvents, Venue
 
 BOOK = {"lastUpdateId": 100, "bids": [["100.00", "2.00000"], ["99.99", "3.00000"]],
@@ -22,14 +23,7 @@ ACCOUNTS = [{"api_key": "key-a", "secret": "secret-a", "balances": {"USDT": "100
 
 
 def client(rest_url: str) -> ccxt.binance:
-    ex = ccxt.binance({"apiKey": "key-a", "secret": "secret-a", "enableRateLimit": False,
-                       "options": {"fetchCurrencies": False, "fetchMargins": False,
-                                   "fetchMarkets": {"types": ["spot"]}}})
-    ex.set_sandbox_mode(True)
-    for name, url in list(ex.urls["api"].items()):
-        if isinstance(url, str) and "testnet.binance.vision/api" in url:
-            ex.urls["api"][name] = rest_url + url.split("testnet.binance.vision", 1)[1]
-    return ex
+    return make_client("spot", "key-a", "secret-a", rest_url, asynchronous=False, rate_limit=False)
 
 
 def fault(rest_url: str, body: object) -> tuple[int, dict]:
