@@ -70,6 +70,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/synth_zi.py
 	$(PY) benchmarks/validate_pbo.py
 	$(PY) benchmarks/venue.py
+	$(PY) benchmarks/live.py
+	$(PY) benchmarks/distributed.py
 
 # JupyterLab on the loopback only, in the project's venv, opened on notebooks/. The notebooks'
 # `store = None` resolves to $$TRADELAB_STORE, else the demo store (.demo/store, `make demo`).
