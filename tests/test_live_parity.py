@@ -240,3 +240,49 @@ def test_quote_runner_on_the_recording_equals_the_backtesters_quote_loop(usdm_st
     canceled = {int(o.client_id[3:]) for o in oms.orders.values()
                 if o.state is OrderState.CANCELED}
     assert canceled == canceled_bt and len(canceled) > 100
+
+
+@pytest.mark.slow
+def test_book_runner_on_the_recording_equals_the_backtesters_book_loop(usdm_store) -> None:
+    """imbalance_microprice live (paper) against the backtester's book loop: the same intents,
+    entries, cancels, flattening orders and fills, order by order."""
+    from tradelab.backtest.event import loops_nb as lp
+    from tradelab.live.book import BookRunnerCore
+    from tradelab.matching import sim_nb as sn
+    from tradelab.strategies import imbalance_microprice as im
+
+    store, _ = usdm_store
+    with Catalog(store) as cat:
+        ev = np.concatenate([c.copy() for c in cat.iter_events(
+            "BINANCE_FUTURES", "BTC-USDT-PERP", chunk="1m")])
+    inst = instrument(0.1, 0.001, maker_fee=0.0002, taker_fee=0.0005)
+    lat = L.constant(10 * MS, 10 * MS)
+    p = im.Params(tilt_entry_bps=0.05, tilt_rearm_bps=0.02).to_array()
+    ss = im.init_state_nb(p)
+    st = lp.new_intent_state()
+    frame = np.full((1, 4 * int(p[im.LEVELS])), np.nan)
+    rp = Replay([ev], inst, Latency(*lat), "power", 3.0, feed_offset=0)
+    bt = rp.run(lambda s, e: lp.imbalance_loop_nb(s, e, p, ss, st, frame, 0.002))
+    engine = PaperExchange(inst, lat, queue_model="power", queue_n=3.0)
+    oms = OrderManager({"BTCUSDT": symbol_filters("usdm", "BTCUSDT", "0.1", "0.001")},
+                       lambda: engine.now, "tl")
+    core = BookRunnerCore(BarSetup("b", "imbalance_microprice", "BTCUSDT", S, 0.002), None,
+                          engine, oms, RiskEngine(LOOSE), PaperBroker(engine), params=p)
+    rng = np.random.default_rng(9)
+    cuts = np.sort(rng.choice(np.arange(1, len(ev)), size=len(ev) // 50, replace=False))
+    for b in np.split(ev, cuts):
+        core.on_rows(b)
+    core.finish()
+    assert core.updates == int(st[lp.B_UPDATES]) > 5000
+    assert core.intents == int(st[lp.B_INTENTS]) > 10
+    want = sorted(((int(f["order_id"]), int(f["side"]), float(f["px"]), float(f["qty"]),
+                    int(f["ts"]), int(f["maker"])) for f in bt.fills), key=lambda x: (x[4], x[0]))
+    got = sorted(((int(o.client_id[3:]), 1 if o.side == "BUY" else -1, float(e.price),
+                   float(e.qty), e.ts_ns, int(bool(e.maker)))
+                  for o in oms.orders.values() for e in o.executions),
+                 key=lambda x: (x[4], x[0]))
+    assert len(want) > 5 and got == want
+    canceled_bt = {int(r["order_id"]) for r in bt.reports if r["status"] == sn.ST_CANCELED}
+    canceled = {int(o.client_id[3:]) for o in oms.orders.values()
+                if o.state is OrderState.CANCELED}
+    assert canceled == canceled_bt

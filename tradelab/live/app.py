@@ -29,6 +29,7 @@ from tradelab.adapters.binance.schema import REST_PREFIX
 from tradelab.adapters.binance.symbols import EXCHANGE, split_raw, store_symbol_of_raw
 from tradelab.errors import TradelabError
 from tradelab.live.alerts import AlertConfig, Alerter
+from tradelab.live.book import BookRunnerCore
 from tradelab.live.core import BarRunnerCore, BarSetup, Broker, PaperBroker
 from tradelab.live.events import RowStamper
 from tradelab.live.journal import RunJournal
@@ -48,7 +49,7 @@ from tradelab.strategies import get
 from tradelab.strategies import market_making as mm
 from tradelab.strategies.bar_driver import BarDriver
 from tradelab.strategies.params import as_vector
-from tradelab.strategies.types import BAR, QUOTE
+from tradelab.strategies.types import BAR, BOOK, QUOTE
 
 log = logging.getLogger("tradelab.live")
 NS = 1_000_000_000
@@ -161,9 +162,14 @@ class LiveRun:
             self.core = BarRunnerCore(setup, BarDriver(module, cfg.params), self.engine,
                                       self.oms, self.risk, broker, self.journal,
                                       self.recorder, on_risk=self._on_risk)
+        elif module.KIND == BOOK:  # decides on every book update
+            p = as_vector(module.Params, module.Params(**cfg.params))
+            self.core = BookRunnerCore(setup, None, self.engine, self.oms, self.risk, broker,
+                                       self.journal, self.recorder, on_risk=self._on_risk,
+                                       params=p)
         else:
             raise TradelabError(f"{cfg.strategy} is a {module.KIND} strategy: the runners "
-                                "trade bar and quote strategies")
+                                "trade bar, quote and book strategies")
         if self.venue_broker is not None:
             self.venue_broker.sink = self.core
             self.venue_broker.on_rtt = lambda kind, us: self.recorder.round_trip(

@@ -43,6 +43,7 @@ from tradelab.matching import bar_clock_nb as bc
 from tradelab.matching import sim_nb as sn
 from tradelab.matching.types import (
     BUY,
+    F_REDUCE_ONLY,
     FOK,
     GTC,
     GTX,
@@ -98,7 +99,8 @@ class PaperBroker:
         assert sim is not None
         side = BUY if order.side == "BUY" else SELL
         if order.type == "MARKET":
-            sn.submit_place_nb(sim, sim_id(order.client_id), side, MARKET, IOC, 0, 0, 0,
+            sn.submit_place_nb(sim, sim_id(order.client_id), side, MARKET, IOC,
+                               F_REDUCE_ONLY if order.reduce_only else 0, 0, 0,
                                float(order.qty), 0.0, 0)
             return
         assert order.price is not None

@@ -23,6 +23,7 @@ from numba import njit
 
 from tradelab.matching import core_nb as cn
 from tradelab.matching import sim_nb as sn
+from tradelab.matching.frame_nb import write_frame_row_nb
 from tradelab.matching.types import (
     BUY,
     F_REDUCE_ONLY,
@@ -126,37 +127,6 @@ def new_intent_state(first_id: int = 1) -> np.ndarray:
     st = np.zeros(B_SIZE, dtype=np.int64)
     st[B_NEXT_ID] = first_id
     return st
-
-
-@njit(cache=True, error_model="numpy", _nrt=False)
-def write_frame_row_nb(lb: cn.Core, frame: np.ndarray, i: int) -> None:
-    """Top ``L = frame.shape[1] // 4`` levels of the local book into row ``i`` of a book frame
-    (``tradelab.features.lob_nb`` layout: bid prices, bid sizes, ask prices, ask sizes)."""
-    levels = frame.shape[1] // 4
-    base = lb.iv[I_BASE]
-    n = lb.iv[I_N]
-    j = lb.iv[I_BEST_BID]
-    for k in range(levels):
-        while j >= 0 and lb.bid_q[j] <= 0.0:
-            j -= 1
-        if j >= 0:
-            frame[i, k] = cn.to_px_nb(lb, base + j)
-            frame[i, levels + k] = lb.bid_q[j]
-            j -= 1
-        else:
-            frame[i, k] = np.nan
-            frame[i, levels + k] = np.nan
-    j = lb.iv[I_BEST_ASK]
-    for k in range(levels):
-        while j < n and lb.ask_q[j] <= 0.0:
-            j += 1
-        if j < n:
-            frame[i, 2 * levels + k] = cn.to_px_nb(lb, base + j)
-            frame[i, 3 * levels + k] = lb.ask_q[j]
-            j += 1
-        else:
-            frame[i, 2 * levels + k] = np.nan
-            frame[i, 3 * levels + k] = np.nan
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
