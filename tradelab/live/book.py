@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from tradelab.live.core import BarRunnerCore
-from tradelab.live.orders import ManagedOrder, OrderState, Refusal
-from tradelab.live.risk import RiskEvent
+from tradelab.live.orders import ManagedOrder, OrderState
 from tradelab.matching import core_nb as cn
 from tradelab.matching import sim_nb as sn
 from tradelab.matching.frame_nb import write_frame_row_nb
@@ -60,7 +59,7 @@ class BookRunnerCore(BarRunnerCore):
             self.recorder.trigger(now)
         live = self._live(self.entry)
         if live is not None:
-            self._cancel(live, now, "intent")
+            self._cancel_order(live, now, "intent")
         if kind == IntentKind.ENTER_LONG or kind == IntentKind.ENTER_SHORT:
             side = "BUY" if kind == IntentKind.ENTER_LONG else "SELL"
             self.entry = self._enter(side, int(cn.to_tick_nb(s.lb, px)), now)
@@ -78,14 +77,6 @@ class BookRunnerCore(BarRunnerCore):
         o = self.oms.orders.get(cid)
         return o if o is not None and o.state in LIVE else None
 
-    def _cancel(self, order: ManagedOrder, now: int, why: str) -> None:
-        if self.oms.on_cancel_sent(order.client_id):
-            if self.journal is not None:
-                self.journal.order_state(order, now)
-            self.broker.cancel(order, now)
-            if self.recorder is not None:
-                self.recorder.cancel(now, why)
-
     def _enter(self, side: str, px_t: int, now: int) -> str | None:
         sym = self.setup.symbol
         price = Decimal(px_t) * self.oms.filters[sym].tick_size
@@ -96,16 +87,10 @@ class BookRunnerCore(BarRunnerCore):
             self._risk_event(ev)
         if not decision.allowed:
             return None
-        order = self.oms.prepare(sym, side, Decimal(repr(decision.qty)), price, type="LIMIT",
-                                 tif="GTX", tag="entry")
-        if isinstance(order, Refusal):
-            self._risk_event(RiskEvent(now, "deny", f"entry: {order.reason}: {order.detail}",
-                                       sym))
+        order = self._send(sym, side, Decimal(repr(decision.qty)), price, "LIMIT", "GTX", "entry",
+                           now)
+        if order is None:
             return None
-        if self.journal is not None:
-            self.journal.order_new(order, now)
-        self.oms.on_submitted(order.client_id)
-        self.broker.place(order, now)
         if self.recorder is not None:
             bid, ask = self.engine.best()
             self.recorder.entry(now, order.client_id, 1 if side == "BUY" else -1,

@@ -404,11 +404,18 @@ class BarRunnerCore:
 
     def _send_market(self, sym: str, side: str, qty: float, px: float, tag: str, now: int,
                      reduce_only: bool = False) -> ManagedOrder | None:
-        """A market order through the order manager (on the grid, or refused as a risk
-        event), journaled before it goes to the broker."""
-        order = self.oms.prepare(sym, side, Decimal(repr(qty)), None, type="MARKET",
-                                 tif="IOC", reduce_only=reduce_only, tag=tag,
-                                 reference_price=Decimal(repr(px)))
+        """A market order (``px`` the reference its notional is checked at)."""
+        return self._send(sym, side, Decimal(repr(qty)), None, "MARKET", "IOC", tag, now,
+                          reduce_only, Decimal(repr(px)))
+
+    def _send(self, sym: str, side: str, qty: Decimal, price: Decimal | None, type: str,
+              tif: str, tag: str, now: int, reduce_only: bool = False,
+              reference_price: Decimal | None = None) -> ManagedOrder | None:
+        """An order through the order manager (on the grid, or refused as a risk event),
+        journaled before it goes to the broker."""
+        order = self.oms.prepare(sym, side, qty, price, type=type, tif=tif,
+                                 reduce_only=reduce_only, tag=tag,
+                                 reference_price=reference_price)
         if isinstance(order, Refusal):
             self._risk_event(RiskEvent(now, "deny", f"{tag}: {order.reason}: {order.detail}",
                                        sym))
@@ -418,6 +425,17 @@ class BarRunnerCore:
         self.oms.on_submitted(order.client_id)
         self.broker.place(order, now)
         return order
+
+    def _cancel_order(self, order: ManagedOrder, now: int, why: str) -> bool:
+        """Cancel one open order (journaled first); False if it is already done."""
+        if not self.oms.on_cancel_sent(order.client_id):
+            return False
+        if self.journal is not None:
+            self.journal.order_state(order, now)
+        self.broker.cancel(order, now)
+        if self.recorder is not None:
+            self.recorder.cancel(now, why)
+        return True
 
     def _book(self, sym: str, side: str, ex: Execution) -> float | None:
         """Position, cost basis, realized PnL and fees after one fill; returns the PnL the fill
@@ -505,13 +523,7 @@ class BarRunnerCore:
         """Cancel every open order (kill switch, stale data); returns how many were asked."""
         n = 0
         for o in self.oms.open_orders():
-            if self.oms.on_cancel_sent(o.client_id):
-                if self.journal is not None:
-                    self.journal.order_state(o, now)
-                self.broker.cancel(o, now)
-                if self.recorder is not None:
-                    self.recorder.cancel(now, reason)
-                n += 1
+            n += self._cancel_order(o, now, reason)
         return n
 
     # -- views -------------------------------------------------------------------------------

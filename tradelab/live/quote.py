@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from tradelab.live.core import BarRunnerCore
-from tradelab.live.orders import ManagedOrder, OrderState, Refusal
-from tradelab.live.risk import RiskEvent
+from tradelab.live.orders import ManagedOrder, OrderState
 from tradelab.matching import core_nb as cn
 from tradelab.matching import sim_nb as sn
 from tradelab.matching.types import I_BASE, I_BEST_ASK, I_BEST_BID, I_N
@@ -86,12 +85,7 @@ class QuoteRunnerCore(BarRunnerCore):
         if order is not None:
             if want >= 0 and order.price == Decimal(want) * tick:
                 return
-            if self.oms.on_cancel_sent(order.client_id):
-                if self.journal is not None:
-                    self.journal.order_state(order, now)
-                self.broker.cancel(order, now)
-                if self.recorder is not None:
-                    self.recorder.cancel(now, "requote" if want >= 0 else "withdraw")
+            self._cancel_order(order, now, "requote" if want >= 0 else "withdraw")
             self.quotes[side] = None
         if want < 0:
             return
@@ -104,16 +98,10 @@ class QuoteRunnerCore(BarRunnerCore):
             self._risk_event(ev)
         if not decision.allowed:
             return
-        quote = self.oms.prepare(self.setup.symbol, side, Decimal(repr(decision.qty)), price,
-                                 type="LIMIT", tif="GTX", tag="quote")
-        if isinstance(quote, Refusal):
-            self._risk_event(RiskEvent(now, "deny", f"quote: {quote.reason}: {quote.detail}",
-                                       self.setup.symbol))
+        quote = self._send(self.setup.symbol, side, Decimal(repr(decision.qty)), price, "LIMIT",
+                           "GTX", "quote", now)
+        if quote is None:
             return
-        if self.journal is not None:
-            self.journal.order_new(quote, now)
-        self.oms.on_submitted(quote.client_id)
-        self.broker.place(quote, now)
         self.quotes[side] = quote.client_id
         if self.recorder is not None:
             bid, ask = self.engine.best()
