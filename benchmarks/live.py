@@ -201,9 +201,9 @@ async def feed_client(mode: str, port: int, run_dir: str) -> dict:
         run = LiveRun(cfg, await fetch_filters(rest, "usdm", "BTCUSDT"))
         orig = run._feed
 
-        def counting(rows, kind):
+        def counting(leg, rows, kind):
             seen()
-            orig(rows, kind)
+            orig(leg, rows, kind)
 
         run._feed = counting  # type: ignore[method-assign]
         task = asyncio.create_task(run.run())

@@ -99,9 +99,23 @@ class BookRunnerCore(BarRunnerCore):
 
     def save_state(self, now: int) -> None:
         if self.journal is not None:
-            self.journal.state(now, entry=self.entry, risk=self.risk.state(),
+            self.journal.state(now, symbol=self.setup.symbol, entry=self.entry,
+                               risk=self.risk.state(),
                                strategy_state=[None if np.isnan(x) else float(x)
                                                for x in self.ss], intents=self.intents)
+
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        """The live entry order (the newest open one the rebuilt order manager holds) and the
+        strategy's own state as the last saved decision left it."""
+        self.entry = None
+        for o in self.oms.open_orders(self.setup.symbol):
+            if o.tag == "entry":
+                self.entry = o.client_id
+        saved = state.get("strategy_state")
+        if saved is not None and len(saved) == len(self.ss):
+            self.ss[:] = [np.nan if x is None else x for x in saved]
+        self.intents = int(state.get("intents") or 0)
 
 
 __all__ = ["BookRunnerCore"]

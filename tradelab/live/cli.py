@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tradelab.adapters.binance.symbols import split_raw
 from tradelab.core.timeutil import interval_ns
 from tradelab.errors import TradelabError
 from tradelab.live.alerts import AlertConfig
@@ -34,7 +35,9 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
                "always prints (and with --out-json writes) its JSON summary.")
     p.add_argument("--strategy", required=True, help="strategy name; its promoted config "
                    "configs/promoted/NAME.yaml says parameters, symbols and bar interval")
-    p.add_argument("--symbols", help="comma-separated raw symbols (default: the promoted ones)")
+    p.add_argument("--symbols", help="comma-separated raw symbols (default: the promoted ones); "
+                   "one run trades them all, with one order manager, journal and metrics "
+                   "endpoint, and risk limits (total cap, daily guard, kill switch) across them")
     p.add_argument("--market", choices=["spot", "usdm"], default=None,
                    help="spot or usdm (default: the promoted config's; spot when forced)")
     p.add_argument("--venue", default="local", choices=["local", "binance"],
@@ -126,9 +129,19 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
                                     f"{', '.join(prom.params)}")
             prom.params[name] = float(value)
         get(prom.strategy).Params(**prom.params)  # validated now, not at the first bar
-    if len(prom.symbols) != 1:
-        raise TradelabError(f"{args.strategy}: one symbol per runner process "
-                            f"({', '.join(prom.symbols)} given); start one runner per symbol")
+    if len(set(prom.symbols)) != len(prom.symbols):
+        raise TradelabError(f"--symbols names a symbol twice: {', '.join(prom.symbols)}")
+    if len(prom.symbols) > 1 and args.units:
+        raise TradelabError("--units is a base quantity, which means something else on each "
+                            "symbol: with several symbols give --notional-usdt (per symbol)")
+    if len(prom.symbols) > 1 and broker == "venue" and prom.market == "spot":
+        bases = [split_raw(s)[0] for s in prom.symbols]
+        shared = sorted({b for b in bases if bases.count(b) > 1})
+        if shared:
+            raise TradelabError(f"{', '.join(shared)} is the base asset of more than one of "
+                                f"{', '.join(prom.symbols)}: spot reconciliation checks each "
+                                "base asset's balance against one symbol's fills; run those "
+                                "symbols in separate runs")
     risk = load_risk(args.risk) if args.risk.exists() else RiskConfig()
     run_id = args.run_id or (f"{'paper' if broker == 'paper' else 'testnet'}-{args.strategy}-"
                              f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}")
@@ -141,6 +154,7 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
     key, secret = read_keys() if broker == "venue" else ("", "")
     cfg = RunConfig(
         run_id=run_id, strategy=prom.strategy, params=prom.params, symbol=prom.symbols[0],
+        symbols=tuple(prom.symbols),
         market=prom.market, interval_ns=interval_ns(prom.interval), units=args.units,
         venue_rest=rest, venue_ws=ws, run_dir=args.run_dir or Path("data/runs") / run_id,
         risk=risk, duration_s=args.duration_s, clock=args.clock,
@@ -156,7 +170,7 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
 
 
 async def _run(cfg: RunConfig) -> dict:
-    filters = await fetch_filters(cfg.venue_rest, cfg.market, cfg.symbol)
+    filters = {s: await fetch_filters(cfg.venue_rest, cfg.market, s) for s in cfg.all_symbols}
     run = LiveRun(cfg, filters)
     return await run.run()
 
@@ -182,7 +196,8 @@ def _main(prog: str, what: str, broker: str, argv: list[str] | None) -> int:
     logging.getLogger("feedhandler").setLevel(logging.WARNING)
     try:
         cfg = run_config(args, broker)
-        print(f"{broker} run {cfg.run_id}: {cfg.strategy} {cfg.symbol} ({cfg.market}), "
+        print(f"{broker} run {cfg.run_id}: {cfg.strategy} {', '.join(cfg.all_symbols)} "
+              f"({cfg.market}), "
               f"journal {cfg.run_dir / 'journal.log'}", flush=True)
         summary = asyncio.run(_run(cfg))
     except TradelabError as exc:

@@ -25,7 +25,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tradelab.adapters.binance.symbols import split_raw
 from tradelab.live.journal import RunJournal
 from tradelab.live.oco import Bracket
 from tradelab.live.orders import (
@@ -37,6 +36,7 @@ from tradelab.live.orders import (
     StatusReport,
 )
 from tradelab.live.paper import PaperExchange
+from tradelab.live.portfolio import Portfolio
 from tradelab.live.risk import RiskEngine, RiskEvent, realized_vol, vol_target_qty
 from tradelab.live.summary import RunRecorder
 from tradelab.matching import bar_clock_nb as bc
@@ -127,7 +127,8 @@ class BarRunnerCore:
     def __init__(self, setup: BarSetup, driver: BarDriver | None, engine: PaperExchange,
                  oms: OrderManager, risk: RiskEngine, broker: Broker,
                  journal: RunJournal | None = None, recorder: RunRecorder | None = None,
-                 on_risk: Callable[[RiskEvent], None] | None = None) -> None:
+                 on_risk: Callable[[RiskEvent], None] | None = None,
+                 portfolio: Portfolio | None = None) -> None:
         self.setup = setup
         self.driver = driver
         self.engine = engine
@@ -137,21 +138,34 @@ class BarRunnerCore:
         self.journal = journal
         self.recorder = recorder
         self.on_risk = on_risk
+        # told of every order the venue refused (symbol, why, time, expected): metrics, alerts
+        self.on_reject: Callable[[str, str, int, bool], None] | None = None
         self.bi, self.bf = bc.new_bar_state(setup.interval_ns, setup.close_delay_ns)
         if risk.cfg.oco.enabled:  # exits are checked at every trade, not only at bar closes
             self.bi[bc.BI_TICKS] = 1
         self.bars: list[dict[str, Any]] = []
-        self.positions: dict[str, float] = {setup.symbol: 0.0}
-        self.marks: dict[str, float] = {}
-        self.realized = 0.0
-        self.fees = 0.0
-        self._cost = 0.0  # cost basis of the open position (signed quantity x entry price)
+        # the run's book of account, shared with the run's other symbols (a run of one symbol
+        # has its own): positions and marks are the whole run's, as the total cap needs them
+        self.portfolio = portfolio if portfolio is not None else Portfolio()
+        self.portfolio.add_symbol(setup.symbol)
+        self.positions = self.portfolio.positions
+        self.marks = self.portfolio.marks
         self._fill_seq = 0
         self.units = setup.units
         self.brackets: dict[str, Bracket] = {}
         self._last_px: float | None = None
         if self.units <= 0 and setup.notional <= 0 and setup.sizing != "vol_target":
             raise ValueError("give units per target or a notional to size them from")
+
+    @property
+    def realized(self) -> float:
+        """Realized PnL of this core's symbol."""
+        return self.portfolio.realized_by[self.setup.symbol]
+
+    @property
+    def fees(self) -> float:
+        """Fees paid on this core's symbol (quote currency)."""
+        return self.portfolio.fees_by[self.setup.symbol]
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -257,7 +271,7 @@ class BarRunnerCore:
 
     def _in_flight(self) -> bool:
         return any(o.state is OrderState.PENDING_NEW or o.outcome_unknown
-                   for o in self.oms.open_orders())
+                   for o in self.oms.open_orders(self.setup.symbol))
 
     def _rejected(self, oid: int) -> bool:
         cid = f"{self.oms.id_prefix}-{oid}"
@@ -310,6 +324,8 @@ class BarRunnerCore:
         self.oms.on_submit_failed(client_id, unknown=False, reason=why)
         if self.journal is not None:
             self.journal.order_state(self.oms.orders[client_id], ts_ns)
+        if self.on_reject is not None:
+            self.on_reject(self.setup.symbol, why, ts_ns, expected)
         log.log(logging.DEBUG if expected else logging.WARNING, "order %s rejected: %s",
                 client_id, why)
 
@@ -367,7 +383,7 @@ class BarRunnerCore:
         if pos1 == 0.0:
             self.brackets.pop(sym, None)
         elif pos0 == 0.0 or math.copysign(1, pos1) != math.copysign(1, pos0):
-            entry = self._cost / pos1
+            entry = self.portfolio.entry_price(sym)
             self.brackets[sym] = Bracket.open(oco, sym, 1 if pos1 > 0 else -1, entry, abs(pos1))
         elif abs(pos1) < abs(pos0) and sym in self.brackets:
             self.brackets[sym].on_reduced(abs(pos0) - abs(pos1))
@@ -438,58 +454,35 @@ class BarRunnerCore:
         return True
 
     def _book(self, sym: str, side: str, ex: Execution) -> float | None:
-        """Position, cost basis, realized PnL and fees after one fill; returns the PnL the fill
-        realized (None if it only added). A fee charged in the base asset (Binance spot buys)
-        leaves that much less of it: the position is what is actually held."""
-        qty, px, fee = float(ex.qty), float(ex.price), float(ex.fee)
-        base = split_raw(sym)[0] if sym else ""
-        fee_in_base = bool(ex.fee_asset) and ex.fee_asset == base
-        signed = qty if side == "BUY" else -qty
-        pos0 = self.positions.get(sym, 0.0)
-        closed_pnl = None
-        if pos0 != 0 and math.copysign(1, signed) != math.copysign(1, pos0):
-            closing = min(abs(signed), abs(pos0))
-            avg = self._cost / pos0
-            closed_pnl = closing * (px - avg) * (1 if pos0 > 0 else -1)
-            self.realized += closed_pnl
-            self._cost -= avg * closing * (1 if pos0 > 0 else -1)
-            if abs(signed) > abs(pos0):  # reversed: the rest opens at px
-                self._cost = px * (pos0 + signed)
-        else:
-            self._cost += px * signed
-        pos1 = pos0 + signed
-        if fee_in_base:
-            pos1 -= fee
-            self._cost -= fee * (self._cost / (pos1 + fee)) if pos1 + fee else 0.0
-            self.fees += fee * px
-        else:
-            self.fees += fee
-        if abs(pos1) < 1e-12:
-            pos1, self._cost = 0.0, 0.0
-        self.positions[sym] = pos1
-        return closed_pnl
+        """Book one fill in the run's portfolio; the PnL it realized (None if it only added)."""
+        return self.portfolio.book(sym, side, ex)
 
-    def restore(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    def restore(self, records: list[dict[str, Any]], orders: bool = True) -> dict[str, Any]:
         """A restarted runner: orders, executions, position, PnL, the strategy driver's and
-        the risk guards' state from its journal. Returns the last ``state`` record."""
+        the risk guards' state from its journal. ``orders=False``: the run's order manager was
+        already rebuilt (a run of several symbols rebuilds it once, then restores each core).
+        Returns this core's last ``state`` record."""
         from tradelab.live.journal import rehydrate
 
-        state = rehydrate(records, self.oms)
+        if orders:
+            rehydrate(records, self.oms)
+        sym = self.setup.symbol
         for r in records:
-            if r["type"] == "execution":
-                self._book(r["symbol"], r["side"], Execution(
+            if r["type"] == "execution" and r["symbol"] == sym:
+                self._book(sym, r["side"], Execution(
                     r["trade_id"], Decimal(r["qty"]), Decimal(r["price"]),
                     Decimal(r["fee"] or "0"), r["fee_asset"], r["ts_ns"], r["maker"],
                     r["inferred"]))
-        if state.get("driver") and self.driver is not None:
-            self.driver.restore(state["driver"])
-        if state.get("risk"):
-            self.risk.restore(state["risk"])
+        state = self.last_state(records)
+        guards = next((r for r in reversed(records) if r["type"] == "state" and r.get("risk")),
+                      None)
+        if guards is not None:  # the run's guards (shared by its symbols): the latest word
+            self.risk.restore(guards["risk"])
+        self._restore_state(state)
         if state.get("units"):
             self.units = float(state["units"])
         self.brackets = {k: Bracket.from_dict(v) for k, v in
-                         (state.get("brackets") or {}).items()}
-        sym = self.setup.symbol
+                         (state.get("brackets") or {}).items() if k == sym}
         pos = self.positions.get(sym, 0.0)
         if pos == 0.0:
             self.brackets.pop(sym, None)
@@ -497,10 +490,25 @@ class BarRunnerCore:
             self._follow_bracket(sym, 0.0, pos)
         return state
 
+    def last_state(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """The last ``state`` record this core wrote (records of a journal written before
+        state records named their symbol count as this core's)."""
+        sym = self.setup.symbol
+        for r in reversed(records):
+            if r["type"] == "state" and "risk" in r and r.get("symbol", sym) == sym:
+                return r
+        return {}
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        """The strategy's own state from a ``state`` record (the driver of a bar strategy)."""
+        if state.get("driver") and self.driver is not None:
+            self.driver.restore(state["driver"])
+
     def save_state(self, now: int) -> None:
         """Journal what a restart needs beyond orders and fills."""
         if self.journal is not None:
-            self.journal.state(now, driver=self.driver.state_dict() if self.driver else None,
+            self.journal.state(now, symbol=self.setup.symbol,
+                               driver=self.driver.state_dict() if self.driver else None,
                                risk=self.risk.state(),
                                units=self.units, bars=len(self.bars),
                                brackets={k: b.to_dict() for k, b in self.brackets.items()})
@@ -520,24 +528,22 @@ class BarRunnerCore:
             self.driver.sent(0, sim_id(order.client_id))
 
     def cancel_all(self, now: int, reason: str) -> int:
-        """Cancel every open order (kill switch, stale data); returns how many were asked."""
+        """Cancel every open order of this core's symbol (kill switch, stale data); returns
+        how many were asked."""
         n = 0
-        for o in self.oms.open_orders():
+        for o in self.oms.open_orders(self.setup.symbol):
             n += self._cancel_order(o, now, reason)
         return n
 
     # -- views -------------------------------------------------------------------------------
 
     def equity(self, start_cash: float) -> float:
-        """Cash plus the position at the mark (fees included)."""
-        sym = self.setup.symbol
-        mark = self.marks.get(sym, 0.0)
-        pos = self.positions.get(sym, 0.0)
-        return start_cash + self.realized - self.fees + (pos * mark - self._cost)
+        """The run's equity: cash plus every position at its mark (fees included)."""
+        return self.portfolio.equity(start_cash)
 
     def unrealized(self) -> float:
-        sym = self.setup.symbol
-        return self.positions.get(sym, 0.0) * self.marks.get(sym, 0.0) - self._cost
+        """Open PnL of this core's symbol at its mark."""
+        return self.portfolio.unrealized(self.setup.symbol)
 
 
 __all__ = ["BarRunnerCore", "BarSetup", "Broker", "PaperBroker", "sim_id"]

@@ -55,6 +55,10 @@ class RunnerMetrics:
                                     ["symbol"], registry=r)
         self.position = Gauge("tradelab_position", "Position (base units, signed)",
                               ["symbol"], registry=r)
+        self.equity = Gauge("tradelab_equity", "The run's equity across its symbols (quote)",
+                            registry=r)
+        self.exposure = Gauge("tradelab_exposure", "Gross notional of the run's positions at "
+                              "the marks (quote)", registry=r)
         self.risk_state = Gauge("tradelab_risk_halted", "1 while the risk engine halts trading",
                                 registry=r)
         self.guard_trips = Counter("tradelab_guard_trips", "Risk guard trips by guard",

@@ -17,8 +17,16 @@ from tradelab.store.jsonlog import read_log
 from tradelab.store.writer import StoreWriter
 
 
-def journal_tables(records: list[dict[str, Any]], run_id: str) -> dict[str, dict[str, list]]:
-    """Column dicts of the five tables from a journal's records."""
+def journal_tables(records: list[dict[str, Any]], run_id: str,
+                   symbol: str | None = None) -> dict[str, dict[str, list]]:
+    """Column dicts of the five tables from a journal's records: of one raw ``symbol`` of a
+    run that traded several (orders, fills, positions and PnL of that symbol, and its risk
+    events with the run-wide ones: a halt or the kill switch stopped every symbol), or of
+    everything (``None``)."""
+
+    def ours(r: dict[str, Any]) -> bool:
+        return symbol is None or r.get("symbol") == symbol
+
     orders: dict[str, dict[str, Any]] = {}
     fills: dict[str, list] = {k: [] for k in ("ts", "run_id", "client_id", "trade_id", "side",
                                               "qty", "price", "fee", "fee_asset", "maker",
@@ -30,6 +38,10 @@ def journal_tables(records: list[dict[str, Any]], run_id: str) -> dict[str, dict
     risk: dict[str, list] = {k: [] for k in ("ts", "run_id", "kind", "reason", "detail", "seq")}
     for r in records:
         t = r["type"]
+        if t in ("order", "execution", "pnl") and not ours(r):
+            continue
+        if t == "risk" and r.get("symbol") and not ours(r):
+            continue
         if t == "order":
             orders[r["client_id"]] = {
                 "ts": r["ts_ns"], "run_id": run_id, "client_id": r["client_id"],
@@ -86,7 +98,7 @@ def persist_journal(journal: str | os.PathLike, store: str | os.PathLike, run_id
                     market: str, symbol: str) -> dict[str, int]:
     """Write the journal's tables for ``symbol`` (raw Binance) into ``store``; returns the rows
     handed to each table (rows the store already holds are not stored twice)."""
-    tables = journal_tables(read_log(journal), run_id)
+    tables = journal_tables(read_log(journal), run_id, symbol)
     exchange, sym = EXCHANGE[market], store_symbol_of_raw(symbol, market)
     w = StoreWriter(store, deferred=True, run_id=None)
     counts = {}

@@ -110,8 +110,17 @@ class QuoteRunnerCore(BarRunnerCore):
 
     def save_state(self, now: int) -> None:
         if self.journal is not None:
-            self.journal.state(now, quotes=dict(self.quotes), risk=self.risk.state(),
-                               decisions=self.decisions)
+            self.journal.state(now, symbol=self.setup.symbol, quotes=dict(self.quotes),
+                               risk=self.risk.state(), decisions=self.decisions)
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        """The live quotes a restart must keep managing (else they would rest unwatched): the
+        open quote orders the rebuilt order manager holds, the newest per side."""
+        self.quotes = {"BUY": None, "SELL": None}
+        for o in self.oms.open_orders(self.setup.symbol):
+            if o.tag == "quote":
+                self.quotes[o.side] = o.client_id
+        self.decisions = int(state.get("decisions") or 0)
 
 
 __all__ = ["QuoteRunnerCore"]

@@ -61,8 +61,9 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
     oms = core.oms
     rep = ReconcileReport()
     client, symbol = broker.client, broker.symbol
+    mine = list(broker.mine().values())  # this symbol's orders (order ids are per symbol)
     # 1. orders the journal holds unsettled, then the venue's open orders
-    for order in [o for o in oms.orders.values() if not o.done or o.outcome_unknown]:
+    for order in [o for o in mine if not o.done or o.outcome_unknown]:
         await broker.resolve(order)
         rep.queried += 1
     try:
@@ -83,21 +84,22 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
                 core.journal.order_state(o, core.engine.now)
             rep.adopted.append(cid)
     # 2. fills since the last one the journal holds
-    by_venue = {o.venue_id: o for o in oms.orders.values() if o.venue_id}
-    since = max((e.ts_ns for o in oms.orders.values() for e in o.executions), default=None)
+    mine = list(broker.mine().values())  # with the orders adopted above
+    by_venue = {o.venue_id: o for o in mine if o.venue_id}
+    since = max((e.ts_ns for o in mine for e in o.executions), default=None)
     try:
         trades = await client.fetch_my_trades(
             symbol, None if since is None else since // 1_000_000 - 1_000, 1000)
     except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
         raise ReconcileError(f"cannot read the account's trades: {exc}") from None
     for t in trades:
-        mine = by_venue.get(str(t.get("order")))
-        if mine is None:
+        own = by_venue.get(str(t.get("order")))
+        if own is None:
             continue
         ex = execution_of(t)
-        if any(e.trade_id == ex.trade_id for e in mine.executions):
+        if any(e.trade_id == ex.trade_id for e in own.executions):
             continue
-        core.on_execution(mine.client_id, ex, mine.side)
+        core.on_execution(own.client_id, ex, own.side)
         rep.fills_added += 1
     # 3. balances / positions
     journal_pos = core.positions.get(core.setup.symbol, 0.0)
@@ -139,14 +141,17 @@ async def reconcile(broker: VenueBroker, core: BarRunnerCore, market: str, base_
         except (ccxt.OperationFailed, ccxt.ExchangeError) as exc:
             raise ReconcileError(f"cannot read balances from the venue: {exc}") from None
         venue_total = Decimal(str((bal.get(base_asset) or {}).get("total") or 0))
-        fees_in_base = sum((e.fee for o in oms.orders.values() for e in o.executions
+        fees_in_base = sum((e.fee for o in mine for e in o.executions
                             if e.fee_asset == base_asset), Decimal(0))
-        expected = start_base + Decimal(repr(journal_pos)) - fees_in_base
+        # exact: the journaled fills' net quantity (buys less sells) less the fees the venue
+        # took in the base asset (the runner's position is already net of those fees)
+        net_fills = oms.position(core.setup.symbol)
+        expected = start_base + net_fills - fees_in_base
         rep.venue_balance, rep.expected_balance = str(venue_total), str(expected)
         if abs(venue_total - expected) > tolerance:
             raise ReconcileError(
                 f"{base_asset} balance differs: venue {venue_total}, journal expects "
-                f"{expected} (start {start_base} + net fills {journal_pos} - fees "
+                f"{expected} (start {start_base} + net fills {net_fills} - fees "
                 f"{fees_in_base}); difference {venue_total - expected}. The runner will not "
                 "trade until this is explained")
     log.info("reconciled: %s", rep.as_dict())

@@ -62,6 +62,36 @@ class RunRecorder:
         self._mid_t: list[int] = []
         self._mid: list[float] = []
         self._minutes: dict[int, _Minute] = defaultdict(_Minute)
+        self._parts: list[RunRecorder] = []
+
+    @classmethod
+    def combine(cls, parts: list[RunRecorder]) -> RunRecorder:
+        """One recorder for a run of several symbols, from each symbol's (started at the same
+        time): counts add up, samples pool, and adverse moves are measured against each fill's
+        own symbol's mids."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls(min(p.start_ns for p in parts))
+        out._parts = list(parts)
+        for p in parts:
+            out.transitions += p.transitions
+            out.counts.update(p.counts)
+            out.cancels_by_reason.update(p.cancels_by_reason)
+            out.filled_qty += p.filled_qty
+            out.time_to_fill_ms += p.time_to_fill_ms
+            out.distance_bps += p.distance_bps
+            out.place_rtt_us += p.place_rtt_us
+            out.cancel_rtt_us += p.cancel_rtt_us
+            for k, m in p._minutes.items():
+                key = (p.start_ns + k * MINUTE_NS - out.start_ns) // MINUTE_NS
+                o = out._minutes[key]
+                for name in ("triggers", "entries", "cancels", "fills", "filled_qty"):
+                    setattr(o, name, getattr(o, name) + getattr(m, name))
+                for name in ("mids", "spreads_bps", "time_to_fill_ms", "distance_bps",
+                             "place_rtt_us", "cancel_rtt_us"):
+                    getattr(o, name).extend(getattr(m, name))
+        out.transitions.sort(key=lambda t: t["ts_ns"])
+        return out
 
     def _m(self, ts_ns: int) -> _Minute:
         return self._minutes[(ts_ns - self.start_ns) // MINUTE_NS]
@@ -137,6 +167,8 @@ class RunRecorder:
         self.counts[name] += n
 
     def _adverse(self, after_ns: int) -> list[float]:
+        if self._parts:
+            return [x for p in self._parts for x in p._adverse(after_ns)]
         if not self._mid_t:
             return []
         t = np.asarray(self._mid_t, dtype=np.int64)

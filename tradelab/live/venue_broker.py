@@ -60,14 +60,17 @@ def execution_of(trade: dict, default_ts_ns: int | None = None) -> Execution:
 
 
 class VenueBroker:
-    """Orders of one symbol through a ccxt client (async support)."""
+    """Orders of one symbol through a ccxt client (async support). Several brokers (one per
+    symbol of a run) may share one client and one order manager: each looks only at orders of
+    its own ``raw_symbol`` (Binance's order ids are per symbol)."""
 
     name = "venue"
 
     def __init__(self, client: Any, ccxt_symbol: str, stream_silence_s: float = 5.0,
-                 retries: int = 2) -> None:
+                 retries: int = 2, raw_symbol: str | None = None) -> None:
         self.client = client
         self.symbol = ccxt_symbol
+        self.raw_symbol = raw_symbol or ccxt_symbol.split(":")[0].replace("/", "")
         self.sink: Sink | None = None
         self.stream_silence_s = stream_silence_s
         self.retries = retries
@@ -243,7 +246,10 @@ class VenueBroker:
     async def poll(self) -> None:
         """The user-stream fallback: query orders still open or unknown."""
         assert self.sink is not None
-        for order in list(self.sink.oms.open_orders()) + self.sink.oms.to_query():
+        oms = self.sink.oms
+        for order in oms.open_orders(self.raw_symbol) + oms.to_query():
+            if order.symbol != self.raw_symbol:
+                continue
             if order.venue_id is not None or order.outcome_unknown:
                 await self.resolve(order)
 
@@ -287,7 +293,7 @@ class VenueBroker:
                 failed = False
                 await on_reconnect()
             failed = False
-            by_cid = self.sink.oms.orders
+            by_cid = self.mine()
             by_venue = {o.venue_id: o for o in by_cid.values() if o.venue_id}
             for item in items:
                 if what == "trades":
@@ -299,6 +305,12 @@ class VenueBroker:
                     order = by_cid.get(str(item.get("clientOrderId") or ""))
                     if order is not None and order.state.value != "PENDING_NEW":
                         self._on_order(order, {**item, "trades": []})
+
+    def mine(self) -> dict[str, ManagedOrder]:
+        """This broker's orders (its symbol's) by client id."""
+        assert self.sink is not None
+        return {cid: o for cid, o in self.sink.oms.orders.items()
+                if o.symbol == self.raw_symbol}
 
     def stream_silent(self, now_ns: int) -> bool:
         return now_ns - self.last_stream_ns > self.stream_silence_s * 1e9
