@@ -175,3 +175,27 @@ def test_volatility_target_sizing_from_the_bars_seen():
     vol = math.sqrt(sum((x - m) ** 2 for x in r) / 2) * math.sqrt(365 * 86_400)
     want = math.floor(min(1000 * 0.2 / vol, 10_000) / 101 / 0.001 + 1e-9) * 0.001
     assert float(entry.qty) == pytest.approx(want) and want > 0
+
+
+def test_past_the_grace_period_over_its_cap_the_runner_trades_back_under_it():
+    # cap 150 with a 50 % soft band (225) for 2 s: the long 2 decided at 4.2 s (close 101:
+    # 202 <= 225) is allowed with a soft_allow; filled at the ask 100.5 and marked at the mid
+    # 100.25 it is 200.5 over the cap. The first event past 4.2 s + 2 s (the trade at 6.5 s)
+    # sends one reduce-only sell of the excess (200.5 - 150) / 100.25 = 0.50374, rounded up
+    # to the 0.001 step: 0.504; filled at the bid 100, the position is 1.496 (149.97 at the
+    # mark) and nothing more is sent
+    cfg = LOOSE.model_copy(update={"caps": LOOSE.caps.model_copy(update={
+        "per_symbol_usdt": 150.0, "soft_cap_pct": 0.5, "soft_cap_grace_s": 2.0,
+        "auto_close": True})})
+    core = _core(cfg)
+    rising = [(0.1, 100.0), (1.1, 100.0), (2.1, 100.0), (3.1, 101.0), (4.2, 102.0),
+              (4.5, 102.5), (5.5, 103.0), (6.5, 103.5), (7.5, 104.0), (8.5, 104.5)]
+    stream = _stream(rising)
+    for i in range(len(stream)):  # one message at a time, as live
+        core.on_rows(stream[i:i + 1])
+    orders = list(core.oms.orders.values())
+    assert [(o.side, float(o.qty), o.tag, o.reduce_only) for o in orders] == [
+        ("BUY", 2.0, "target +1", False), ("SELL", 0.504, "soft cap", True)]
+    assert 6_500 * MS <= orders[1].created_ns < 7_500 * MS  # on the 6.5 s message
+    assert core.positions["BTCUSDT"] == pytest.approx(1.496)
+    assert float(orders[1].avg_price) == 100.0

@@ -151,6 +151,7 @@ class BarRunnerCore:
         self.positions = self.portfolio.positions
         self.marks = self.portfolio.marks
         self._fill_seq = 0
+        self._soft_close_ns = -(1 << 62)  # the last auto-close order (soft cap), event time
         self.units = setup.units
         self.brackets: dict[str, Bracket] = {}
         self._last_px: float | None = None
@@ -186,6 +187,27 @@ class BarRunnerCore:
         if self.setup.start_cash > 0 and self.marks:  # the daily guard, at every event
             for ev in self.risk.on_equity(self.engine.now, self.equity(self.setup.start_cash)):
                 self._risk_event(ev)
+        if self.setup.symbol in self.marks:
+            self._check_soft_cap(self.engine.now)
+
+    def _check_soft_cap(self, now: int) -> None:
+        """Over its per-symbol cap for longer than the grace period (``auto_close``): trade back
+        under the cap with one reduce-only market order for the excess, rounded up to the step
+        and to the venue's minimum notional; at most one a second, none while an order is in
+        flight."""
+        sym = self.setup.symbol
+        pos = self.positions.get(sym, 0.0)
+        for ev in self.risk.soft_cap_breaches(now, {sym: pos}, self.marks):
+            if self._in_flight() or now - self._soft_close_ns < 1_000_000_000:
+                return
+            self._soft_close_ns = now
+            f = self.oms.filters[sym]
+            step, mark = float(f.step_size), self.marks[sym]
+            need = max(float(ev.detail["qty"]), float(f.min_notional) / mark)
+            qty = min(math.ceil(need / step - 1e-9) * step, abs(pos))
+            self._risk_event(ev)
+            self._send_market(sym, "SELL" if pos > 0 else "BUY", qty, mark, "soft cap", now,
+                              reduce_only=True)
 
     def finish(self) -> None:
         """The feed ended: close the last bar (as the backtester does at the end of data)."""
