@@ -256,14 +256,15 @@ def _paper(workdir: Path, promoted: str | None, seconds: float, seed: int,
               f"messages, {s['bars']} bars, {s['orders']} orders, {len(fills)} fills")
     for q, px in fills[:10]:
         con.print(f"  fill {q} @ {px}")
-    con.print(f"position {s['position']:.5f} BTC, realized {s['realized_pnl']:.4f}, "
+    held = ", ".join(f"{q:.5f} {sym}" for sym, q in s["positions"].items())
+    con.print(f"position {held}, realized {s['realized_pnl']:.4f}, "
               f"unrealized {s['unrealized_pnl']:.4f}, fees {s['fees']:.4f}, equity "
               f"{s['equity']:.2f} USDT; exit: {s['exit_reason']}; risk {s['risk']}")
     con.print(f"journal {s['journal']}; its tables are in the store (orders, fills, "
               f"positions, pnl, risk_events) under run {s['run_id']}")
     return {"paper": {"strategy": s["strategy"], "forced": s["forced"], "fills": len(fills),
                       "bars": s["bars"], "orders": s["orders"],
-                      "position": s["position"], "realized_pnl": s["realized_pnl"],
+                      "positions": s["positions"], "realized_pnl": s["realized_pnl"],
                       "equity": s["equity"], "journal": s["journal"],
                       "run_id": s["run_id"], "metrics_url": s["metrics_url"]}}
 
