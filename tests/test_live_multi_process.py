@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_live_paper_process import local_venue
 from tradelab.net.ports import free_port_pair
 from tradelab.store.catalog import Catalog
 from tradelab.store.jsonlog import read_log
@@ -29,28 +30,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def venue2():
-    port = free_port_pair()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tradelab.cli", "venue", "--synthetic",
-                             "--symbols", ",".join(SYMS), "--market", "spot", "--port",
-                             str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/venue/status", timeout=1):
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("venue did not start")
-    yield port
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with local_venue(",".join(SYMS)) as port:
+        yield port
 
 
 def _cmd(runner: str, venue_port: int, run_dir: Path, out: Path, duration: float, mport: int,

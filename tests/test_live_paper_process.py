@@ -4,6 +4,7 @@ tables land in the store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,29 +23,38 @@ from tradelab.store.jsonlog import read_log
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def venue():
+@contextlib.contextmanager
+def local_venue(symbols: str = "BTCUSDT"):
+    """A synthetic spot venue serving ``symbols`` (comma-separated) on a free port."""
     port = free_port_pair()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "tradelab.cli", "venue", "--synthetic",
-                             "--symbols", "BTCUSDT", "--market", "spot", "--port", str(port)],
+                             "--symbols", symbols, "--market", "spot", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/venue/status", timeout=1):
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("venue did not start")
-    yield port
-    proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/venue/status",
+                                            timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError("venue did not start")
+        yield port
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def venue():
+    with local_venue("BTCUSDT") as port:
+        yield port
 
 
 def _metrics(port: int) -> str:
