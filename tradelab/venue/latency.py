@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 
 from tradelab.adapters.binance import trading as wire
-from tradelab.errors import ConfigError
 from tradelab.matching import latency_nb as L
+from tradelab.matching import latency_spec as spec
 from tradelab.matching.types import A_CANCEL, A_MODIFY, A_PLACE
 
 MS = 1_000_000
@@ -87,75 +87,16 @@ class VenueLatency:
 
 
 def latency_from_config(cfg: dict, base: Path | None = None) -> VenueLatency:
-    """A model from the keys of the backtest config's ``latency:`` block: ``kind`` (``constant``,
-    ``per_action`` or ``table``), ``entry_ms``, ``response_ms``, ``cancel_entry_ms``,
-    ``modify_entry_ms``; ``table`` names a CSV or ``.npy`` file of ``req_ts, exch_ts, resp_ts``
-    rows in ns (relative to ``base``). Raises ConfigError naming the problem."""
-    known = {"kind", "entry_ms", "response_ms", "cancel_entry_ms", "modify_entry_ms", "table",
-             "feed_base_ms"}
-    unknown = set(cfg) - known
-    if unknown:
-        raise ConfigError(f"latency: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    kind = cfg.get("kind", "constant")
-
-    def ms(key: str, default: float | None) -> int:
-        v = cfg.get(key, default)
-        try:
-            f = float(v)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ConfigError(f"latency: {key} must be a number of ms, got {v!r}") from None
-        if not f >= 0:
-            raise ConfigError(f"latency: {key} must be >= 0, got {v!r}")
-        return int(round(f * MS))
-
-    if kind == "constant":
-        return VenueLatency.constant(ms("entry_ms", 0.0), ms("response_ms", 0.0))
-    if kind == "per_action":
-        entry, resp = ms("entry_ms", 0.0), ms("response_ms", 0.0)
-        cancel = ms("cancel_entry_ms", cfg.get("entry_ms", 0.0))
-        modify = ms("modify_entry_ms", cfg.get("entry_ms", 0.0))
-        return VenueLatency.per_action((entry, resp), (cancel, resp), (modify, resp))
-    if kind == "table":
-        if "table" not in cfg:
-            raise ConfigError("latency: kind 'table' needs table: <file of req_ts,exch_ts,resp_ts>")
-        path = Path(str(cfg["table"]))
-        if base is not None and not path.is_absolute():
-            path = base / path
-        return VenueLatency.recorded(read_table(path))
-    raise ConfigError(f"latency: unknown kind {kind!r}; use constant, per_action or table")
+    """The venue's model from the backtest config's ``latency:`` block (see
+    :func:`tradelab.matching.latency_spec.latency_from_config`)."""
+    return VenueLatency(*spec.latency_from_config(cfg, base))
 
 
-def read_table(path: Path) -> np.ndarray:
-    """A recorded latency table (``.npy``, or CSV with an optional header line)."""
-    if not path.exists():
-        raise ConfigError(f"latency table {path} does not exist")
-    try:
-        if path.suffix == ".npy":
-            t = np.load(path)
-        else:
-            t = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2,
-                           skiprows=1 if not path.read_text()[:1].isdigit() else 0)
-        return L.recorded(t)[2]
-    except ValueError as exc:
-        raise ConfigError(f"latency table {path}: {exc}") from None
+def parse_latency(text: str) -> VenueLatency:
+    """The CLI's ``--latency`` (see :func:`tradelab.matching.latency_spec.parse_latency`)."""
+    from tradelab.yamlconfig import read_yaml
 
-
-def parse_latency(spec: str) -> VenueLatency:
-    """The CLI's ``--latency``: ``ENTRY_MS[/RESPONSE_MS]`` (constant; the response defaults to
-    the entry), or a YAML file holding the backtest config's ``latency:`` block (or one at its
-    top level)."""
-    spec = spec.strip()
-    if spec.endswith((".yaml", ".yml")):
-        from tradelab.yamlconfig import read_yaml
-
-        path = Path(spec)
-        raw = read_yaml(path, "latency file")
-        block = raw.get("latency", raw) if isinstance(raw, dict) else None
-        if not isinstance(block, dict):
-            raise ConfigError(f"{path}: expected a mapping (the latency: block)")
-        return latency_from_config(block, path.parent)
-    entry, _, resp = spec.partition("/")
-    return latency_from_config({"entry_ms": entry, "response_ms": resp or entry})
+    return VenueLatency(*spec.parse_latency(text, read_yaml))
 
 
 class Ticket:
