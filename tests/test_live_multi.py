@@ -26,14 +26,15 @@ SYMS = ("BTCUSDT", "ETHUSDT")
 ENTRY_ROWS = 17  # the deep book and the first five trades: long 2 at 100.5 after bar 3
 
 
-def _run(tmp_path, risk=LOOSE, run_dir="run") -> LiveRun:
-    cfg = RunConfig(run_id="multi", strategy="momentum", params=MOM, symbol=SYMS[0],
-                    symbols=SYMS, market="spot", interval_ns=S, units=2.0, venue_rest="",
-                    venue_ws="", run_dir=tmp_path / run_dir, risk=risk, entry_ms=5.0,
-                    response_ms=5.0, maker_fee=0.0002, taker_fee=0.0005,
-                    queue_model="risk_averse", queue_n=2.0, start_cash=1000.0,
-                    close_delay_ms=0.0)
-    return LiveRun(cfg, {s: symbol_filters("spot", s, "0.5", "0.001") for s in SYMS})
+def _run(tmp_path, risk=LOOSE, run_dir="run", **overrides) -> LiveRun:
+    cfg = {"run_id": "multi", "strategy": "momentum", "params": MOM, "symbol": SYMS[0],
+           "symbols": SYMS, "market": "spot", "interval_ns": S, "units": 2.0,
+           "venue_rest": "", "venue_ws": "", "run_dir": tmp_path / run_dir, "risk": risk,
+           "entry_ms": 5.0, "response_ms": 5.0, "maker_fee": 0.0002, "taker_fee": 0.0005,
+           "queue_model": "risk_averse", "queue_n": 2.0, "start_cash": 1000.0,
+           "close_delay_ms": 0.0, **overrides}
+    return LiveRun(RunConfig(**cfg),
+                   {s: symbol_filters("spot", s, "0.5", "0.001") for s in SYMS})
 
 
 def _feed(run: LiveRun, sym: str, rows: np.ndarray, one_by_one: bool = False) -> None:

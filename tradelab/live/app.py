@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 
 from tradelab.adapters.binance.ccxt_client import make_client
 from tradelab.adapters.binance.filters import SymbolFilters
@@ -101,6 +102,10 @@ class RunConfig:
     poll_s: float = 1.0
     sizing: str = "fixed"  # fixed | vol_target
     symbols: tuple[str, ...] = ()  # every symbol the run trades (empty: ``symbol`` alone)
+    # paper fills: a latency model (code, params, table) instead of entry_ms / response_ms,
+    # and what the summary says the fill model was
+    latency_model: tuple[int, np.ndarray, np.ndarray] | None = None
+    fill_model: dict[str, Any] = field(default_factory=dict)
 
     @property
     def all_symbols(self) -> tuple[str, ...]:
@@ -192,7 +197,7 @@ class LiveRun:
         inst = instrument(float(filters.tick_size), float(filters.step_size),
                           float(filters.min_qty), float(filters.min_notional),
                           cfg.maker_fee, cfg.taker_fee)
-        lat = L.constant(int(cfg.entry_ms * 1e6), int(cfg.response_ms * 1e6))
+        lat = cfg.latency_model or L.constant(int(cfg.entry_ms * 1e6), int(cfg.response_ms * 1e6))
         engine = PaperExchange(inst, lat, cfg.queue_model, cfg.queue_n)
         recorder = RunRecorder(self.started_ns)
         venue_broker: VenueBroker | None = None
@@ -407,7 +412,8 @@ class LiveRun:
                                params=cfg.params, symbol=cfg.symbol,
                                symbols=list(cfg.all_symbols), market=cfg.market,
                                broker=cfg.broker, forced=cfg.forced,
-                               base_balance=bases[cfg.symbol], base_balances=bases)
+                               base_balance=bases[cfg.symbol], base_balances=bases,
+                               fill_model=cfg.fill_model if cfg.broker == "paper" else None)
         else:
             self.journal.state(time.time_ns(), restarted=True)
         if self.client is not None:
@@ -608,6 +614,7 @@ class LiveRun:
             "run_id": cfg.run_id, "strategy": cfg.strategy, "params": cfg.params,
             "symbol": cfg.symbol, "symbols": list(cfg.all_symbols), "market": cfg.market,
             "broker": cfg.broker, "forced": cfg.forced,
+            "fill_model": cfg.fill_model if cfg.broker == "paper" else None,
             "messages": self.messages, "bars": sum(v["bars"] for v in legs.values()),
             "orders": len(self.oms.orders),
             "fills_detail": [f for v in legs.values() for f in v["fills_detail"]],

@@ -18,6 +18,7 @@ from tradelab.core.timeutil import interval_ns
 from tradelab.errors import TradelabError
 from tradelab.live.alerts import AlertConfig
 from tradelab.live.app import LiveRun, RunConfig, fetch_filters
+from tradelab.live.fill_model import load_fill_model, with_overrides
 from tradelab.live.promoted import PROMOTED_DIR, load_promoted
 from tradelab.live.risk_config import RiskConfig, load_risk
 from tradelab.store.paths import resolve_root
@@ -61,6 +62,20 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     p.add_argument("--sizing", choices=["fixed", "vol_target"], default="fixed",
                    help="fixed: --units or --notional-usdt; vol_target: equity x target_vol / "
                         "realized vol of the last bars (the risk config's sizing section)")
+    fm = p.add_argument_group("paper fills (python -m runners.paper)")
+    fm.add_argument("--fill-model", type=Path, default=None, metavar="FILE",
+                    help="fees, queue model and latency of paper fills: a fill-model file "
+                         "(fees/queue/latency) or an event backtest config "
+                         "(configs/backtests/*.yaml: its instrument fees, queue and latency) "
+                         "[default: configs/paper.yaml, else built-in]")
+    fm.add_argument("--maker-fee", type=float, help="maker fee, a fraction of the notional")
+    fm.add_argument("--taker-fee", type=float, help="taker fee, a fraction of the notional")
+    fm.add_argument("--queue-model", help="queue-position model of resting orders "
+                    "(risk_averse, power, power2, power3, log, log2)")
+    fm.add_argument("--queue-n", type=float, help="exponent of the power queue models")
+    fm.add_argument("--latency-ms", metavar="SPEC", help="order latency: ENTRY_MS[/RESPONSE_MS] "
+                    "or a YAML file with a backtest config's latency: block (a recorded "
+                    "table, e.g. from tradelab exec-smoke)")
     p.add_argument("--risk", type=Path, default=Path("configs/risk.yaml"),
                    help="risk limits (default %(default)s; built-in defaults if missing)")
     p.add_argument("--run-dir", type=Path, help="journal and outputs (default data/runs/RUN_ID)")
@@ -143,6 +158,8 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
                                 "base asset's balance against one symbol's fills; run those "
                                 "symbols in separate runs")
     risk = load_risk(args.risk) if args.risk.exists() else RiskConfig()
+    fills = with_overrides(load_fill_model(args.fill_model), args.maker_fee, args.taker_fee,
+                           args.queue_model, args.queue_n, args.latency_ms)
     run_id = args.run_id or (f"{'paper' if broker == 'paper' else 'testnet'}-{args.strategy}-"
                              f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}")
     if args.venue == "local":
@@ -165,7 +182,9 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
                            telegram_chat_id=args.telegram_chat_id), notional=notional,
         store=None if args.no_store else resolve_root(args.store, create=True),
         broker=broker, api_key=key, api_secret=secret, sizing=args.sizing,
-        ccxt_rest=rest if args.venue == "local" else None)
+        ccxt_rest=rest if args.venue == "local" else None,
+        maker_fee=fills.maker_fee, taker_fee=fills.taker_fee, queue_model=fills.queue_model,
+        queue_n=fills.queue_n, latency_model=fills.latency, fill_model=fills.describe())
     return cfg
 
 
