@@ -224,6 +224,11 @@ def test_ioc_fok_and_quote_quantity_market():
     assert mkt.orig_quote_qty == D("10")
     usdt = D(10000) - D("100.02") - D("9.9999991")
     assert acc.balances()["USDT"] == (usdt, D(0))
+    # an executed MARKET or IOC order worked from its transaction time (workingTime -1 is only
+    # for a conditional order not set off yet): ccxt takes it as the order's timestamp
+    for o in (mkt, ioc):
+        full = wire.new_order_response(o.view(), o.fill_views(), "FULL")
+        assert full["workingTime"] == full["transactTime"] == o.time_ms > 0
 
 
 def test_accounts_file_loads_and_bad_files_are_named(tmp_path):

@@ -100,6 +100,7 @@ class RunConfig:
     ccxt_rest: str | None = None  # the venue's REST base for ccxt (None: Binance's testnet)
     user_stream: bool = True  # follow fills on the user-data stream (else polling only)
     poll_s: float = 1.0
+    request_timeout_s: float = 10.0  # a REST request without an answer by then: outcome unknown
     sizing: str = "fixed"  # fixed | vol_target
     symbols: tuple[str, ...] = ()  # every symbol the run trades (empty: ``symbol`` alone)
     # paper fills: a latency model (code, params, table) instead of entry_ms / response_ms,
@@ -178,7 +179,8 @@ class LiveRun:
             if not cfg.api_key or not cfg.api_secret:
                 raise TradelabError("the venue broker needs an API key and secret (set "
                                     "TRADELAB_API_KEY and TRADELAB_API_SECRET, or a .env file)")
-            self.client = make_client(cfg.market, cfg.api_key, cfg.api_secret, cfg.ccxt_rest)
+            self.client = make_client(cfg.market, cfg.api_key, cfg.api_secret, cfg.ccxt_rest,
+                                      timeout_ms=int(cfg.request_timeout_s * 1000))
         elif cfg.broker != "paper":
             raise TradelabError(f"unknown broker {cfg.broker!r}: paper or venue")
         self.module = get(cfg.strategy)

@@ -76,6 +76,9 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     fm.add_argument("--latency-ms", metavar="SPEC", help="order latency: ENTRY_MS[/RESPONSE_MS] "
                     "or a YAML file with a backtest config's latency: block (a recorded "
                     "table, e.g. from tradelab exec-smoke)")
+    p.add_argument("--request-timeout-s", type=float, default=10.0,
+                   help="testnet: a REST request unanswered this long has an unknown outcome "
+                        "(an order is then queried by client id) [default %(default)s]")
     p.add_argument("--risk", type=Path, default=Path("configs/risk.yaml"),
                    help="risk limits (default %(default)s; built-in defaults if missing)")
     p.add_argument("--run-dir", type=Path, help="journal and outputs (default data/runs/RUN_ID)")
@@ -158,6 +161,8 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
                                 "base asset's balance against one symbol's fills; run those "
                                 "symbols in separate runs")
     risk = load_risk(args.risk) if args.risk.exists() else RiskConfig()
+    if not args.request_timeout_s > 0:
+        raise TradelabError(f"--request-timeout-s must be > 0, got {args.request_timeout_s}")
     fills = with_overrides(load_fill_model(args.fill_model), args.maker_fee, args.taker_fee,
                            args.queue_model, args.queue_n, args.latency_ms)
     run_id = args.run_id or (f"{'paper' if broker == 'paper' else 'testnet'}-{args.strategy}-"
@@ -183,6 +188,7 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
         store=None if args.no_store else resolve_root(args.store, create=True),
         broker=broker, api_key=key, api_secret=secret, sizing=args.sizing,
         ccxt_rest=rest if args.venue == "local" else None,
+        request_timeout_s=args.request_timeout_s,
         maker_fee=fills.maker_fee, taker_fee=fills.taker_fee, queue_model=fills.queue_model,
         queue_n=fills.queue_n, latency_model=fills.latency, fill_model=fills.describe())
     return cfg

@@ -52,7 +52,9 @@ def execution_of(trade: dict, default_ts_ns: int | None = None) -> Execution:
     fee = trade.get("fee") or {}
     maker = trade.get("takerOrMaker")
     ts = trade.get("timestamp")
-    ts_ns = int(ts) * 1_000_000 if ts is not None else (default_ts_ns or time.time_ns())
+    # no time, or a placeholder (Binance's -1 "not working yet"): the answer's, else now
+    ts_ns = int(ts) * 1_000_000 if ts is not None and ts > 0 else \
+        (default_ts_ns if default_ts_ns and default_ts_ns > 0 else time.time_ns())
     return Execution(str(trade["id"]), Decimal(str(trade["amount"])),
                      Decimal(str(trade["price"])), Decimal(str(fee.get("cost") or 0)),
                      str(fee.get("currency") or ""), ts_ns,
@@ -185,8 +187,8 @@ class VenueBroker:
         assert self.sink is not None
         now = time.time_ns()
         status = _STATUS.get(str(resp.get("status")), "NEW")
-        ts = resp.get("timestamp")
-        at = int(ts) * 1_000_000 if ts is not None else now
+        ts = resp.get("timestamp") or resp.get("lastTradeTimestamp")
+        at = int(ts) * 1_000_000 if ts is not None and ts > 0 else now
         for t in resp.get("trades") or []:
             if t.get("id") is not None and t.get("amount"):
                 self.sink.on_execution(order.client_id, execution_of(t, at), order.side)

@@ -339,7 +339,9 @@ class OrderView:
 
 
 def _working_time(o: OrderView) -> int:
-    if not o.working:
+    """When the order started working: -1 only for a conditional order not set off yet (a
+    MARKET or LIMIT order works from its transaction time, filled or not)."""
+    if o.type in CONDITIONAL_TYPES and o.working_ms is None:
         return -1
     return o.time_ms if o.working_ms is None else o.working_ms
 
