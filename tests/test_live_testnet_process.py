@@ -120,6 +120,10 @@ def test_a_wrong_key_is_a_clear_authentication_error(venue, tmp_path):  # noqa: 
                        text=True, timeout=120)
     assert r.returncode == 1
     assert "authentication failed" in r.stderr.lower() and "not-a-secret" not in r.stderr
+    # the run still leaves its summary: stopped on an error, before any order
+    s = json.loads((tmp_path / "o.json").read_text())
+    assert s["exit_reason"] == "error" and "authentication failed" in s["error"]
+    assert s["orders"] == 0 and "not-a-secret" not in r.stdout + json.dumps(s)
 
 
 def test_quotes_are_placed_amended_and_cancelled_and_the_kill_switch_clears_them(

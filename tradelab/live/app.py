@@ -192,6 +192,7 @@ class LiveRun:
                                for leg in self.legs}
         self.stop = asyncio.Event()
         self.exit_reason = "timeout"
+        self.error: str | None = None  # what stopped the run, when an error did
         self.metrics_url: str | None = None
 
     def _leg(self, sym: str, filters: SymbolFilters) -> Leg:
@@ -290,9 +291,10 @@ class LiveRun:
         n_orders = len(self.oms.orders)
         try:
             leg.core.on_rows(rows)
-        except Exception:
+        except Exception as exc:
             log.exception("runner core failed on a %s %s message", leg.symbol, kind)
             self.exit_reason = "error"
+            self.error = f"the runner core failed on a {leg.symbol} {kind} message: {exc!r}"
             self.stop.set()
             return
         if len(self.oms.orders) > n_orders:
@@ -613,6 +615,7 @@ class LiveRun:
             for k, v in leg_s["broker_errors"].items():
                 errors[k] = errors.get(k, 0) + v
         s.update({
+            "error": self.error,
             "run_id": cfg.run_id, "strategy": cfg.strategy, "params": cfg.params,
             "symbol": cfg.symbol, "symbols": list(cfg.all_symbols), "market": cfg.market,
             "broker": cfg.broker, "forced": cfg.forced,

@@ -33,7 +33,8 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
         prog=prog, description=what, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit: the run stops at --duration-s, on SIGINT/SIGTERM, on the kill switch "
                "(--kill-file appearing, or POST /kill on the metrics port) or on an error, and "
-               "always prints (and with --out-json writes) its JSON summary.")
+               "always prints (and with --out-json writes) its JSON summary; a run that "
+               "stopped on an error has exit_reason error and the reason under error.")
     p.add_argument("--strategy", required=True, help="strategy name; its promoted config "
                    "configs/promoted/NAME.yaml says parameters, symbols and bar interval")
     p.add_argument("--symbols", help="comma-separated raw symbols (default: the promoted ones); "
@@ -194,10 +195,22 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
     return cfg
 
 
+class RunFailed(TradelabError):
+    """A run that stopped on an error, with its summary (exit reason ``error``)."""
+
+    def __init__(self, message: str, summary: dict) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 async def _run(cfg: RunConfig) -> dict:
     filters = {s: await fetch_filters(cfg.venue_rest, cfg.market, s) for s in cfg.all_symbols}
     run = LiveRun(cfg, filters)
-    return await run.run()
+    try:
+        return await run.run()
+    except TradelabError as exc:  # e.g. a refused key, a reconciliation it cannot explain
+        run.exit_reason, run.error = "error", str(exc)
+        raise RunFailed(str(exc), run.summary()) from None
 
 
 def main_paper(argv: list[str] | None = None) -> int:
@@ -219,6 +232,7 @@ def _main(prog: str, what: str, broker: str, argv: list[str] | None) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("feedhandler").setLevel(logging.WARNING)
+    cfg: RunConfig | None = None
     try:
         cfg = run_config(args, broker)
         print(f"{broker} run {cfg.run_id}: {cfg.strategy} {', '.join(cfg.all_symbols)} "
@@ -227,7 +241,11 @@ def _main(prog: str, what: str, broker: str, argv: list[str] | None) -> int:
         summary = asyncio.run(_run(cfg))
     except TradelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        if cfg is None:  # the command line itself was wrong: no run to summarise
+            return 1
+        summary = exc.summary if isinstance(exc, RunFailed) else {
+            "exit_reason": "error", "error": str(exc), "run_id": cfg.run_id,
+            "strategy": cfg.strategy, "symbols": list(cfg.all_symbols)}
     text = json.dumps(summary, indent=2, default=str)
     if args.out_json:
         args.out_json.parent.mkdir(parents=True, exist_ok=True)
