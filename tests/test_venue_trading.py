@@ -202,6 +202,15 @@ def test_order_checks_name_the_problem():
     assert code(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1", price="99.00",
                 newClientOrderId="mine-1") == (-2010, "Duplicate order sent.")
     assert acc.balances()["USDT"] == (D("9990.1"), D("9.9"))
+    # once that order is cancelled the client id is free again (Binance checks open orders
+    # only); a lookup by client id finds the newest order carrying it
+    first = t.cancel(acc, "BTCUSDT", None, "mine-1")
+    again = t.new_order(acc, _order(side="BUY", type="LIMIT", timeInForce="GTC",
+                                    quantity="0.1", price="98.00", newClientOrderId="mine-1"))
+    assert again is not None and again.order_id != first.order_id
+    assert t.query(acc, "BTCUSDT", None, "mine-1") is again
+    assert [o.order_id for o in t.orders.with_client_id(acc, "mine-1")] == [first.order_id,
+                                                                           again.order_id]
 
 
 def test_ioc_fok_and_quote_quantity_market():

@@ -53,7 +53,7 @@ from tradelab.venue.margin import (
     position_margin,
     unrealized_pnl,
 )
-from tradelab.venue.order_registry import OrderRegistry
+from tradelab.venue.order_registry import OrderRegistry, OrdersById
 from tradelab.venue.userstream import UserEvents
 
 EIGHT = Decimal("0.00000001")
@@ -174,7 +174,7 @@ class Futures(BookCores, OrderRegistry[FuturesOrder]):
         self.funding_rate = funding_rate
         self.next_funding_ms = next_funding_ms
         self.cores: dict[str, MatchingCore] = {}
-        self.orders: dict[int, FuturesOrder] = {}
+        self.orders: OrdersById[FuturesOrder] = OrdersById()
         self.trades: dict[int, list[tuple[FuturesOrder, FuturesFill]]] = {}
         now = clock_ms()
         self.wallets: dict[int, Wallet] = {
@@ -204,7 +204,7 @@ class Futures(BookCores, OrderRegistry[FuturesOrder]):
         if not acc.can_trade:
             raise wire.BinanceError(401, -2015, wire.MSG_BAD_KEY)
         cid = req.client_id or f"venue-f-{self._next_client_id}"
-        if any(o.open and o.client_id == cid and o.account is acc for o in self.orders.values()):
+        if self.orders.open_client_id(acc, cid):
             raise wire.BinanceError(400, -4116, "ClientOrderId is duplicated.")
         core = self._core(inst)
         pos = self._position(acc, inst.symbol)

@@ -49,7 +49,7 @@ from tradelab.venue.accounts import Account, Accounts, InsufficientBalance
 from tradelab.venue.book import VenueBook
 from tradelab.venue.bookcores import BookCores
 from tradelab.venue.instruments import Instrument
-from tradelab.venue.order_registry import OrderRegistry
+from tradelab.venue.order_registry import OrderRegistry, OrdersById
 from tradelab.venue.userstream import UserEvents
 
 log = logging.getLogger("tradelab.venue")
@@ -132,7 +132,7 @@ class Trading(BookCores, OrderRegistry[Order]):
         self.books = books
         self.clock_ms = clock_ms
         self.cores: dict[str, MatchingCore] = {}
-        self.orders: dict[int, Order] = {}
+        self.orders: OrdersById[Order] = OrdersById()
         self.trades: dict[int, list[tuple[Order, Fill]]] = {}  # account uid -> its trades
         self._order_ids = itertools.count(1)
         self._trade_ids: dict[str, itertools.count] = {}
@@ -192,7 +192,7 @@ class Trading(BookCores, OrderRegistry[Order]):
         if not acc.can_trade:
             raise wire.BinanceError(401, -2015, wire.MSG_BAD_KEY)
         cid = req.client_id or f"venue-{next(self._client_ids)}"
-        if any(o.open and o.client_id == cid and o.account is acc for o in self.orders.values()):
+        if self.orders.open_client_id(acc, cid):
             raise wire.rejected(wire.MSG_DUPLICATE)
         if req.type in wire.CONDITIONAL_TYPES:
             return self._new_conditional(acc, inst, req, cid, test)
