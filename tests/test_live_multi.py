@@ -199,3 +199,16 @@ def _d(x: str):
 def test_the_command_refuses_what_a_multi_symbol_run_cannot_mean(argv, message, capsys):
     assert main_paper(["--strategy", "ma_crossover", "--force", *argv]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_a_run_resumes_only_as_what_it_traded(tmp_path):
+    first = _run(tmp_path)
+    asyncio.run(first._resume_and_reconcile())  # writes the start record
+    first.journal.close()
+    for change, message in (({"params": {**MOM, "threshold": 0.001}}, "with parameters"),
+                            ({"strategy": "ma_crossover", "params": {"fast": 2, "slow": 4}},
+                             "with strategy momentum")):
+        run = _run(tmp_path, **change)
+        with pytest.raises(Exception, match=message):
+            asyncio.run(run._resume_and_reconcile())
+        run.journal.close()

@@ -391,6 +391,14 @@ class LiveRun:
                 raise TradelabError(f"run {cfg.run_id} traded {', '.join(map(str, before))}; "
                                     f"it cannot resume on {', '.join(cfg.all_symbols)} (start "
                                     "a new run for other symbols)")
+            # the journal's strategy state and positions belong to what the run traded
+            for what, was, now in (("strategy", start.get("strategy"), cfg.strategy),
+                                   ("market", start.get("market"), cfg.market),
+                                   ("broker", start.get("broker"), cfg.broker),
+                                   ("parameters", start.get("params"), cfg.params)):
+                if was is not None and was != now:
+                    raise TradelabError(f"run {cfg.run_id} traded with {what} {was}; it cannot "
+                                        f"resume with {now} (start a new run)")
         if records:
             rehydrate(records, self.oms)  # once: the run's orders, whatever their symbol
             for leg in self.legs:
