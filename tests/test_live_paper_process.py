@@ -89,6 +89,14 @@ def test_paper_runner_trades_on_the_venue_and_stops_on_the_kill_switch(venue, tm
         else:
             pytest.fail(f"no position within 90 s; metrics:\n{text[-2000:]}")
         assert "tradelab_feed_messages_total" in text
+        rate = [line for line in text.splitlines()
+                if line.startswith('tradelab_feed_messages_per_second{symbol="BTCUSDT"}')]
+        assert rate and float(rate[0].split()[-1]) > 0  # the synthetic venue streams
+        for name in ("tradelab_feed_uptime_seconds", "tradelab_feed_last_event_age_seconds",
+                     "tradelab_tick_to_order_seconds_bucket", "tradelab_orders{",
+                     "tradelab_pnl_realized", "tradelab_pnl_unrealized", "tradelab_equity",
+                     "tradelab_exposure", "tradelab_risk_halted"):
+            assert name in text, name
         req = urllib.request.Request(f"http://127.0.0.1:{mport}/kill", method="POST")
         with urllib.request.urlopen(req, timeout=5) as r:
             assert json.load(r)["killed"] is True

@@ -148,6 +148,7 @@ class Leg:
     connected_at: float | None = None
     polling: bool = False
     reconciled: dict[str, Any] | None = None
+    rate_mark: tuple[float, int] = (0.0, 0)  # (monotonic time, messages) at the last refresh
 
 
 class LiveRun:
@@ -466,6 +467,11 @@ class LiveRun:
             m.feed_up.labels(sym).set(1 if leg.connected_at and now - leg.last_event_wall < 30
                                       else 0)
             m.feed_uptime.labels(sym).set(now - leg.connected_at if leg.connected_at else 0)
+            t0, n0 = leg.rate_mark
+            mono = time.monotonic()
+            if t0 and mono > t0:
+                m.message_rate.labels(sym).set((leg.messages - n0) / (mono - t0))
+            leg.rate_mark = (mono, leg.messages)
             m.last_event_age.labels(sym).set(now - leg.last_event_wall if leg.last_event_wall
                                              else float("nan"))
             m.position.labels(sym).set(self.portfolio.positions.get(sym, 0.0))

@@ -38,6 +38,9 @@ class RunnerMetrics:
                                  ["symbol"], registry=r)
         self.messages = Counter("tradelab_feed_messages", "Market-data messages received",
                                 ["symbol", "kind"], registry=r)
+        self.message_rate = Gauge("tradelab_feed_messages_per_second",
+                                  "Market-data messages per second over the last refresh "
+                                  "interval (about 1 s)", ["symbol"], registry=r)
         self.last_event_age = Gauge("tradelab_feed_last_event_age_seconds",
                                     "Seconds since the last market event", ["symbol"], registry=r)
         self.tick_to_order = Histogram("tradelab_tick_to_order_seconds",
