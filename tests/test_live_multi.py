@@ -212,3 +212,39 @@ def test_a_run_resumes_only_as_what_it_traded(tmp_path):
         with pytest.raises(Exception, match=message):
             asyncio.run(run._resume_and_reconcile())
         run.journal.close()
+
+
+def test_the_summary_lists_the_runner_and_position_state_transitions(tmp_path):
+    risk = LOOSE.model_copy(update={"daily": LOOSE.daily.model_copy(
+        update={"max_loss_usdt": 1.0, "action": "close_all"})})
+    run = _run(tmp_path, risk)
+    stream = _stream(RISING_THEN_FALLING)
+    _feed(run, "BTCUSDT", stream[:ENTRY_ROWS], one_by_one=True)
+    _feed(run, "ETHUSDT", stream[:ENTRY_ROWS], one_by_one=True)
+    _feed(run, "BTCUSDT", stream[ENTRY_ROWS:])
+    _feed(run, "ETHUSDT", stream[ENTRY_ROWS:])
+    run.journal.close()
+    moves = [(t["subject"], t["from"], t["to"]) for t in run.summary()["state_transitions"]]
+    # each symbol went long, the guard halted the run, the flattening made both flat
+    assert moves.count(("BTCUSDT", "flat", "long")) == 1
+    assert moves.count(("ETHUSDT", "flat", "long")) == 1
+    assert ("runner", "running", "halted") in moves
+    assert moves.index(("runner", "running", "halted")) > moves.index(("ETHUSDT", "flat",
+                                                                        "long"))
+    assert ("BTCUSDT", "long", "flat") in moves and ("ETHUSDT", "long", "flat") in moves
+
+
+def test_stale_data_cancels_and_the_next_event_resumes(tmp_path):
+    risk = LOOSE.model_copy(update={"orders": LOOSE.orders.model_copy(
+        update={"stale_after_s": 2.0})})
+    run = _run(tmp_path, risk)
+    stream = _stream(RISING_THEN_FALLING)
+    _feed(run, "BTCUSDT", stream[:12])  # the book only
+    for ev in run.risk.check_stale(int(stream["local_ts"][11]) + 3 * S):
+        run.core._risk_event(ev)
+    assert run.state == "stale" and run.risk.stale
+    _feed(run, "ETHUSDT", stream[:1])  # data again (any symbol: the feed is one connection)
+    assert run.state == "running" and not run.risk.stale
+    run.journal.close()
+    kinds = [r["kind"] for r in _risk(run)]
+    assert kinds[-2:] == ["stale", "resume"]

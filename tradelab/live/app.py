@@ -194,6 +194,7 @@ class LiveRun:
         self.stop = asyncio.Event()
         self.exit_reason = "timeout"
         self.error: str | None = None  # what stopped the run, when an error did
+        self.state = "running"  # running | halted | stale | killed
         self.metrics_url: str | None = None
 
     def _leg(self, sym: str, filters: SymbolFilters) -> Leg:
@@ -304,6 +305,14 @@ class LiveRun:
     # -- risk and kill switch ------------------------------------------------------------------
 
     def _on_risk(self, ev: RiskEvent) -> None:
+        state = {"halt": "halted", "close_all": "halted", "kill": "killed",
+                 "stale": "stale"}.get(ev.kind)
+        if ev.kind == "resume" and self.state in ("stale", "halted") and not self.risk.halted \
+                and not self.risk.stale:
+            state = "running"
+        if state is not None and state != self.state:
+            self.legs[0].recorder.transition(ev.ts_ns, self.state, state, ev.reason)
+            self.state = state
         if ev.kind == "deny":
             self.metrics.rejects.labels(ev.symbol or self.cfg.symbol, "risk").inc()
         if ev.kind in ("halt", "close_all", "kill", "stale"):

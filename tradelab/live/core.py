@@ -116,6 +116,10 @@ class PaperBroker:
         sn.submit_cancel_nb(sim, sim_id(order.client_id))
 
 
+def _side(position: float) -> str:
+    return "long" if position > 0 else "short" if position < 0 else "flat"
+
+
 def sim_id(client_id: str) -> int:
     """The simulated exchange's integer id of a client order id ``<prefix>-<n>``."""
     return int(client_id.rsplit("-", 1)[1])
@@ -177,7 +181,8 @@ class BarRunnerCore:
         """A batch of market events (event_dt) as received."""
         if len(rows) == 0:
             return
-        self.risk.on_market(int(rows["local_ts"][-1]))
+        for ev in self.risk.on_market(int(rows["local_ts"][-1])):  # data again after stale
+            self._risk_event(ev)
         self.engine.push(rows, self._step, self._on_stop, self._paper_reports)
         bid, ask = self.engine.best()
         if bid is not None and ask is not None:
@@ -388,6 +393,9 @@ class BarRunnerCore:
         if self.recorder is not None:
             self.recorder.fill(ex.ts_ns, client_id, 1 if side == "BUY" else -1, float(ex.qty),
                                float(ex.price), partial=order.state is not OrderState.FILLED)
+            if _side(pos0) != _side(pos1):
+                self.recorder.transition(ex.ts_ns, _side(pos0), _side(pos1),
+                                         f"fill {ex.trade_id} of {client_id}", order.symbol)
         round_trip_over = pos1 == 0.0 or math.copysign(1, pos1) != math.copysign(1, pos0)
         if closed_pnl is not None and round_trip_over:
             for ev in self.risk.on_trade_closed(ex.ts_ns, closed_pnl):

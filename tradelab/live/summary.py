@@ -108,9 +108,12 @@ class RunRecorder:
         if mid > 0:
             m.spreads_bps.append((ask - bid) / mid * 1e4)
 
-    def transition(self, ts_ns: int, old: str, new: str, why: str = "") -> None:
-        """The strategy or runner changed state (flat -> long, running -> halted ...)."""
-        self.transitions.append({"ts_ns": ts_ns, "from": old, "to": new, "why": why})
+    def transition(self, ts_ns: int, old: str, new: str, why: str = "",
+                   subject: str = "runner") -> None:
+        """The runner (running -> halted ...) or a symbol's position (flat -> long ...)
+        changed state; ``subject`` says which."""
+        self.transitions.append({"ts_ns": ts_ns, "subject": subject, "from": old, "to": new,
+                                 "why": why})
 
     def trigger(self, ts_ns: int) -> None:
         """The signal asked for a trade."""
