@@ -24,6 +24,8 @@ from tradelab.store.jsonlog import read_log
 
 SYMS = ("BTCUSDT", "ETHUSDT")
 ENTRY_ROWS = 17  # the deep book and the first five trades: long 2 at 100.5 after bar 3
+CLOSE_ALL_AT_1 = LOOSE.model_copy(update={"daily": LOOSE.daily.model_copy(
+    update={"max_loss_usdt": 1.0, "action": "close_all"})})  # a day's loss over 1 USDT
 
 
 def _run(tmp_path, risk=LOOSE, run_dir="run", **overrides) -> LiveRun:
@@ -77,9 +79,7 @@ def test_the_daily_guard_adds_the_symbols_losses_and_closes_every_symbol(tmp_pat
     # each long 2 bought at 100.5 (fee 0.1005) and marked at 100.25 loses 0.6005: one symbol
     # alone stays under the 1.0 limit, both together (1.201) trip it on the event that brings
     # ETH's fill; close_all then flattens both symbols with reduce-only market orders
-    risk = LOOSE.model_copy(update={"daily": LOOSE.daily.model_copy(
-        update={"max_loss_usdt": 1.0, "action": "close_all"})})
-    run = _run(tmp_path, risk)
+    run = _run(tmp_path, CLOSE_ALL_AT_1)
     stream = _stream(RISING_THEN_FALLING)
     _feed(run, "BTCUSDT", stream[:ENTRY_ROWS], one_by_one=True)
     assert run.portfolio.positions["BTCUSDT"] == pytest.approx(2.0)
@@ -215,9 +215,7 @@ def test_a_run_resumes_only_as_what_it_traded(tmp_path):
 
 
 def test_the_summary_lists_the_runner_and_position_state_transitions(tmp_path):
-    risk = LOOSE.model_copy(update={"daily": LOOSE.daily.model_copy(
-        update={"max_loss_usdt": 1.0, "action": "close_all"})})
-    run = _run(tmp_path, risk)
+    run = _run(tmp_path, CLOSE_ALL_AT_1)
     stream = _stream(RISING_THEN_FALLING)
     _feed(run, "BTCUSDT", stream[:ENTRY_ROWS], one_by_one=True)
     _feed(run, "ETHUSDT", stream[:ENTRY_ROWS], one_by_one=True)

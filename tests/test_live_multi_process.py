@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_live_paper_process import local_venue
+from tests.test_live_paper_process import kill_and_wait, local_venue
 from tradelab.net.ports import free_port_pair
 from tradelab.store.catalog import Catalog
 from tradelab.store.jsonlog import read_log
@@ -85,10 +85,7 @@ def test_paper_runner_trades_two_symbols_in_one_run(venue2, tmp_path):
                             stderr=subprocess.STDOUT, text=True)
     try:
         _wait_both_traded(mport, proc)
-        req = urllib.request.Request(f"http://127.0.0.1:{mport}/kill", method="POST")
-        with urllib.request.urlopen(req, timeout=5) as r:
-            assert json.load(r)["killed"] is True
-        output, _ = proc.communicate(timeout=60)
+        output = kill_and_wait(mport, proc)
     finally:
         if proc.poll() is None:
             proc.kill()

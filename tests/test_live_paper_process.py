@@ -57,6 +57,15 @@ def venue():
         yield port
 
 
+def kill_and_wait(mport: int, proc: subprocess.Popen) -> str:
+    """Pull a runner's kill switch (POST /kill on its metrics port); its output once it exits."""
+    req = urllib.request.Request(f"http://127.0.0.1:{mport}/kill", method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert json.load(r)["killed"] is True
+    output, _ = proc.communicate(timeout=60)
+    return output
+
+
 def _metrics(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         return r.read().decode()
@@ -97,10 +106,7 @@ def test_paper_runner_trades_on_the_venue_and_stops_on_the_kill_switch(venue, tm
                      "tradelab_pnl_realized", "tradelab_pnl_unrealized", "tradelab_equity",
                      "tradelab_exposure", "tradelab_risk_halted"):
             assert name in text, name
-        req = urllib.request.Request(f"http://127.0.0.1:{mport}/kill", method="POST")
-        with urllib.request.urlopen(req, timeout=5) as r:
-            assert json.load(r)["killed"] is True
-        output, _ = proc.communicate(timeout=60)
+        output = kill_and_wait(mport, proc)
     finally:
         if proc.poll() is None:
             proc.kill()
