@@ -177,8 +177,9 @@ def run_demo(
     )
     if "paper" in figures:
         p = figures["paper"]
+        held = ", ".join(f"{q:.5f} {sym}" for sym, q in p["positions"].items())
         con.print(f"paper: {p['strategy']} ({'promoted' if not p['forced'] else 'forced demo'})"
-                  f" {p['fills']} fills, position {p['position']:.5f}, realized "
+                  f" {p['fills']} fills, position {held}, realized "
                   f"{p['realized_pnl']:.4f}, equity {p['equity']:.2f} USDT; journal "
                   f"{p['journal']}")
     if "reports_index" in figures:
