@@ -246,3 +246,28 @@ def test_stale_data_cancels_and_the_next_event_resumes(tmp_path):
     run.journal.close()
     kinds = [r["kind"] for r in _risk(run)]
     assert kinds[-2:] == ["stale", "resume"]
+
+
+def test_store_run_writes_a_killed_runs_journal_once(tmp_path):
+    from typer.testing import CliRunner
+
+    from tradelab.cli import app
+
+    run = _run(tmp_path)
+    asyncio.run(run._resume_and_reconcile())  # the start record: run id, market, symbols
+    stream = _stream(RISING_THEN_FALLING)
+    _feed(run, "BTCUSDT", stream)
+    _feed(run, "ETHUSDT", stream[:ENTRY_ROWS])
+    run.journal.close()  # ... and the process died here: nothing reached the store
+    store = tmp_path / "store"
+    cli = CliRunner()
+    for _ in range(2):
+        r = cli.invoke(app, ["store-run", str(run.cfg.run_dir), "--store", str(store)])
+        assert r.exit_code == 0, r.output
+    assert "BTCUSDT: 2 orders, 2 fills" in r.output
+    with Catalog(store) as cat:
+        fills = cat.sql("SELECT symbol, count(*) n FROM fills WHERE run_id = 'multi' "
+                        "GROUP BY symbol ORDER BY symbol")
+    assert fills["n"].tolist() == [2, 1]
+    r = cli.invoke(app, ["store-run", str(tmp_path / "nothing"), "--store", str(store)])
+    assert r.exit_code != 0 and "not a runner's run directory" in r.output

@@ -879,6 +879,30 @@ def exec_smoke_cmd(
                                        if k != "latency_table"}))
 
 
+@app.command("store-run")
+def store_run(
+    run_dir: Annotated[Path, typer.Argument(help="A runner's run directory (its journal.log).")],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a runner's journal into the store as the orders, fills, positions, pnl and
+    risk_events tables under its run id, each symbol under its partition, in one transaction:
+    for a run that was killed before it could, or ran with --no-store. Storing a run twice
+    stores every row once."""
+    from tradelab.live.persist import persist_run
+    from tradelab.store.paths import resolve_root
+
+    with cli_errors():
+        root = resolve_root(store, create=True)
+        counts = persist_run(run_dir, root)
+    if as_json:
+        console.print_json(json.dumps({"store": str(root), "rows": counts}))
+        return
+    for sym, tables in counts.items():
+        console.print(f"{sym}: " + ", ".join(f"{n} {t}" for t, n in tables.items()))
+    console.print(f"stored in {root} (query: tradelab sql \"SELECT * FROM fills\")")
+
+
 def _us(v: float | None) -> str:
     return "-" if v is None else f"{v / 1000:.2f} ms"
 

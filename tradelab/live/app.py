@@ -593,10 +593,8 @@ class LiveRun:
         if cfg.store is not None:
             from tradelab.live.persist import persist_journal
 
-            stored: dict[str, dict[str, int]] = {}
-            for leg in self.legs:
-                stored[leg.symbol] = persist_journal(cfg.run_dir / "journal.log", cfg.store,
-                                                     cfg.run_id, cfg.market, leg.symbol)
+            stored = persist_journal(cfg.run_dir / "journal.log", cfg.store, cfg.run_id,
+                                     cfg.market, list(cfg.all_symbols))
             summary["stored"] = stored[cfg.symbol] if len(self.legs) == 1 else stored
             summary["store"] = str(cfg.store)
         return summary

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from tradelab.adapters.binance.symbols import EXCHANGE, store_symbol_of_raw
+from tradelab.errors import StoreError
 from tradelab.store.jsonlog import read_log
 from tradelab.store.writer import StoreWriter
 
@@ -95,23 +96,47 @@ def journal_tables(records: list[dict[str, Any]], run_id: str,
 
 
 def persist_journal(journal: str | os.PathLike, store: str | os.PathLike, run_id: str,
-                    market: str, symbol: str) -> dict[str, int]:
-    """Write the journal's tables for ``symbol`` (raw Binance) into ``store``; returns the rows
-    handed to each table (rows the store already holds are not stored twice)."""
-    tables = journal_tables(read_log(journal), run_id, symbol)
-    exchange, sym = EXCHANGE[market], store_symbol_of_raw(symbol, market)
+                    market: str, symbols: str | list[str] | tuple[str, ...]
+                    ) -> dict[str, int] | dict[str, dict[str, int]]:
+    """Write the journal's tables of each raw Binance symbol into ``store``, every symbol in
+    one store transaction (all or nothing). Returns the rows handed to each table (rows the
+    store already holds are not stored twice): per table for one symbol given as a string,
+    per symbol then table for a list."""
+    records = read_log(journal)
+    names = [symbols] if isinstance(symbols, str) else list(symbols)
+    exchange = EXCHANGE[market]
     w = StoreWriter(store, deferred=True, run_id=None)
-    counts = {}
+    counts: dict[str, dict[str, int]] = {}
     try:
-        for name, cols in tables.items():
-            counts[name] = w.write(name, exchange, sym, cols) if cols["ts"] else 0
+        for raw in names:
+            tables = journal_tables(records, run_id, raw)
+            sym = store_symbol_of_raw(raw, market)
+            counts[raw] = {name: w.write(name, exchange, sym, cols) if cols["ts"] else 0
+                           for name, cols in tables.items()}
         w.commit()
     except BaseException:
         w.abort()
         raise
     finally:
         w.close()
-    return counts
+    return counts[names[0]] if isinstance(symbols, str) else counts
 
 
-__all__ = ["journal_tables", "persist_journal"]
+def persist_run(run_dir: str | os.PathLike, store: str | os.PathLike
+                ) -> dict[str, dict[str, int]]:
+    """A run's journal (``<run_dir>/journal.log``) into ``store``, reading its run id, market
+    and symbols from the journal's start record: for a run that was killed, or stored nowhere."""
+    path = os.path.join(os.fspath(run_dir), "journal.log")
+    if not os.path.exists(path):
+        raise StoreError(f"{path} does not exist: not a runner's run directory")
+    records = read_log(path)
+    start = next((r for r in records if r["type"] == "start"), None)
+    if start is None:
+        raise StoreError(f"{path} has no start record: the run never started")
+    symbols = start.get("symbols") or [start["symbol"]]
+    counts = persist_journal(path, store, start["run_id"], start["market"], list(symbols))
+    assert isinstance(counts, dict)
+    return counts  # type: ignore[return-value]
+
+
+__all__ = ["journal_tables", "persist_journal", "persist_run"]
