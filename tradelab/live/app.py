@@ -31,6 +31,7 @@ from tradelab.adapters.binance.ccxt_client import make_client
 from tradelab.adapters.binance.filters import SymbolFilters
 from tradelab.adapters.binance.schema import REST_PREFIX
 from tradelab.adapters.binance.symbols import EXCHANGE, split_raw, store_symbol_of_raw
+from tradelab.core.events import event_dt
 from tradelab.errors import TradelabError
 from tradelab.live.alerts import AlertConfig, Alerter
 from tradelab.live.book import BookRunnerCore
@@ -101,6 +102,7 @@ class RunConfig:
     user_stream: bool = True  # follow fills on the user-data stream (else polling only)
     poll_s: float = 1.0
     request_timeout_s: float = 10.0  # a REST request without an answer by then: outcome unknown
+    dump_rows: bool = False  # keep every symbol's received event rows: run_dir/rows-SYM.npy
     sizing: str = "fixed"  # fixed | vol_target
     symbols: tuple[str, ...] = ()  # every symbol the run trades (empty: ``symbol`` alone)
     # paper fills: a latency model (code, params, table) instead of entry_ms / response_ms,
@@ -149,6 +151,7 @@ class Leg:
     polling: bool = False
     reconciled: dict[str, Any] | None = None
     rate_mark: tuple[float, int] = (0.0, 0)  # (monotonic time, messages) at the last refresh
+    received: list[np.ndarray] = field(default_factory=list)  # rows kept for --dump-rows
 
 
 class LiveRun:
@@ -289,6 +292,8 @@ class LiveRun:
         leg.last_event_wall = wall
         leg.messages += 1
         self.metrics.messages.labels(leg.symbol, kind).inc()
+        if self.cfg.dump_rows and len(rows):
+            leg.received.append(rows.copy())
         t0 = time.perf_counter_ns()
         n_orders = len(self.oms.orders)
         try:
@@ -589,6 +594,8 @@ class LiveRun:
             await server.stop()
             await self.alerter.close()
             self.journal.close()
+            if cfg.dump_rows:
+                self._dump_rows()
         summary = self.summary()
         if cfg.store is not None:
             from tradelab.live.persist import persist_journal
@@ -598,6 +605,13 @@ class LiveRun:
             summary["stored"] = stored[cfg.symbol] if len(self.legs) == 1 else stored
             summary["store"] = str(cfg.store)
         return summary
+
+    def _dump_rows(self) -> None:
+        """Each symbol's received rows, as its runner core got them (event_dt), for replaying
+        through the event backtester: the same rows must give the same decisions."""
+        for leg in self.legs:
+            rows = np.concatenate(leg.received) if leg.received else np.zeros(0, event_dt)
+            np.save(self.cfg.run_dir / f"rows-{leg.symbol}.npy", rows)
 
     def _on_signal(self) -> None:
         self.exit_reason = "sigint"

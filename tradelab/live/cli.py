@@ -98,6 +98,10 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
                    "(bot token from TRADELAB_TELEGRAM_TOKEN)")
     p.add_argument("--run-id", help="resume this run (its --run-dir journal) instead of "
                    "starting a new one")
+    p.add_argument("--dump-rows", action="store_true", help="keep the event rows each symbol's "
+                   "runner core received and write them to RUN_DIR/rows-SYMBOL.npy at the end "
+                   "(replayed through the event backtester they give the run's decisions; "
+                   "memory grows with the run: for verification runs)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -189,7 +193,7 @@ def run_config(args: argparse.Namespace, broker: str) -> RunConfig:
         store=None if args.no_store else resolve_root(args.store, create=True),
         broker=broker, api_key=key, api_secret=secret, sizing=args.sizing,
         ccxt_rest=rest if args.venue == "local" else None,
-        request_timeout_s=args.request_timeout_s,
+        request_timeout_s=args.request_timeout_s, dump_rows=args.dump_rows,
         maker_fee=fills.maker_fee, taker_fee=fills.taker_fee, queue_model=fills.queue_model,
         queue_n=fills.queue_n, latency_model=fills.latency, fill_model=fills.describe())
     return cfg
