@@ -24,13 +24,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
-def local_venue(symbols: str = "BTCUSDT"):
-    """A synthetic spot venue serving ``symbols`` (comma-separated) on a free port."""
+def local_venue(symbols: str = "BTCUSDT", args: list[str] | None = None):
+    """A local venue on a free port: synthetic spot flow of ``symbols`` (comma-separated), or
+    what ``args`` say (e.g. a replay)."""
     port = free_port_pair()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tradelab.cli", "venue", "--synthetic",
-                             "--symbols", symbols, "--market", "spot", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    what = args if args is not None else ["--synthetic", "--symbols", symbols, "--market",
+                                          "spot"]
+    proc = subprocess.Popen([sys.executable, "-m", "tradelab.cli", "venue", *what, "--port",
+                             str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            cwd=ROOT)
     try:
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.test_live_paper_process import local_venue
 from tradelab.backtest.event.bars import run_bar_strategy
 from tradelab.backtest.event.replay import Latency, Replay
 from tradelab.matching import instrument
 from tradelab.matching import latency_nb as L
-from tradelab.net.ports import free_port_pair
 from tradelab.store.jsonlog import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,29 +34,12 @@ oco: {enabled: false}
 """
 
 
-def _replay_venue(recording: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port_pair()
-    proc = subprocess.Popen([sys.executable, "-m", "tradelab.cli", "venue", "--replay",
-                             str(recording), "--speed", "0", "--port", str(port),
-                             "--wait-clients", "1"],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/venue/status", timeout=1)
-            return proc, port
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("the venue did not start")
-
-
 def test_paper_runner_through_the_venue_makes_the_backtesters_orders(binance_ws, tmp_path):
-    venue, port = _replay_venue(binance_ws / "usdm_btcusdt_20240808.gz")
     run_dir, out, risk = tmp_path / "run", tmp_path / "out.json", tmp_path / "risk.yaml"
     risk.write_text(LOOSE_RISK)
-    try:
+    recording = binance_ws / "usdm_btcusdt_20240808.gz"
+    with local_venue(args=["--replay", str(recording), "--speed", "0", "--wait-clients",
+                           "1"]) as port:
         r = subprocess.run(
             [sys.executable, "-m", "runners.paper", "--strategy", "ma_crossover", "--force",
              "--param", "fast=3", "--param", "slow=10", "--interval", "1s", "--market", "usdm",
@@ -70,12 +50,6 @@ def test_paper_runner_through_the_venue_makes_the_backtesters_orders(binance_ws,
              "--queue-n", "3", "--latency-ms", "20/15"],
             env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, capture_output=True,
             text=True, timeout=240)
-    finally:
-        venue.send_signal(signal.SIGINT)
-        try:
-            venue.wait(10)
-        except subprocess.TimeoutExpired:
-            venue.kill()
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     s = json.loads(out.read_text())
     rows = np.load(run_dir / "rows-BTCUSDT.npy")
