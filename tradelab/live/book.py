@@ -18,14 +18,11 @@ from typing import Any
 import numpy as np
 
 from tradelab.live.core import BarRunnerCore
-from tradelab.live.orders import ManagedOrder, OrderState
 from tradelab.matching import core_nb as cn
 from tradelab.matching import sim_nb as sn
 from tradelab.matching.frame_nb import write_frame_row_nb
 from tradelab.strategies import imbalance_microprice as im
 from tradelab.strategies.types import IntentKind
-
-LIVE = (OrderState.PENDING_NEW, OrderState.NEW, OrderState.PARTIALLY_FILLED)
 
 
 class BookRunnerCore(BarRunnerCore):
@@ -71,12 +68,6 @@ class BookRunnerCore(BarRunnerCore):
                                   self.marks.get(self.setup.symbol, float(px)),
                                   "exit", now, reduce_only=True)
 
-    def _live(self, cid: str | None) -> ManagedOrder | None:
-        if cid is None:
-            return None
-        o = self.oms.orders.get(cid)
-        return o if o is not None and o.state in LIVE else None
-
     def _enter(self, side: str, px_t: int, now: int) -> str | None:
         sym = self.setup.symbol
         price = Decimal(px_t) * self.oms.filters[sym].tick_size
@@ -103,7 +94,6 @@ class BookRunnerCore(BarRunnerCore):
                                risk=self.risk.state(),
                                strategy_state=[None if np.isnan(x) else float(x)
                                                for x in self.ss], intents=self.intents)
-
 
     def _restore_state(self, state: dict[str, Any]) -> None:
         """The live entry order (the newest open one the rebuilt order manager holds) and the

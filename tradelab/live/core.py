@@ -116,6 +116,10 @@ class PaperBroker:
         sn.submit_cancel_nb(sim, sim_id(order.client_id))
 
 
+LIVE = (OrderState.PENDING_NEW, OrderState.NEW, OrderState.PARTIALLY_FILLED)
+"""States of an order that may still rest on the book."""
+
+
 def _side(position: float) -> str:
     return "long" if position > 0 else "short" if position < 0 else "flat"
 
@@ -299,6 +303,13 @@ class BarRunnerCore:
     def _in_flight(self) -> bool:
         return any(o.state is OrderState.PENDING_NEW or o.outcome_unknown
                    for o in self.oms.open_orders(self.setup.symbol))
+
+    def _live(self, cid: str | None) -> ManagedOrder | None:
+        """The order with client id ``cid`` if it may still rest on the book, else None."""
+        if cid is None:
+            return None
+        o = self.oms.orders.get(cid)
+        return o if o is not None and o.state in LIVE else None
 
     def _rejected(self, oid: int) -> bool:
         cid = f"{self.oms.id_prefix}-{oid}"
@@ -576,4 +587,4 @@ class BarRunnerCore:
         return self.portfolio.unrealized(self.setup.symbol)
 
 
-__all__ = ["BarRunnerCore", "BarSetup", "Broker", "PaperBroker", "sim_id"]
+__all__ = ["LIVE", "BarRunnerCore", "BarSetup", "Broker", "PaperBroker", "sim_id"]

@@ -20,13 +20,10 @@ from typing import Any
 import numpy as np
 
 from tradelab.live.core import BarRunnerCore
-from tradelab.live.orders import ManagedOrder, OrderState
 from tradelab.matching import core_nb as cn
 from tradelab.matching import sim_nb as sn
 from tradelab.matching.types import I_BASE, I_BEST_ASK, I_BEST_BID, I_N
 from tradelab.strategies import market_making as mm
-
-LIVE = (OrderState.PENDING_NEW, OrderState.NEW, OrderState.PARTIALLY_FILLED)
 
 
 class QuoteRunnerCore(BarRunnerCore):
@@ -70,12 +67,6 @@ class QuoteRunnerCore(BarRunnerCore):
         wa = max(int(math.ceil(qa / tick - 1e-9)), base + ib + 1) if not math.isnan(qa) else -1
         self._requote("BUY", wb, now)
         self._requote("SELL", wa, now)
-
-    def _live(self, cid: str | None) -> ManagedOrder | None:
-        if cid is None:
-            return None
-        o = self.oms.orders.get(cid)
-        return o if o is not None and o.state in LIVE else None
 
     def _requote(self, side: str, want: int, now: int) -> None:
         """Keep the quote on ``side`` at tick ``want`` (-1: no quote)."""
