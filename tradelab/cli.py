@@ -841,7 +841,7 @@ def exec_smoke_cmd(
     place-to-ack times (p50/p95/p99, warm-up excluded), errors, ack timeouts and rate-limit
     waits as JSON; its latency_table feeds the backtester's recorded latency model. Keys from
     TRADELAB_API_KEY / TRADELAB_API_SECRET or .env."""
-    from tradelab.adapters.binance.symbols import split_raw
+    from tradelab.adapters.binance.symbols import ccxt_symbol_of_raw
     from tradelab.live.app import fetch_filters
     from tradelab.live.cli import BINANCE_REST, read_keys
     from tradelab.live.smoke import exec_smoke
@@ -852,8 +852,7 @@ def exec_smoke_cmd(
             raise TradelabError("exec-smoke needs TRADELAB_API_KEY and TRADELAB_API_SECRET "
                                 "(or a .env file)")
         rest = f"http://{venue}" if venue else None
-        base, quote = split_raw(symbol.upper())
-        ccxt_sym = f"{base}/{quote}" + (f":{quote}" if market == "usdm" else "")
+        ccxt_sym = ccxt_symbol_of_raw(symbol.upper(), market)
 
         async def run() -> dict:
             filters = await fetch_filters(rest or BINANCE_REST[market], market, symbol.upper())

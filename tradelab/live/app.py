@@ -30,7 +30,12 @@ import numpy as np
 from tradelab.adapters.binance.ccxt_client import make_client
 from tradelab.adapters.binance.filters import SymbolFilters
 from tradelab.adapters.binance.schema import REST_PREFIX
-from tradelab.adapters.binance.symbols import EXCHANGE, split_raw, store_symbol_of_raw
+from tradelab.adapters.binance.symbols import (
+    EXCHANGE,
+    ccxt_symbol_of_raw,
+    split_raw,
+    store_symbol_of_raw,
+)
 from tradelab.core.events import event_dt
 from tradelab.errors import TradelabError
 from tradelab.live.alerts import AlertConfig, Alerter
@@ -211,9 +216,9 @@ class LiveRun:
         venue_broker: VenueBroker | None = None
         broker: Broker
         if cfg.broker == "venue":
-            base, quote = split_raw(sym)
-            ccxt_sym = f"{base}/{quote}" + (f":{quote}" if cfg.market == "usdm" else "")
-            venue_broker = broker = VenueBroker(self.client, ccxt_sym, raw_symbol=sym)
+            venue_broker = broker = VenueBroker(self.client,
+                                                ccxt_symbol_of_raw(sym, cfg.market),
+                                                raw_symbol=sym)
         else:
             broker = PaperBroker(engine)
         setup = BarSetup(cfg.run_id, cfg.strategy, sym, cfg.interval_ns, cfg.units,

@@ -25,6 +25,7 @@ import time
 from decimal import Decimal
 from typing import Any, Protocol
 
+from tradelab.adapters.binance.symbols import raw_of_store_symbol, store_symbol_of_ccxt
 from tradelab.live.orders import Execution, ManagedOrder, OrderManager, StatusReport
 
 log = logging.getLogger("tradelab.live")
@@ -72,7 +73,7 @@ class VenueBroker:
                  retries: int = 2, raw_symbol: str | None = None) -> None:
         self.client = client
         self.symbol = ccxt_symbol
-        self.raw_symbol = raw_symbol or ccxt_symbol.split(":")[0].replace("/", "")
+        self.raw_symbol = raw_symbol or raw_of_store_symbol(store_symbol_of_ccxt(ccxt_symbol))
         self.sink: Sink | None = None
         self.stream_silence_s = stream_silence_s
         self.retries = retries

@@ -127,6 +127,14 @@ def market_of_ccxt(symbol: str) -> str:
     return "spot"
 
 
+def ccxt_symbol_of_raw(raw: str, market: str) -> str:
+    """``BTCUSDT`` -> ``BTC/USDT`` (spot) or ``BTC/USDT:USDT`` (USD-M)."""
+    if market not in EXCHANGE:
+        raise AdapterError(f"unknown Binance market {market!r}: use spot or usdm")
+    base, quote = split_raw(raw)
+    return f"{base}/{quote}" + (f":{quote}" if market == "usdm" else "")
+
+
 def store_symbol_of_ccxt(symbol: str) -> str:
     """``BTC/USDT`` -> ``BTC-USDT``; ``BTC/USDT:USDT`` -> ``BTC-USDT-PERP``."""
     base_quote = symbol.split(":", 1)[0].replace("/", "-")
