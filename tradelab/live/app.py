@@ -175,6 +175,7 @@ class LiveRun:
         missing = [s for s in symbols if s not in by_symbol]
         if missing:
             raise TradelabError(f"no exchange filters for {', '.join(missing)}")
+        self.legs: list[Leg] = []  # (built below; the order manager's clock reads them)
         self.oms = OrderManager({s: by_symbol[s] for s in symbols}, self._now, "tl")
         self.risk = RiskEngine(cfg.risk)
         self.portfolio = Portfolio()
@@ -196,7 +197,7 @@ class LiveRun:
         if self.module.KIND not in (BAR, QUOTE, BOOK):
             raise TradelabError(f"{cfg.strategy} is a {self.module.KIND} strategy: the runners "
                                 "trade bar, quote and book strategies")
-        self.legs = [self._leg(s, by_symbol[s]) for s in symbols]
+        self.legs.extend(self._leg(s, by_symbol[s]) for s in symbols)
         self.by_feed_symbol = {store_symbol_of_raw(leg.symbol, cfg.market): leg
                                for leg in self.legs}
         self.stop = asyncio.Event()
@@ -275,8 +276,7 @@ class LiveRun:
     def _now(self) -> int:
         """The run's event clock: the newest of its simulated exchanges' (wall time before any
         event)."""
-        now = max(leg.engine.now for leg in self.legs) if hasattr(self, "legs") else 0
-        return now or time.time_ns()
+        return max((leg.engine.now for leg in self.legs), default=0) or time.time_ns()
 
     # -- feed callbacks ------------------------------------------------------------------------
 

@@ -76,10 +76,9 @@ class RunJournal:
         self.log.close()
 
 
-def rehydrate(records: list[dict[str, Any]], oms: OrderManager) -> dict[str, Any]:
-    """Rebuild ``oms``'s orders (states and executions) from journal records; returns the
-    last ``state`` record (empty if none)."""
-    last_state: dict[str, Any] = {}
+def rehydrate(records: list[dict[str, Any]], oms: OrderManager) -> None:
+    """Rebuild ``oms``'s orders (states and executions) from journal records (each runner
+    core then finds its own last ``state`` record: :meth:`BarRunnerCore.last_state`)."""
     for r in records:
         t = r["type"]
         if t == "order":
@@ -107,9 +106,6 @@ def rehydrate(records: list[dict[str, Any]], oms: OrderManager) -> dict[str, Any
                                               r["inferred"]))
             o.state = OrderState(r["order_state"])
             o.outcome_unknown = False
-        elif t == "state":
-            last_state = r
-    return last_state
 
 
 __all__ = ["RunJournal", "rehydrate"]
